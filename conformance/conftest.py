@@ -1,0 +1,112 @@
+"""The lab is the fixture: brought up for the session (or attached to a live
+one with --lab), with every test tagged by the RFC section it checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from testbed import expect
+from testbed.lab import Lab
+from testbed.probe import inspect
+from testbed.topology.loader import load
+from testbed.topology.plan import build_plan
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("iiptran")
+    group.addoption("--topology", help="bring this topology up for the run")
+    group.addoption("--lab-name", help="name of the lab brought up for the run")
+    group.addoption("--lab", help="check the lab of this name that is already up")
+    group.addoption("--report-dir", default="reports/adhoc", help="where captures and evidence go")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "rfc(*sections): RFC sections the test checks, e.g. '3884 2.3'")
+
+
+def _topology(config):
+    if config.getoption("--lab"):
+        return Lab.attach(config.getoption("--lab")).topology
+    if config.getoption("--topology"):
+        return load(config.getoption("--topology"))
+    raise pytest.UsageError("give --topology (bring a lab up) or --lab (check a live lab)")
+
+
+def pytest_generate_tests(metafunc):
+    """Flows and joining nodes come from the lab file, so every topology gets
+    exactly the checks that apply to it (no skips for absent features)."""
+    if "flow" in metafunc.fixturenames:
+        topology = _topology(metafunc.config)
+        metafunc.parametrize("flow", list(topology.flows.items()), ids=list(topology.flows), scope="module")
+    if "reroutable_flow" in metafunc.fixturenames:
+        topology = _topology(metafunc.config)
+        graph = build_plan(topology).vn_graph()
+        flows = [(name, spec) for name, spec in topology.flows.items()
+                 if expect.reroutable_link(graph, expect.shortest_path(graph, spec.src, spec.dst))]
+        if not flows:
+            flows = [pytest.param(None, marks=pytest.mark.skip(
+                reason=f"not applicable: no flow of {topology.name} has a link with an alternative path"))]
+        metafunc.parametrize("reroutable_flow", flows, ids=[f[0] if isinstance(f, tuple) else "none" for f in flows])
+    if "joining_node" in metafunc.fixturenames:
+        topology = _topology(metafunc.config)
+        names = [n for n, v in topology.vn_nodes.items() if v.detached]
+        metafunc.parametrize("joining_node", names, ids=names)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        sections = [s for mark in item.iter_markers("rfc") for s in mark.args]
+        if sections:
+            item.user_properties.append(("rfc", ", ".join(sections)))
+
+
+@pytest.fixture(scope="session")
+def report_dir(request) -> Path:
+    path = Path(request.config.getoption("--report-dir")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_lab(request):
+    name = request.config.getoption("--lab")
+    if name:
+        yield Lab.attach(name)      # a live lab: checked, never torn down here
+        return
+    lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"))
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@dataclass
+class JoinRecord:
+    """SAD/SPD of every node already in the VN, before and after the join."""
+    joined: list[str] = field(default_factory=list)
+    before: dict[str, list[str]] = field(default_factory=dict)
+    after: dict[str, list[str]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def join_record(base_lab) -> JoinRecord:
+    """Join every detached node (RFC 3884 4.2.3.2), recording the IPsec state around it."""
+    record = JoinRecord()
+    waiting = [n.name for n in base_lab.plan.vn_nodes if not base_lab.active(n.name)]
+    if not waiting:
+        return record
+    members = base_lab.active_vn_nodes()
+    record.before = {n: inspect.xfrm_entries(base_lab.runtime, n) for n in members}
+    for node in waiting:
+        base_lab.join(node)
+        record.joined.append(node)
+    record.after = {n: inspect.xfrm_entries(base_lab.runtime, n) for n in members}
+    return record
+
+
+@pytest.fixture(scope="session")
+def lab(base_lab, join_record):
+    """The lab with every node in the VN: what most checks run against."""
+    return base_lab

@@ -1,0 +1,100 @@
+"""RFC 3884 3.1 and A.2: on the base network, VN traffic is outer IP / ESP /
+IPIP with the endpoints' own base addresses (RFC 4301 4.1), never plaintext."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+from scapy.packet import Raw
+
+from testbed import expect
+from testbed.probe.capture import Capture, MultiCapture
+from testbed.probe.esp import IPPROTO_ESP, decrypt
+from testbed.probe.traffic import ping
+
+pytestmark = pytest.mark.rfc("3884 3.1", "3884 A.2", "4301 4.1")
+
+
+def _base_link_captures(lab, report_dir, tag: str) -> list[Capture]:
+    """One capture per router-to-router link (a virtual link is a base path)."""
+    captures, seen = [], set()
+    for router in lab.plan.routers:
+        for veth in router.veths:
+            key = frozenset({router.name, veth.peer_node})
+            if veth.peer_node in lab.plan.nodes and lab.plan.nodes[veth.peer_node].role == "router" \
+                    and key not in seen:
+                seen.add(key)
+                captures.append(Capture(lab.runtime, router.name, veth.device,
+                                        report_dir / f"{tag}-{router.name}-{veth.device}.pcap"))
+    return captures
+
+
+@pytest.fixture(scope="module")
+def wire(lab, report_dir, flow):
+    """Capture the base links while the flow's source pings its destination
+    with a unique payload marker."""
+    name, spec = flow
+    marker = secrets.token_bytes(8)
+    captures = MultiCapture(_base_link_captures(lab, report_dir, f"wire-{name}"))
+    with captures:
+        result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=4,
+                      pattern_hex=marker.hex())
+    assert result.ok, f"{spec.src} -> {spec.dst}: no reply\n{result.output}"
+    return spec, marker, captures.packets
+
+
+def _between_endpoints(lab, packets) -> list:
+    pairs = expect.tunnel_endpoint_pairs(lab)
+    return [p for p in packets if IP in p and (p[IP].src, p[IP].dst) in pairs]
+
+
+def test_every_packet_between_tunnel_endpoints_is_esp(lab, wire):
+    _, _, packets = wire
+    tunnel = _between_endpoints(lab, packets)
+    assert tunnel, "no packet between tunnel endpoints crossed the base links: nothing was checked"
+    not_esp = [p.summary() for p in tunnel if p[IP].proto != IPPROTO_ESP]
+    assert not not_esp, f"{len(not_esp)} of {len(tunnel)} packets between endpoints are not ESP: {not_esp[:5]}"
+
+
+def test_no_plaintext_ipip_and_no_marker_in_clear(lab, wire):
+    _, marker, packets = wire
+    assert packets, "the base-link captures are empty: nothing was checked"
+    ipip = [p.summary() for p in packets if IP in p and p[IP].proto == 4]
+    assert not ipip, f"plaintext IPIP (protocol 4) on the base network: {ipip[:5]}"
+    clear = [p.summary() for p in packets if marker in bytes(p)]
+    assert not clear, f"payload marker {marker.hex()} visible in clear in {len(clear)} packets: {clear[:5]}"
+
+
+def test_decrypted_esp_is_ipip_carrying_the_flow(lab, wire):
+    spec, marker, packets = wire
+    src_addresses = {t.vn_address for t in lab.plan.nodes[spec.src].tunnels}
+    dst_address = expect.lan_address(lab, spec.dst)
+    esp = [p for p in _between_endpoints(lab, packets) if p[IP].proto == IPPROTO_ESP]
+    assert esp, "no ESP captured between tunnel endpoints"
+    carrying = []
+    for packet in esp:
+        plain = decrypt(packet, lab.sas)
+        assert plain is not None, f"ESP packet {packet.summary()} matches no SA of this lab (SPI, src, dst)"
+        assert plain.next_header == 4, f"ESP next header {plain.next_header}, want 4 (IPIP): {packet.summary()}"
+        inner = plain.inner
+        if inner is not None and ICMP in inner and Raw in inner and marker in bytes(inner[Raw]):
+            carrying.append((packet, inner))
+    assert carrying, f"no decrypted packet carries the flow's marker {marker.hex()}"
+    for packet, inner in carrying:
+        if inner[ICMP].type == 8:
+            assert inner.src in src_addresses and inner.dst == dst_address, \
+                f"inner echo {inner.src}->{inner.dst}, want {sorted(src_addresses)}->{dst_address}"
+
+
+def test_outer_addresses_are_the_endpoints_own_base_addresses(lab, wire):
+    """RFC 4301 4.1: transport mode between gateways only for their own addresses."""
+    _, _, packets = wire
+    esp = [p for p in packets if IP in p and p[IP].proto == IPPROTO_ESP]
+    assert esp, "no ESP captured on the base links"
+    sa_pairs = {(sa.src, sa.dst): sa for sa in lab.sas}
+    wrong = [p.summary() for p in esp if (p[IP].src, p[IP].dst) not in sa_pairs]
+    assert not wrong, f"ESP between addresses that are not SA endpoints: {wrong[:5]}"
+    node_base = {n.base_address for n in lab.plan.vn_nodes}
+    foreign = [p.summary() for p in esp if p[IP].src not in node_base or p[IP].dst not in node_base]
+    assert not foreign, f"ESP not between VN nodes' own base addresses: {foreign[:5]}"

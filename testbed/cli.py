@@ -1,0 +1,96 @@
+"""`iiptran`: bring RFC 3884 labs up and down, inspect them, run the conformance suite."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from testbed.errors import TestbedError, UserError
+from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
+
+REPORTS = PROJECT / "reports"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iiptran", description=__doc__)
+    parser.add_argument("--runner", default="auto", choices=RUNNERS,
+                        help="where the datapath runs: this kernel, a guest, or auto (default)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def named(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", help="lab name (default: the topology's name, or the only lab up)")
+
+    p = sub.add_parser("up", help="bring a lab up and wait until it has converged")
+    p.add_argument("topology", help="topology name (fig3, fig6) or path to a lab file")
+    named(p)
+    p = sub.add_parser("down", help="tear a lab down")
+    named(p)
+    p.add_argument("--all", action="store_true", help="every lab on this machine, leftovers included")
+    p = sub.add_parser("status", help="nodes, tunnels, OSPF neighbours and SAs of a lab")
+    named(p)
+    p = sub.add_parser("exec", help="run a command inside a node")
+    named(p)
+    p.add_argument("node")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
+    p = sub.add_parser("join", help="bring a detached VN node into the lab (RFC 3884 4.2.3.2)")
+    named(p)
+    p.add_argument("node")
+    p = sub.add_parser("check", help="run the conformance suite against a lab that is up")
+    named(p)
+    p.add_argument("--report", type=Path, help="report folder (default reports/<lab>-check)")
+    p = sub.add_parser("test", help="up, conformance suite, report, down")
+    p.add_argument("topology")
+    named(p)
+    p.add_argument("--report", type=Path, help="report folder (default reports/<topology>)")
+    p = sub.add_parser("validate", help="check a topology file without building anything")
+    p.add_argument("topology")
+    p = sub.add_parser("run", help="run a command where the real datapath is (natively or in the guest)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    sub.add_parser("kernel", help="say whether this kernel can run the datapath, and why")
+    return parser
+
+
+def _strip_dashes(cmd: list[str]) -> list[str]:
+    return cmd[1:] if cmd[:1] == ["--"] else cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every cleanup path runs.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return dispatch(args, argv)
+    except TestbedError as exc:
+        print(f"iiptran: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("iiptran: interrupted; cleaned up", file=sys.stderr)
+        return 130
+
+
+def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    from testbed import commands
+    if args.command == "validate":
+        return commands.validate(args.topology)
+    if args.command in ("test", "up"):
+        commands.validate(args.topology, quiet=True)   # bad input: exit 2 before any VM boots
+    if args.command == "run" and not _strip_dashes(args.cmd):
+        raise UserError("run: give a command after --")
+    if args.command == "exec" and not _strip_dashes(args.cmd):
+        raise UserError("exec: give a command after --")
+    path, reason = decide(args.runner)
+    if args.command == "kernel":
+        announce(path, reason)
+        return 0
+    if path == "guest":
+        announce(path, reason)
+        return commands.in_guest(args, argv)
+    if not in_guest():
+        announce(path, reason)
+    return commands.native(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

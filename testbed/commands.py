@@ -1,0 +1,113 @@
+"""What each CLI command does, on the path the runner chose."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from testbed.errors import UserError
+from testbed.lab import Lab, default_lab_name
+from testbed.runner import PROJECT, RUN_DIR, run_in_guest
+from testbed.topology.loader import load
+
+REPORTS = PROJECT / "reports"
+
+
+def validate(topology: str, quiet: bool = False) -> int:
+    t = load(topology)
+    if not quiet:
+        print(f"{topology}: valid ({len(t.base.routers)} base routers, {len(t.vn_nodes)} VN nodes, "
+              f"{len(t.virtual_links)} virtual links)")
+    return 0
+
+
+def lab_name(args: argparse.Namespace) -> str:
+    if getattr(args, "name", None):
+        return args.name
+    topology = getattr(args, "topology", None)
+    if topology:
+        return default_lab_name(load(topology).name)
+    running = Lab.running()
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise UserError("no lab is up here")
+    raise UserError(f"several labs are up ({', '.join(running)}): say which with --name")
+
+
+def report_dir(args: argparse.Namespace) -> Path:
+    if args.report:
+        return args.report.resolve()
+    if args.command == "test":
+        return REPORTS / load(args.topology).name
+    return REPORTS / f"{lab_name(args)}-check"
+
+
+def native(args: argparse.Namespace) -> int:
+    from testbed import status
+    from testbed.suite import run_suite
+    cmd = args.command
+    if cmd == "up":
+        lab = Lab.up(args.topology, lab_name(args))
+        print(f"lab '{lab.name}' is up: converged {lab.timings['up_to_converged_s']} s after start")
+        print(status.render(lab))
+        return 0
+    if cmd == "down":
+        return down(args)
+    if cmd == "status":
+        print(status.render(Lab.attach(lab_name(args))))
+        return 0
+    if cmd == "exec":
+        lab = Lab.attach(lab_name(args))
+        if args.node not in lab.plan.nodes:
+            raise UserError(f"lab '{lab.name}' has no node '{args.node}' (nodes: {', '.join(lab.plan.nodes)})")
+        return subprocess.call(lab.runtime.exec_argv(args.node, _command(args.cmd)))
+    if cmd == "join":
+        lab = Lab.attach(lab_name(args))
+        lab.join(args.node)
+        print(f"{args.node} joined lab '{lab.name}'; the lab has converged")
+        return 0
+    if cmd == "check":
+        return run_suite(report_dir(args), lab=lab_name(args))
+    if cmd == "test":
+        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args))
+    if cmd == "run":
+        return subprocess.call(_command(args.cmd))
+    raise UserError(f"unknown command {cmd}")
+
+
+def _command(cmd: list[str]) -> list[str]:
+    return cmd[1:] if cmd[:1] == ["--"] else cmd
+
+
+def down(args: argparse.Namespace) -> int:
+    from testbed.runtime.netns import labs_with_namespaces
+    names = sorted(set(Lab.running()) | labs_with_namespaces()) if args.all else [lab_name(args)]
+    for name in names:
+        try:
+            lab = Lab.attach(name)
+        except UserError:
+            if name not in labs_with_namespaces():
+                raise
+            from testbed.runtime.netns import NetnsRuntime
+            runtime = NetnsRuntime(name)     # leftovers of a crashed run: no state file
+            for node in runtime.existing_nodes():
+                runtime.destroy_node(node)
+            print(f"removed leftovers of lab '{name}'")
+            continue
+        lab.down()
+        print(f"lab '{name}' is down")
+    return 0
+
+
+def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
+    """Re-run this very command line inside the guest."""
+    if args.command not in ("test", "run", "kernel", "validate"):
+        from testbed.vm.session import forward
+        return forward(args, argv)
+    writable = [REPORTS]
+    if args.command == "test" and args.report:
+        writable = [args.report.resolve()]
+    command = [sys.executable, "-m", "testbed", *argv]
+    return run_in_guest(command, writable, job=args.command)

@@ -1,0 +1,51 @@
+"""The base network: veth pairs, addresses, static routes, forwarding.
+
+VN nodes are base *hosts* (a default route to their base router, RFC 3884
+2.4); base routers carry static routes between base subnets. Nothing of the
+VN is visible here.
+"""
+from __future__ import annotations
+
+from pyroute2 import NetNS
+
+from testbed.runtime.base import Runtime
+from testbed.topology.plan import LabPlan, NodePlan
+
+NODE_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    # ICMP errors leave from the address of the interface the packet came in
+    # on, so a traceroute names the tunnel each hop was reached through.
+    "net.ipv4.icmp_errors_use_inbound_ifaddr": "1",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+}
+
+
+def configure_sysctls(runtime: Runtime, node: str) -> None:
+    argv = ["sysctl", "-q", "-w"] + [f"{k}={v}" for k, v in NODE_SYSCTLS.items()]
+    runtime.run(node, argv, check=True)
+
+
+def create_veths(runtime: Runtime, plan: LabPlan) -> None:
+    """One veth pair per base link and per VN node's access link."""
+    done: set[frozenset[tuple[str, str]]] = set()
+    for node in plan.nodes.values():
+        for veth in node.veths:
+            key = frozenset({(node.name, veth.device), (veth.peer_node, veth.peer_device)})
+            if key in done:
+                continue
+            done.add(key)
+            with NetNS(runtime.netns(node.name)) as ns:
+                ns.link("add", ifname=veth.device, kind="veth",
+                        peer={"ifname": veth.peer_device, "net_ns_fd": runtime.netns(veth.peer_node)})
+
+
+def address_node(runtime: Runtime, node: NodePlan) -> None:
+    with NetNS(runtime.netns(node.name)) as ns:
+        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        for veth in node.veths:
+            index = ns.link_lookup(ifname=veth.device)[0]
+            ns.addr("add", index=index, address=veth.address, prefixlen=veth.prefixlen)
+            ns.link("set", index=index, state="up")
+        for destination, gateway in node.routes:
+            ns.route("add", dst=destination, gateway=gateway)

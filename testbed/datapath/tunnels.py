@@ -1,0 +1,43 @@
+"""RFC 2003 IPIP tunnel interfaces, one per virtual link end (RFC 3884 3.1).
+
+Each is a real interface with a VN address, so the forwarding table and
+source address selection work on it (3.2, 3.3).
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from pyroute2 import NetNS
+
+from testbed.runtime.base import Runtime
+from testbed.topology.plan import LAN_DEVICE, NodePlan, TunnelEnd
+
+IFF_MULTICAST = 0x1000
+TOS_INHERIT = 1   # IFLA_IPTUN_TOS value 1: copy the inner TOS (RFC 2003 3.1)
+
+
+def create_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int) -> None:
+    with NetNS(runtime.netns(node)) as ns:
+        ns.link("add", ifname=tunnel.device, kind="ipip", ipip_local=tunnel.local_base,
+                ipip_remote=tunnel.remote_base, ipip_ttl=ttl, ipip_tos=TOS_INHERIT,
+                ipip_pmtudisc=1)
+        index = ns.link_lookup(ifname=tunnel.device)[0]
+        ns.addr("add", index=index, address=tunnel.vn_address, prefixlen=tunnel.prefixlen)
+        # OSPF hellos are multicast; ipip devices do not set the flag themselves.
+        ns.link("set", index=index, flags=IFF_MULTICAST, change=IFF_MULTICAST)
+        ns.link("set", index=index, state="up")
+
+
+def set_tunnel_state(runtime: Runtime, node: str, device: str, up: bool) -> None:
+    with NetNS(runtime.netns(node)) as ns:
+        ns.link("set", index=ns.link_lookup(ifname=device)[0], state="up" if up else "down")
+
+
+def create_lan(runtime: Runtime, node: NodePlan) -> None:
+    """The VN-local prefix behind the node, on a dummy interface."""
+    iface = ipaddress.IPv4Interface(node.lan)
+    with NetNS(runtime.netns(node.name)) as ns:
+        ns.link("add", ifname=LAN_DEVICE, kind="dummy")
+        index = ns.link_lookup(ifname=LAN_DEVICE)[0]
+        ns.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        ns.link("set", index=index, state="up")

@@ -1,0 +1,53 @@
+"""What the RFC predicts for a lab: VN paths, hop addresses, on-wire endpoint pairs."""
+from __future__ import annotations
+
+import ipaddress
+
+import networkx as nx
+
+
+def vn_path(lab, src: str, dst: str, cut: tuple[str, str] | None = None) -> list[str]:
+    """The OSPF shortest path over active virtual links (optionally with one link cut)."""
+    return shortest_path(lab.plan.vn_graph().subgraph(lab.active_vn_nodes()), src, dst, cut)
+
+
+def shortest_path(graph: nx.Graph, src: str, dst: str, cut: tuple[str, str] | None = None) -> list[str]:
+    graph = graph.copy()
+    if cut:
+        graph.remove_edge(*cut)
+    paths = list(nx.all_shortest_paths(graph, src, dst, weight="weight"))
+    if len(paths) != 1:
+        raise AssertionError(f"topology gives {len(paths)} equal-cost paths {src}->{dst}; "
+                             "costs must make the expected path unique")
+    return paths[0]
+
+
+def lan_address(lab, node: str) -> str:
+    return str(ipaddress.IPv4Interface(lab.plan.nodes[node].lan).ip)
+
+
+def hop_addresses(lab, path: list[str]) -> list[str]:
+    """Traceroute's answer per hop: each router answers from the tunnel it was
+    reached through; the destination answers from its VN-local address."""
+    hops = [lab.plan.nodes[b].tunnel_to(a).vn_address for a, b in zip(path, path[1:-1])]
+    return hops + [lan_address(lab, path[-1])]
+
+
+def reroutable_link(graph: nx.Graph, path: list[str]) -> tuple[str, str] | None:
+    """The first link of `path` whose loss leaves another path (A's link 3 in Figure 3)."""
+    for a, b in zip(path, path[1:]):
+        try:
+            shortest_path(graph, path[0], path[-1], cut=(a, b))
+        except (nx.NetworkXNoPath, AssertionError):
+            continue
+        return a, b
+    return None
+
+
+def tunnel_endpoint_pairs(lab) -> set[tuple[str, str]]:
+    """(src, dst) base address pairs that carry virtual links, both directions."""
+    pairs = set()
+    for node in lab.plan.vn_nodes:
+        for t in node.tunnels:
+            pairs.add((t.local_base, t.remote_base))
+    return pairs

@@ -1,0 +1,174 @@
+"""A running lab: bring-up, join, teardown, and re-attaching to a live lab.
+
+State (topology, which nodes joined, the SAs with their keys) is kept in
+/run/iiptran/<lab>/ with mode 0700: outside the repository, gone at reboot.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from testbed.datapath import base_network, ipsec, tunnels
+from testbed.errors import UserError
+from testbed.routing.convergence import wait_converged
+from testbed.routing.frr import FrrNode
+from testbed.runtime.base import Runtime
+from testbed.runtime.netns import NetnsRuntime
+from testbed.topology.loader import load, resolve_path
+from testbed.topology.plan import LabPlan, build_plan
+
+STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
+LAB_NAME = re.compile(r"^[a-z0-9]{1,12}$")
+REQID_BASE = 100
+
+
+def check_lab_name(name: str) -> str:
+    if not LAB_NAME.match(name):
+        raise UserError(f"lab name '{name}': use 1-12 lowercase letters or digits")
+    return name
+
+
+def default_lab_name(topology_name: str) -> str:
+    return topology_name.replace("-", "")[:12]
+
+
+class Lab:
+    def __init__(self, name: str, topology_path: Path, runtime: Runtime | None = None):
+        self.name = check_lab_name(name)
+        self.topology_path = topology_path
+        self.topology = load(str(topology_path))
+        self.plan: LabPlan = build_plan(self.topology)
+        self.runtime = runtime or NetnsRuntime(name)
+        self.state_dir = STATE_ROOT / name
+        self.sas: list[ipsec.SecurityAssociation] = []
+        self.joined: set[str] = set()
+        self.timings: dict[str, float] = {}
+
+    # -- persistence -------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = {"name": self.name, "topology": str(self.topology_path), "joined": sorted(self.joined),
+                "sas": [sa.as_dict() for sa in self.sas], "timings": self.timings}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.chmod(0o600)
+        tmp.rename(self.state_file)
+
+    @classmethod
+    def attach(cls, name: str) -> "Lab":
+        """The lab `name` that is up on this machine (e.g. for a re-check)."""
+        state = STATE_ROOT / check_lab_name(name) / "state.json"
+        if not state.exists():
+            raise UserError(f"no lab named '{name}' is up here (no {state})")
+        data = json.loads(state.read_text())
+        lab = cls(name, Path(data["topology"]))
+        lab.joined = set(data["joined"])
+        lab.sas = [ipsec.SecurityAssociation(**sa) for sa in data["sas"]]
+        lab.timings = data.get("timings", {})
+        return lab
+
+    @staticmethod
+    def running() -> list[str]:
+        return sorted(p.name for p in STATE_ROOT.glob("*") if (p / "state.json").exists())
+
+    # -- lifecycle ---------------------------------------------------------
+    @classmethod
+    def up(cls, topology: str, name: str | None = None) -> "Lab":
+        path = resolve_path(topology)
+        lab = cls(name or default_lab_name(load(str(path)).name), path)
+        if lab.state_file.exists() or lab.runtime.existing_nodes():
+            raise UserError(f"a lab named '{lab.name}' is already up; run 'down --name {lab.name}' first")
+        try:
+            lab._bring_up()
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    def _bring_up(self) -> None:
+        started = time.monotonic()
+        self.save()
+        for node in self.plan.nodes:
+            self.runtime.create_node(node)
+            base_network.configure_sysctls(self.runtime, node)
+        base_network.create_veths(self.runtime, self.plan)
+        for node in self.plan.nodes.values():
+            base_network.address_node(self.runtime, node)
+        for node in self.plan.vn_nodes:
+            tunnels.create_lan(self.runtime, node)
+        for node in self.plan.vn_nodes:
+            if not node.detached:
+                self._provision_links(node.name)
+        self.timings["datapath_s"] = round(time.monotonic() - started, 2)
+        self.save()
+        for node in self.plan.vn_nodes:
+            if not node.detached:
+                self._start_routing(node.name)
+        wait_converged(self)
+        self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
+        self.save()
+
+    def active(self, node: str) -> bool:
+        return not self.plan.nodes[node].detached or node in self.joined
+
+    def _provision_links(self, node: str) -> None:
+        """Tunnels + SAs for node's virtual links whose other end is active."""
+        me = self.plan.nodes[node]
+        for tunnel in me.tunnels:
+            if not self.active(tunnel.peer):
+                continue
+            if any(sa.link == tunnel.label for sa in self.sas):
+                continue
+            peer_tunnel = self.plan.nodes[tunnel.peer].tunnel_to(node)
+            ttl = self.topology.defaults.tunnel.ttl
+            tunnels.create_tunnel(self.runtime, node, tunnel, ttl)
+            tunnels.create_tunnel(self.runtime, tunnel.peer, peer_tunnel, ttl)
+            reqid = REQID_BASE + 2 * tunnel.link_index
+            self.sas += ipsec.protect_link(self.runtime, node, tunnel.peer, tunnel, peer_tunnel, reqid)
+            self.save()
+
+    def _start_routing(self, node: str) -> None:
+        frr = self.frr(node)
+        frr.write_config(self.plan.nodes[node], self.topology.defaults.ospf)
+        frr.start()
+
+    def join(self, node: str) -> None:
+        """Bring a detached VN node in (RFC 3884 4.2.3.2): links, SAs, routing."""
+        plan = self.plan.nodes.get(node)
+        if plan is None or plan.role != "vn":
+            raise UserError(f"{self.topology_path}: no VN node named '{node}'")
+        if self.active(node):
+            raise UserError(f"{node} is already part of lab '{self.name}'")
+        self.joined.add(node)
+        self._provision_links(node)
+        self._start_routing(node)
+        self.save()
+        wait_converged(self)
+
+    def down(self) -> None:
+        """Remove everything this lab made; safe to call on a half-built lab."""
+        for node in self.plan.vn_nodes:
+            self.frr(node.name).stop()
+        for node in self.runtime.existing_nodes():
+            self.runtime.destroy_node(node)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    # -- access for probes and tests --------------------------------------
+    def frr(self, node: str) -> FrrNode:
+        return FrrNode(self.runtime, node)
+
+    def run(self, node: str, argv: list[str], timeout: float = 60):
+        if node not in self.plan.nodes:
+            raise UserError(f"lab '{self.name}' has no node '{node}'")
+        return self.runtime.run(node, argv, timeout=timeout)
+
+    def active_vn_nodes(self) -> list[str]:
+        return [n.name for n in self.plan.vn_nodes if self.active(n.name)]

@@ -1,0 +1,43 @@
+"""Decrypt captured ESP with the lab's SA keys (scapy's IPsec implementation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scapy.layers.inet import IP
+from scapy.layers.ipsec import ESP, SecurityAssociation as ScapySA
+
+from testbed.datapath.ipsec import SecurityAssociation
+
+IPPROTO_ESP = 50
+
+
+def scapy_sa(sa: SecurityAssociation) -> ScapySA:
+    if sa.algorithm == "rfc4106-gcm-aes":
+        # scapy takes the RFC 4106 salt as the key's last 4 bytes, as the kernel does.
+        return ScapySA(ESP, spi=sa.spi, crypt_algo="AES-GCM", crypt_key=bytes.fromhex(sa.key),
+                       crypt_icv_size=16)
+    return ScapySA(ESP, spi=sa.spi, crypt_algo="AES-CBC", crypt_key=bytes.fromhex(sa.key),
+                   auth_algo="SHA2-256-128", auth_key=bytes.fromhex(sa.auth_key))
+
+
+@dataclass
+class Decrypted:
+    outer: IP             # the captured packet's IP header (as captured)
+    spi: int
+    next_header: int      # the protocol ESP carried (4 for IPIP)
+    inner: IP | None      # the tunnelled packet when next header is 4
+
+
+def decrypt(packet, sas: list[SecurityAssociation]) -> Decrypted | None:
+    """Decrypt one captured ESP packet, or None if no SA of the lab matches."""
+    if IP not in packet or packet[IP].proto != IPPROTO_ESP:
+        return None
+    outer = packet[IP]
+    esp = outer[ESP]
+    for sa in sas:
+        if sa.spi == esp.spi and sa.src == outer.src and sa.dst == outer.dst:
+            # Decrypt a copy: scapy rewrites the header it is given.
+            plain = scapy_sa(sa).decrypt(IP(bytes(outer)))
+            inner = plain.payload if plain.proto == 4 and isinstance(plain.payload, IP) else None
+            return Decrypted(outer, sa.spi, plain.proto, inner)
+    return None

@@ -1,0 +1,116 @@
+"""Read-only questions about a node's kernel state, answered as data."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from pyroute2 import NetNS
+
+from testbed.runtime.base import Runtime
+
+SPI = re.compile(r"\bspi (0x[0-9a-f]+)")
+PACKETS = re.compile(r"\d+\(bytes\), (\d+)\(packets\)")
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: str      # a.b.c.d/len
+    device: str
+    gateway: str | None
+    source: str | None    # preferred source address
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    kind: str
+    addresses: tuple[str, ...]
+    up: bool
+    rx_packets: int
+    tx_packets: int
+
+
+def routes(runtime: Runtime, node: str) -> list[Route]:
+    found = []
+    with NetNS(runtime.netns(node)) as ns:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}
+        for route in ns.get_routes(family=2, table=254):
+            dst = route.get_attr("RTA_DST") or "0.0.0.0"
+            found.append(Route(f"{dst}/{route['dst_len']}", names.get(route.get_attr("RTA_OIF"), "?"),
+                               route.get_attr("RTA_GATEWAY"), route.get_attr("RTA_PREFSRC")))
+    return found
+
+
+def route_to(routes_: list[Route], address: str) -> Route | None:
+    """Longest-prefix match, as the kernel would pick (single table)."""
+    target = ipaddress.IPv4Address(address)
+    best = None
+    for route in routes_:
+        net = ipaddress.IPv4Network(route.destination, strict=False)
+        if target in net and (best is None or net.prefixlen > ipaddress.IPv4Network(best.destination).prefixlen):
+            best = route
+    return best
+
+
+def devices(runtime: Runtime, node: str) -> dict[str, Device]:
+    found = {}
+    with NetNS(runtime.netns(node)) as ns:
+        addrs: dict[int, list[str]] = {}
+        for addr in ns.get_addr(family=2):
+            addrs.setdefault(addr["index"], []).append(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}")
+        for link in ns.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info else "loopback"
+            stats = link.get_attr("IFLA_STATS64")
+            name = link.get_attr("IFLA_IFNAME")
+            found[name] = Device(name, kind or "", tuple(addrs.get(link["index"], [])),
+                                 bool(link["flags"] & 1), stats["rx_packets"], stats["tx_packets"])
+    return found
+
+
+def xfrm_text(runtime: Runtime, node: str) -> str:
+    """SAD and SPD as iproute2 prints them (keys included: internal use)."""
+    states = runtime.run(node, ["ip", "xfrm", "state"], check=True).stdout
+    policies = runtime.run(node, ["ip", "xfrm", "policy"], check=True).stdout
+    return states + policies
+
+
+# Lines of `ip xfrm` output that change as traffic flows or time passes.
+VOLATILE = ("anti-replay context", "lifetime", "limit:", "expire ", "add 20", "stats:",
+            "replay-window 0 replay", "(bytes)")
+
+
+def xfrm_entries(runtime: Runtime, node: str) -> list[str]:
+    """Each SA and policy as one normalised text block, counters left out:
+    what defines the SAD/SPD, for before/after comparisons."""
+    entries: list[list[str]] = []
+    for line in xfrm_text(runtime, node).splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            entries.append([])
+        text = " ".join(line.split())
+        if entries and not any(text.startswith(v) or v in text for v in VOLATILE):
+            entries[-1].append(text)
+    return sorted(" | ".join(entry) for entry in entries)
+
+
+def sa_packet_counters(runtime: Runtime, node: str) -> dict[int, int]:
+    """SPI -> packets processed by that SA."""
+    counters = {}
+    spi = None
+    for line in runtime.run(node, ["ip", "-s", "xfrm", "state"], check=True).stdout.splitlines():
+        found = SPI.search(line)
+        if found:
+            spi = int(found.group(1), 16)
+        used = PACKETS.search(line)
+        if used and spi is not None:
+            counters[spi] = int(used.group(1))
+            spi = None
+    return counters
+
+
+def xfrm_stats(runtime: Runtime, node: str) -> dict[str, int]:
+    out = runtime.run(node, ["cat", "/proc/net/xfrm_stat"], check=True).stdout
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}

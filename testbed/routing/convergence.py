@@ -1,0 +1,59 @@
+"""Readiness: every expected adjacency Full, every VN prefix installed.
+
+What is expected is derived from the plan and the lab's current membership
+(detached nodes count once they have joined).
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from testbed.probe.inspect import routes
+from testbed.wait import wait_for
+
+CONVERGENCE_TIMEOUT = 90.0
+
+
+def expected_adjacencies(lab) -> dict[str, set[str]]:
+    """VN node -> tunnel devices whose OSPF neighbour must be Full."""
+    return {node: {t.device for t in lab.plan.nodes[node].tunnels if lab.active(t.peer)}
+            for node in lab.active_vn_nodes()}
+
+
+def vn_prefixes(lab) -> set[str]:
+    prefixes = set()
+    for node in lab.active_vn_nodes():
+        plan = lab.plan.nodes[node]
+        prefixes.add(str(ipaddress.IPv4Interface(plan.lan).network))
+        for t in plan.tunnels:
+            if lab.active(t.peer):
+                prefixes.add(str(ipaddress.IPv4Interface(f"{t.vn_address}/{t.prefixlen}").network))
+    return prefixes
+
+
+def missing(lab) -> list[str]:
+    """What is not converged yet, in words; empty when converged."""
+    gaps = []
+    wanted = vn_prefixes(lab)
+    tunnel_devices = {t.device for n in lab.plan.vn_nodes for t in n.tunnels}
+    for node, devices in expected_adjacencies(lab).items():
+        states = lab.frr(node).ospf_neighbors()
+        for device in sorted(devices):
+            state = states.get(device, "absent")
+            if not state.startswith("Full"):
+                gaps.append(f"{node} OSPF on {device} is {state}")
+        installed = {r.destination for r in routes(lab.runtime, node) if r.device in tunnel_devices
+                     or r.device == "lan0"}
+        for prefix in sorted(wanted - installed):
+            gaps.append(f"{node} has no route to {prefix} via a tunnel")
+    return gaps
+
+
+def wait_converged(lab, timeout: float = CONVERGENCE_TIMEOUT) -> None:
+    last: list[str] = []
+
+    def converged() -> bool:
+        last[:] = missing(lab)
+        return not last
+
+    wait_for(converged, f"lab '{lab.name}' to converge (all OSPF adjacencies Full, all VN routes)",
+             timeout, interval=0.3, describe=lambda: "; ".join(last[:6]))

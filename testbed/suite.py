@@ -1,0 +1,33 @@
+"""Run the conformance suite (pytest, in this process) and write the report folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from testbed.runner import PROJECT
+
+CONFORMANCE = PROJECT / "conformance"
+
+
+def run_suite(report_dir: Path, topology: str | None = None, name: str | None = None,
+              lab: str | None = None, select: str | None = None) -> int:
+    """Either bring `topology` up as lab `name` for the run, or check the live `lab`."""
+    import pytest
+
+    from testbed.report.summary import write_summary
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for old in report_dir.glob("*.pcap"):
+        old.unlink()
+    args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE",
+            f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
+            f"--report-dir={report_dir}"]
+    if lab:
+        args.append(f"--lab={lab}")
+    else:
+        args += [f"--topology={topology}", f"--lab-name={name}"]
+    if select:
+        args += ["-k", select]
+    code = int(pytest.main(args))
+    summary = write_summary(report_dir)
+    print(f"iiptran: report written to {summary}")
+    return code

@@ -1,0 +1,102 @@
+"""Read a lab file into a validated Topology, or fail naming file and field."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import networkx as nx
+import yaml
+from pydantic import ValidationError
+
+from testbed.errors import TopologyError
+from testbed.topology.model import Topology
+
+TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "topologies"
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """'fig6' means topologies/fig6.yaml; anything else is a path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        path = TOPOLOGY_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise TopologyError(f"{name_or_path}: no such topology file (looked for {path})")
+    return path
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load(name_or_path: str) -> Topology:
+    path = resolve_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise TopologyError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TopologyError(f"{path}: expected a mapping at the top level")
+    try:
+        topology = Topology.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{path}: {_where(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise TopologyError("\n".join(problems)) from None
+    problems = [f"{path}: {where}: {msg}" for where, msg in check_consistency(topology)]
+    if problems:
+        raise TopologyError("\n".join(problems))
+    return topology
+
+
+def check_consistency(t: Topology) -> list[tuple[str, str]]:
+    """Cross-field rules the per-field models cannot see."""
+    problems: list[tuple[str, str]] = []
+    routers = set(t.base.routers)
+    if len(routers) != len(t.base.routers):
+        problems.append(("base.routers", "a router is listed twice"))
+    for name in t.vn_nodes:
+        if name in routers:
+            problems.append((f"vn_nodes.{name}", "name is already used by a base router"))
+    for i, link in enumerate(t.base.links):
+        for end in link.ends:
+            if end not in routers:
+                problems.append((f"base.links.{i}.ends", f"unknown base router '{end}'"))
+    for name, node in t.vn_nodes.items():
+        if node.router not in routers:
+            problems.append((f"vn_nodes.{name}.router", f"unknown base router '{node.router}'"))
+    pairs: set[frozenset[str]] = set()
+    for i, link in enumerate(t.virtual_links):
+        for end in link.ends:
+            if end not in t.vn_nodes:
+                problems.append((f"virtual_links.{i}.ends", f"unknown VN node '{end}'"))
+        pair = frozenset(link.ends)
+        if pair in pairs:
+            problems.append((f"virtual_links.{i}.ends",
+                             "a second virtual link between the same two nodes (IPIP cannot tell them apart)"))
+        pairs.add(pair)
+    for flow_name, flow in t.flows.items():
+        for field in ("src", "dst"):
+            if getattr(flow, field) not in t.vn_nodes:
+                problems.append((f"flows.{flow_name}.{field}", f"unknown VN node '{getattr(flow, field)}'"))
+    problems += _overlaps(t)
+    graph = nx.Graph()
+    graph.add_nodes_from(routers)
+    graph.add_edges_from(link.ends for link in t.base.links if set(link.ends) <= routers)
+    if routers and not nx.is_connected(graph):
+        problems.append(("base.links", "the base routers do not form one connected network"))
+    return problems
+
+
+def _overlaps(t: Topology) -> list[tuple[str, str]]:
+    subnets: list[tuple[str, ipaddress.IPv4Network]] = []
+    subnets += [(f"base.links.{i}.subnet", ipaddress.IPv4Network(l.subnet)) for i, l in enumerate(t.base.links)]
+    for name, node in t.vn_nodes.items():
+        subnets.append((f"vn_nodes.{name}.access", ipaddress.IPv4Network(node.access)))
+        subnets.append((f"vn_nodes.{name}.lan", ipaddress.IPv4Network(node.lan)))
+    subnets += [(f"virtual_links.{i}.subnet", ipaddress.IPv4Network(l.subnet))
+                for i, l in enumerate(t.virtual_links)]
+    problems = []
+    for i, (where, net) in enumerate(subnets):
+        for other_where, other in subnets[:i]:
+            if net.overlaps(other):
+                problems.append((where, f"{net} overlaps {other_where} ({other})"))
+    return problems

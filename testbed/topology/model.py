@@ -1,0 +1,142 @@
+"""Typed model of a lab file: base network, VN nodes, virtual links.
+
+Field names mirror the YAML keys so that a validation error's location is
+the path a user sees in the file.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")
+AEAD_ALGORITHMS = ("rfc4106-gcm-aes",)
+CIPHER_AUTH_ALGORITHMS = ("cbc-aes-hmac-sha256",)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _node_name(value: str) -> str:
+    if not NAME.match(value):
+        raise ValueError("node names are 1-8 letters or digits, starting with a letter")
+    return value
+
+
+def _network(value: str, max_prefix: int) -> str:
+    net = ipaddress.IPv4Network(value, strict=True)
+    if net.prefixlen > max_prefix:
+        raise ValueError(f"{value} is too small: need at least /{max_prefix}")
+    return str(net)
+
+
+class OspfParams(Strict):
+    hello: int = Field(1, ge=1, le=60, description="hello interval, seconds")
+    dead: int = Field(4, ge=2, le=240, description="dead interval, seconds")
+    cost: int = Field(10, ge=1, le=65535)
+
+
+class IpsecParams(Strict):
+    algorithm: Literal["rfc4106-gcm-aes", "cbc-aes-hmac-sha256"] = "rfc4106-gcm-aes"
+
+
+class TunnelParams(Strict):
+    ttl: int = Field(64, ge=1, le=255, description="fixed outer TTL (RFC 2003 3.1)")
+
+
+class Defaults(Strict):
+    ospf: OspfParams = OspfParams()
+    ipsec: IpsecParams = IpsecParams()
+    tunnel: TunnelParams = TunnelParams()
+
+
+class BaseLink(Strict):
+    ends: tuple[str, str]
+    subnet: str
+
+    @field_validator("ends")
+    @classmethod
+    def _ends(cls, value: tuple[str, str]) -> tuple[str, str]:
+        for name in value:
+            _node_name(name)
+        if value[0] == value[1]:
+            raise ValueError("a link needs two different ends")
+        return value
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        return _network(value, 30)
+
+
+class Base(Strict):
+    routers: list[str] = Field(min_length=1)
+    links: list[BaseLink] = []
+
+    @field_validator("routers")
+    @classmethod
+    def _routers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _node_name(name)
+        return value
+
+
+class VnNode(Strict):
+    router: str = Field(description="base router this VN node is a base host of")
+    access: str = Field(description="subnet of the base link to that router")
+    lan: str = Field(description="VN-local prefix behind this node (passive in OSPF)")
+    detached: bool = Field(False, description="starts without its virtual links; joins later")
+
+    @field_validator("access")
+    @classmethod
+    def _access(cls, value: str) -> str:
+        return _network(value, 30)
+
+    @field_validator("lan")
+    @classmethod
+    def _lan(cls, value: str) -> str:
+        return _network(value, 32)
+
+
+class VirtualLink(Strict):
+    ends: tuple[str, str]
+    subnet: str
+    label: str | None = Field(None, description="the RFC figure's name for the link, e.g. '3'")
+    cost: int | None = Field(None, ge=1, le=65535)
+    ipsec: IpsecParams | None = None
+
+    @field_validator("ends")
+    @classmethod
+    def _ends(cls, value: tuple[str, str]) -> tuple[str, str]:
+        return BaseLink._ends(value)
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        return _network(value, 30)
+
+
+class Flow(Strict):
+    """A named VN traffic flow the suite exercises (e.g. the RFC's X -> Y)."""
+    src: str
+    dst: str
+
+
+class Topology(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
+    description: str = ""
+    defaults: Defaults = Defaults()
+    base: Base
+    vn_nodes: dict[str, VnNode] = Field(min_length=2)
+    virtual_links: list[VirtualLink] = Field(min_length=1)
+    flows: dict[str, Flow] = {}
+
+    @field_validator("vn_nodes")
+    @classmethod
+    def _vn_names(cls, value: dict[str, VnNode]) -> dict[str, VnNode]:
+        for name in value:
+            _node_name(name)
+        return value

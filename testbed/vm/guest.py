@@ -1,0 +1,136 @@
+"""Run a command inside a QEMU guest booted from Debian's stock kernel.
+
+The guest sees the host's filesystem read-only (9p, with a tmpfs overlay for
+scratch writes) and a few host folders writable, so the same Python, FRR and
+project code run inside it. Software emulation (TCG) is used because KVM on
+these hosts rejects a stock kernel. Everything the lab creates lives in the
+guest kernel, so stopping the VM is a complete cleanup.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed.errors import EnvironmentProblem
+from testbed.vm.initramfs import build_initramfs
+from testbed.vm.kernel_cache import GuestKernel, ensure_kernel
+
+ENTRY_SCRIPT = Path(__file__).with_name("guest_entry.sh")
+QEMU = "qemu-system-x86_64"
+PR_SET_PDEATHSIG = 1
+# Variables worth carrying into the guest; the rest of the host's
+# environment (terminals, sessions) means nothing there.
+PASSED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM", "CI", "NO_COLOR")
+
+
+def _die_with_parent() -> None:
+    """Child-side: the VM must not outlive the runner, even after SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class GuestSpec:
+    run_dir: Path                      # writable share holding the job and its exit code
+    writable: list[Path] = field(default_factory=list)
+    memory_mb: int = 2048
+    cpus: int = 2
+    control_socket: Path | None = None  # virtio-serial port for a long-lived guest
+
+
+class Guest:
+    def __init__(self, spec: GuestSpec, cache_dir: Path):
+        if shutil.which(QEMU) is None:
+            raise EnvironmentProblem(f"{QEMU} is not installed (Debian package qemu-system-x86)")
+        spec.run_dir = spec.run_dir.resolve()
+        spec.writable = [p.resolve() for p in spec.writable]
+        self.spec = spec
+        cache_dir = cache_dir.resolve()
+        self.kernel: GuestKernel = ensure_kernel(cache_dir / "kernel")
+        self.initramfs = build_initramfs(self.kernel, cache_dir)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def job_file(self) -> Path:
+        return self.spec.run_dir / "job.sh"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.spec.run_dir / "exitcode"
+
+    def write_job(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+        lines = ["#!/bin/sh", f"cd {shlex.quote(str(cwd))} || exit 2"]
+        for key in PASSED_ENV:
+            if key in env:
+                lines.append(f"export {key}={shlex.quote(env[key])}")
+        # The host PATH first (a venv's bin), then the system's.
+        lines.append(f"export PATH={shlex.quote(env.get('PATH', ''))}:$PATH")
+        lines.append("export TMPDIR=/tmp IIPTRAN_IN_GUEST=1")
+        lines.append(shlex.join(argv))
+        lines.append(f"echo $? > {shlex.quote(str(self.exit_file))}")
+        self.job_file.write_text("\n".join(lines) + "\n")
+
+    def qemu_argv(self) -> list[str]:
+        spec = self.spec
+        shares = [spec.run_dir, *spec.writable]
+        rw = ",".join(f"rw{i}:{p}" for i, p in enumerate(shares))
+        append = " ".join([
+            "console=ttyS0", "quiet", "loglevel=1", "panic=-1", "rw",
+            f"iiptran.modules={self.kernel.root / 'lib' / 'modules'}",
+            f"iiptran.rw={rw}", f"iiptran.entry={ENTRY_SCRIPT}", f"iiptran.job={self.job_file}",
+        ])
+        argv = [
+            QEMU, "-machine", "pc,accel=tcg", "-cpu", "max", "-smp", str(spec.cpus),
+            "-m", str(spec.memory_mb), "-nodefaults", "-no-user-config", "-no-reboot",
+            "-display", "none", "-vga", "none",
+            "-kernel", str(self.kernel.vmlinux), "-initrd", str(self.initramfs), "-append", append,
+            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        ]
+        for i, path in enumerate(shares):
+            argv += ["-virtfs", f"local,path={path},mount_tag=rw{i},security_model=none,multidevs=remap"]
+        if spec.control_socket is not None:
+            argv += ["-device", "virtio-serial",
+                     "-chardev", f"socket,id=ctl,path={spec.control_socket},server=on,wait=off",
+                     "-device", "virtserialport,chardev=ctl,name=iiptran.ctl"]
+        return argv
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
+        """Boot, run argv to completion with the console on our stdio, power off."""
+        self.spec.run_dir.mkdir(parents=True, exist_ok=True)
+        self.exit_file.unlink(missing_ok=True)
+        self.write_job(argv, cwd, dict(os.environ if env is None else env))
+        stdin = sys.stdin if sys.stdin is not None and sys.stdin.isatty() else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.qemu_argv(), stdin=stdin, preexec_fn=_die_with_parent)
+        try:
+            qemu_rc = self.process.wait()
+        finally:
+            self.stop()
+        if not self.exit_file.exists():
+            raise EnvironmentProblem(
+                f"the guest stopped without finishing its job (qemu exit code {qemu_rc}); "
+                "the console output above says why")
+        return int(self.exit_file.read_text().strip() or 1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        _restore_terminal()
+
+
+def _restore_terminal() -> None:
+    """QEMU puts a terminal stdin into raw mode; put it back if it died first."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        subprocess.run(["stty", "sane"], stdin=sys.stdin, check=False)
