@@ -43,16 +43,19 @@ def pytest_generate_tests(metafunc):
     if "reroutable_flow" in metafunc.fixturenames:
         topology = _topology(metafunc.config)
         graph = build_plan(topology).vn_graph()
-        flows = [(name, spec) for name, spec in topology.flows.items()
-                 if expect.reroutable_link(graph, expect.shortest_path(graph, spec.src, spec.dst))]
-        if not flows:
-            flows = [pytest.param(None, marks=pytest.mark.skip(
+        params = [pytest.param((name, spec), id=name) for name, spec in topology.flows.items()
+                  if expect.reroutable_link(graph, expect.shortest_path(graph, spec.src, spec.dst))]
+        if not params:
+            params = [pytest.param(None, id="none", marks=pytest.mark.skip(
                 reason=f"not applicable: no flow of {topology.name} has a link with an alternative path"))]
-        metafunc.parametrize("reroutable_flow", flows, ids=[f[0] if isinstance(f, tuple) else "none" for f in flows])
+        metafunc.parametrize("reroutable_flow", params)
     if "joining_node" in metafunc.fixturenames:
         topology = _topology(metafunc.config)
-        names = [n for n, v in topology.vn_nodes.items() if v.detached]
-        metafunc.parametrize("joining_node", names, ids=names)
+        params = [pytest.param(n, id=n) for n, v in topology.vn_nodes.items() if v.detached]
+        if not params:
+            params = [pytest.param(None, id="none", marks=pytest.mark.skip(
+                reason=f"not applicable: no VN node of {topology.name} starts detached"))]
+        metafunc.parametrize("joining_node", params)
 
 
 def pytest_collection_modifyitems(items):

@@ -58,8 +58,8 @@ def test_routes_to_all_vn_prefixes_go_via_tunnel_devices(lab):
             route = next((r for r in table if r.destination == prefix), None)
             if route is None:
                 problems.append(f"{node}: no route to VN prefix {prefix}")
-            elif route.device not in tunnel_devices:
-                problems.append(f"{node}: route to {prefix} leaves via {route.device}, not a tunnel")
+            elif not set(route.devices) <= tunnel_devices:
+                problems.append(f"{node}: route to {prefix} leaves via {route.devices}, not only tunnels")
     assert not problems, "\n".join(problems)
 
 

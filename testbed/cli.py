@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
 
 from testbed.errors import TestbedError, UserError
+from testbed.lab import check_lab_name
 from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
 
 REPORTS = PROJECT / "reports"
@@ -39,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run the conformance suite against a lab that is up")
     named(p)
     p.add_argument("--report", type=Path, help="report folder (default reports/<lab>-check)")
+    p.add_argument("-k", dest="select", help="only the checks matching this pytest -k expression")
+    p = sub.add_parser("fault", help="break a live lab on purpose (to see the suite fail)")
+    named(p)
+    p.add_argument("fault", help="no-policies, no-in-policies, ospf-off, no-vn-address, base-source")
     p = sub.add_parser("test", help="up, conformance suite, report, down")
     p.add_argument("topology")
     named(p)
@@ -58,8 +64,16 @@ def _strip_dashes(cmd: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so every cleanup path runs.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM unwinds like Ctrl-C, so every cleanup path runs; forked
+    # children (e.g. a library's helper) keep the default and just exit.
+    main_pid = os.getpid()
+
+    def on_sigterm(signum, frame):
+        if os.getpid() != main_pid:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return dispatch(args, argv)
     except TestbedError as exc:
@@ -74,6 +88,8 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     from testbed import commands
     if args.command == "validate":
         return commands.validate(args.topology)
+    if getattr(args, "name", None):
+        check_lab_name(args.name)
     if args.command in ("test", "up"):
         commands.validate(args.topology, quiet=True)   # bad input: exit 2 before any VM boots
     if args.command == "run" and not _strip_dashes(args.cmd):

@@ -69,7 +69,12 @@ def native(args: argparse.Namespace) -> int:
         print(f"{args.node} joined lab '{lab.name}'; the lab has converged")
         return 0
     if cmd == "check":
-        return run_suite(report_dir(args), lab=lab_name(args))
+        return run_suite(report_dir(args), lab=lab_name(args), select=args.select)
+    if cmd == "fault":
+        from testbed.faults import apply
+        lab = Lab.attach(lab_name(args))
+        print(f"lab '{lab.name}': {apply(lab, args.fault)}")
+        return 0
     if cmd == "test":
         return run_suite(report_dir(args), topology=args.topology, name=lab_name(args))
     if cmd == "run":

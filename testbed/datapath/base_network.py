@@ -6,7 +6,7 @@ VN is visible here.
 """
 from __future__ import annotations
 
-from pyroute2 import NetNS
+from testbed.runtime.netlink import netns_fd, rtnl
 
 from testbed.runtime.base import Runtime
 from testbed.topology.plan import LabPlan, NodePlan
@@ -35,13 +35,13 @@ def create_veths(runtime: Runtime, plan: LabPlan) -> None:
             if key in done:
                 continue
             done.add(key)
-            with NetNS(runtime.netns(node.name)) as ns:
+            with rtnl(runtime.netns(node.name)) as ns, netns_fd(runtime.netns(veth.peer_node)) as peer_ns:
                 ns.link("add", ifname=veth.device, kind="veth",
-                        peer={"ifname": veth.peer_device, "net_ns_fd": runtime.netns(veth.peer_node)})
+                        peer={"ifname": veth.peer_device, "net_ns_fd": peer_ns})
 
 
 def address_node(runtime: Runtime, node: NodePlan) -> None:
-    with NetNS(runtime.netns(node.name)) as ns:
+    with rtnl(runtime.netns(node.name)) as ns:
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         for veth in node.veths:
             index = ns.link_lookup(ifname=veth.device)[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pyroute2 import NetNS
+from testbed.runtime.netlink import rtnl
 
 from testbed.runtime.base import Runtime
 from testbed.topology.plan import LAN_DEVICE, NodePlan, TunnelEnd
@@ -17,7 +17,7 @@ TOS_INHERIT = 1   # IFLA_IPTUN_TOS value 1: copy the inner TOS (RFC 2003 3.1)
 
 
 def create_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int) -> None:
-    with NetNS(runtime.netns(node)) as ns:
+    with rtnl(runtime.netns(node)) as ns:
         ns.link("add", ifname=tunnel.device, kind="ipip", ipip_local=tunnel.local_base,
                 ipip_remote=tunnel.remote_base, ipip_ttl=ttl, ipip_tos=TOS_INHERIT,
                 ipip_pmtudisc=1)
@@ -29,14 +29,14 @@ def create_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int) -> N
 
 
 def set_tunnel_state(runtime: Runtime, node: str, device: str, up: bool) -> None:
-    with NetNS(runtime.netns(node)) as ns:
+    with rtnl(runtime.netns(node)) as ns:
         ns.link("set", index=ns.link_lookup(ifname=device)[0], state="up" if up else "down")
 
 
 def create_lan(runtime: Runtime, node: NodePlan) -> None:
     """The VN-local prefix behind the node, on a dummy interface."""
     iface = ipaddress.IPv4Interface(node.lan)
-    with NetNS(runtime.netns(node.name)) as ns:
+    with rtnl(runtime.netns(node.name)) as ns:
         ns.link("add", ifname=LAN_DEVICE, kind="dummy")
         index = ns.link_lookup(ifname=LAN_DEVICE)[0]
         ns.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)

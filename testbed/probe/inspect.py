@@ -5,7 +5,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from pyroute2 import NetNS
+from testbed.runtime.netlink import rtnl
 
 from testbed.runtime.base import Runtime
 
@@ -16,9 +16,13 @@ PACKETS = re.compile(r"\d+\(bytes\), (\d+)\(packets\)")
 @dataclass(frozen=True)
 class Route:
     destination: str      # a.b.c.d/len
-    device: str
+    devices: tuple[str, ...]   # one per next hop (several for equal-cost multipath)
     gateway: str | None
     source: str | None    # preferred source address
+
+    @property
+    def device(self) -> str:
+        return self.devices[0]
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,15 @@ class Device:
 
 def routes(runtime: Runtime, node: str) -> list[Route]:
     found = []
-    with NetNS(runtime.netns(node)) as ns:
+    with rtnl(runtime.netns(node)) as ns:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}
         for route in ns.get_routes(family=2, table=254):
             dst = route.get_attr("RTA_DST") or "0.0.0.0"
-            found.append(Route(f"{dst}/{route['dst_len']}", names.get(route.get_attr("RTA_OIF"), "?"),
-                               route.get_attr("RTA_GATEWAY"), route.get_attr("RTA_PREFSRC")))
+            hops = route.get_attr("RTA_MULTIPATH") or []
+            devices = tuple(names.get(hop["oif"], "?") for hop in hops) or \
+                (names.get(route.get_attr("RTA_OIF"), "?"),)
+            found.append(Route(f"{dst}/{route['dst_len']}", devices, route.get_attr("RTA_GATEWAY"),
+                               route.get_attr("RTA_PREFSRC")))
     return found
 
 
@@ -55,7 +62,7 @@ def route_to(routes_: list[Route], address: str) -> Route | None:
 
 def devices(runtime: Runtime, node: str) -> dict[str, Device]:
     found = {}
-    with NetNS(runtime.netns(node)) as ns:
+    with rtnl(runtime.netns(node)) as ns:
         addrs: dict[int, list[str]] = {}
         for addr in ns.get_addr(family=2):
             addrs.setdefault(addr["index"], []).append(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}")

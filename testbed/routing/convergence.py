@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 
 from testbed.probe.inspect import routes
+from testbed.topology.plan import LAN_DEVICE
 from testbed.wait import wait_for
 
 CONVERGENCE_TIMEOUT = 90.0
@@ -41,8 +42,8 @@ def missing(lab) -> list[str]:
             state = states.get(device, "absent")
             if not state.startswith("Full"):
                 gaps.append(f"{node} OSPF on {device} is {state}")
-        installed = {r.destination for r in routes(lab.runtime, node) if r.device in tunnel_devices
-                     or r.device == "lan0"}
+        installed = {r.destination for r in routes(lab.runtime, node)
+                     if set(r.devices) <= tunnel_devices | {LAN_DEVICE}}
         for prefix in sorted(wanted - installed):
             gaps.append(f"{node} has no route to {prefix} via a tunnel")
     return gaps

@@ -96,6 +96,14 @@ class FrrNode:
             raise TestbedError(f"{self.node}: vtysh '{command}' failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout
 
+    def vtysh_config(self, lines: list[str]) -> None:
+        argv = ["vtysh", "-N", self.pathspace, "-c", "configure terminal"]
+        for line in lines:
+            argv += ["-c", line]
+        done = self.runtime.run(self.node, argv)
+        if done.returncode != 0:
+            raise TestbedError(f"{self.node}: vtysh config {lines} failed: {done.stdout.strip()}")
+
     def vtysh_json(self, command: str) -> dict:
         out = self.vtysh(command)
         try:

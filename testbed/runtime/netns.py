@@ -1,9 +1,11 @@
 """The embedded default backend: every node is a named network namespace."""
 from __future__ import annotations
 
-from pyroute2 import netns as pyroute2_netns
+import subprocess
 
+from testbed.errors import TestbedError
 from testbed.runtime.base import Runtime
+from testbed.runtime.netlink import list_namespaces
 
 PREFIX = "iipt"
 
@@ -14,11 +16,14 @@ def namespace_name(lab: str, node: str) -> str:
 
 def labs_with_namespaces() -> set[str]:
     """Lab names that own namespaces on this machine right now."""
-    labs = set()
-    for name in pyroute2_netns.listnetns():
-        if name.startswith(PREFIX + "-"):
-            labs.add(name[len(PREFIX) + 1:].rsplit("-", 1)[0])
-    return labs
+    return {name[len(PREFIX) + 1:].rsplit("-", 1)[0] for name in list_namespaces()
+            if name.startswith(PREFIX + "-") and name.count("-") == 2}
+
+
+def _ip_netns(*argv: str) -> None:
+    done = subprocess.run(["ip", "netns", *argv], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise TestbedError(f"ip netns {' '.join(argv)}: {done.stderr.strip()}")
 
 
 class NetnsRuntime(Runtime):
@@ -26,18 +31,18 @@ class NetnsRuntime(Runtime):
         return namespace_name(self.lab, node)
 
     def create_node(self, node: str) -> None:
-        pyroute2_netns.create(self.netns(node))
+        _ip_netns("add", self.netns(node))
 
     def destroy_node(self, node: str) -> None:
-        if self.netns(node) in pyroute2_netns.listnetns():
+        if self.netns(node) in list_namespaces():
             # Removing the namespace destroys its veths, tunnels, SAs and
             # policies with it; processes are stopped by the caller first.
-            pyroute2_netns.remove(self.netns(node))
+            _ip_netns("delete", self.netns(node))
 
     def exec_argv(self, node: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns(node), *argv]
 
     def existing_nodes(self) -> list[str]:
         prefix = namespace_name(self.lab, "")
-        return [n[len(prefix):] for n in pyroute2_netns.listnetns() if n.startswith(prefix)
+        return [n[len(prefix):] for n in list_namespaces() if n.startswith(prefix)
                 and "-" not in n[len(prefix):]]

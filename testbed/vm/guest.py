@@ -43,6 +43,7 @@ class GuestSpec:
     memory_mb: int = 2048
     cpus: int = 2
     control_socket: Path | None = None  # virtio-serial port for a long-lived guest
+    console_log: Path | None = None     # console to a file instead of our stdio
 
 
 class Guest:
@@ -91,7 +92,8 @@ class Guest:
             "-m", str(spec.memory_mb), "-nodefaults", "-no-user-config", "-no-reboot",
             "-display", "none", "-vga", "none",
             "-kernel", str(self.kernel.vmlinux), "-initrd", str(self.initramfs), "-append", append,
-            "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+            "-chardev", (f"file,id=console,path={spec.console_log}" if spec.console_log
+                         else "stdio,id=console,signal=off"), "-serial", "chardev:console",
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
         ]
         for i, path in enumerate(shares):
@@ -118,6 +120,14 @@ class Guest:
                 f"the guest stopped without finishing its job (qemu exit code {qemu_rc}); "
                 "the console output above says why")
         return int(self.exit_file.read_text().strip() or 1)
+
+    def start_detached(self, argv: list[str], cwd: Path, env: dict[str, str]) -> int:
+        """Boot a guest that outlives this process (a lab kept up); return QEMU's pid."""
+        self.spec.run_dir.mkdir(parents=True, exist_ok=True)
+        self.write_job(argv, cwd, env)
+        process = subprocess.Popen(self.qemu_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        return process.pid
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,0 +1,46 @@
+"""pyroute2 sockets inside a named network namespace, without forking.
+
+pyroute2 opens namespaced sockets in a forked child with a 2 s deadline; a
+big Python process under emulation can miss it, and the child is a copy of
+the whole test run. Entering the namespace in this thread just long enough
+to open the socket avoids both (the socket stays bound to the namespace).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from pyroute2 import IPRoute
+from pyroute2.netns import popns, pushns
+
+NETNS_DIR = "/run/netns"
+
+
+@contextmanager
+def rtnl(netns: str) -> Iterator[IPRoute]:
+    if not os.path.exists(f"{NETNS_DIR}/{netns}"):
+        raise FileNotFoundError(f"network namespace {netns} does not exist")
+    pushns(netns)
+    try:
+        ipr = IPRoute()
+    finally:
+        popns()
+    with ipr:
+        yield ipr
+
+
+@contextmanager
+def netns_fd(netns: str) -> Iterator[int]:
+    fd = os.open(f"{NETNS_DIR}/{netns}", os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def list_namespaces() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []

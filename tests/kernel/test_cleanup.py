@@ -1,0 +1,60 @@
+"""Nothing is left behind: after a normal down, a failed bring-up, and Ctrl-C."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed import lab as lab_module
+from testbed.errors import WaitTimeout
+from testbed.lab import STATE_ROOT, Lab
+from testbed.routing.frr import FRR_RUN
+from testbed.runtime.netlink import list_namespaces
+from testbed.wait import wait_for
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def leftovers(name: str) -> list[str]:
+    found = [f"namespace {ns}" for ns in list_namespaces() if ns.startswith(f"iipt-{name}-")]
+    found += [f"FRR folder {p}" for p in FRR_RUN.glob(f"iipt-{name}-*")]
+    daemons = subprocess.run(["pgrep", "-af", f"iipt-{name}-"], capture_output=True, text=True).stdout
+    found += [f"process {line}" for line in daemons.splitlines() if "pgrep" not in line]
+    if (STATE_ROOT / name).exists():
+        found.append(f"state folder {STATE_ROOT / name}")
+    return found
+
+
+def test_down_removes_everything():
+    lab = Lab.up("fig6", "cleanok")
+    assert leftovers("cleanok")
+    lab.down()
+    assert leftovers("cleanok") == []
+
+
+def test_failed_bring_up_removes_everything(monkeypatch):
+    def never(lab):
+        raise WaitTimeout("gave up waiting (forced by the test)")
+    monkeypatch.setattr(lab_module, "wait_converged", never)
+    with pytest.raises(WaitTimeout):
+        Lab.up("fig6", "cleanfail")
+    assert leftovers("cleanfail") == []
+
+
+def test_ctrl_c_during_bring_up_removes_everything():
+    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", "cleanint"], cwd=PROJECT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Interrupt once FRR runs: the lab is half-built, daemons included.
+        wait_for(lambda: any("process" in item for item in leftovers("cleanint")) or process.poll() is not None,
+                 "the lab's routing daemons to start", timeout=120)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert leftovers("cleanint") == []

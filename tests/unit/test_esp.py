@@ -1,0 +1,34 @@
+"""The ESP decryption the wire checks rely on, against packets scapy encrypts."""
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+from scapy.packet import Raw
+
+from testbed.datapath.ipsec import new_sa
+from testbed.probe.esp import decrypt, scapy_sa
+
+
+@pytest.mark.parametrize("algorithm", ["rfc4106-gcm-aes", "cbc-aes-hmac-sha256"])
+def test_decrypt_recovers_the_ipip_inner_packet(algorithm):
+    sa = new_sa("10.1.1.2", "10.1.2.2", 100, algorithm, "AB")
+    inner = IP(src="172.16.1.1", dst="192.168.2.1") / ICMP() / Raw(b"marker")
+    wire = scapy_sa(sa).encrypt(IP(src=sa.src, dst=sa.dst, proto=4) / inner)
+    plain = decrypt(IP(bytes(wire)), [sa])
+    assert plain.next_header == 4
+    assert plain.inner.src == "172.16.1.1" and bytes(plain.inner[Raw]) == b"marker"
+
+
+def test_wrong_key_does_not_decrypt():
+    sa = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
+    other = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
+    other = type(sa)(**{**other.as_dict(), "spi": sa.spi})
+    wire = scapy_sa(sa).encrypt(IP(src=sa.src, dst=sa.dst, proto=4) / IP() / ICMP())
+    with pytest.raises(Exception):
+        decrypt(IP(bytes(wire)), [other])
+
+
+def test_packet_of_unknown_sa_is_not_decrypted():
+    sa = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
+    wire = scapy_sa(sa).encrypt(IP(src=sa.src, dst=sa.dst, proto=4) / IP() / ICMP())
+    assert decrypt(IP(bytes(wire)), []) is None
