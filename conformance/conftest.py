@@ -2,6 +2,8 @@
 one with --lab), with every test tagged by the RFC section it checks."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,14 +74,25 @@ def report_dir(request) -> Path:
     return path
 
 
+def _record_lab(lab: Lab, report_dir: Path, attached: bool) -> None:
+    """What was built and how long it took, beside the junit.xml."""
+    facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
+             "attached_to_live_lab": attached, "kernel": os.uname().release,
+             "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1", "timings": lab.timings}
+    (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
+
+
 @pytest.fixture(scope="session")
-def base_lab(request):
+def base_lab(request, report_dir):
     name = request.config.getoption("--lab")
     if name:
-        yield Lab.attach(name)      # a live lab: checked, never torn down here
+        lab = Lab.attach(name)      # a live lab: checked, never torn down here
+        _record_lab(lab, report_dir, attached=True)
+        yield lab
         return
     lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"))
     try:
+        _record_lab(lab, report_dir, attached=False)
         yield lab
     finally:
         lab.down()

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from testbed import expect
-from testbed.datapath.tunnels import set_tunnel_state
+from testbed.datapath.tunnels import TOS_INHERIT, set_tunnel_state
 from testbed.probe import inspect
 from testbed.probe.traffic import traceroute
 from testbed.routing.convergence import expected_adjacencies, vn_prefixes, wait_converged
@@ -30,6 +30,13 @@ def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
                 problems.append(f"{node}: {t.device} is kind={dev.kind} up={dev.up}, want an ipip device up")
             elif f"{t.vn_address}/{t.prefixlen}" not in dev.addresses:
                 problems.append(f"{node}: {t.device} has {dev.addresses}, want VN address {t.vn_address}")
+            else:
+                want = {"local": t.local_base, "remote": t.remote_base,
+                        "ttl": lab.topology.defaults.tunnel.ttl, "tos": TOS_INHERIT}
+                got = {key: dev.tunnel_param(key) for key in want}
+                if got != want:
+                    problems.append(f"{node}: {t.device} tunnel parameters {got}, want {want} "
+                                    "(endpoints = base addresses, fixed outer TTL, TOS inherited)")
     assert not problems, "\n".join(problems)
 
 

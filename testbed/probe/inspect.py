@@ -33,6 +33,10 @@ class Device:
     up: bool
     rx_packets: int
     tx_packets: int
+    tunnel: tuple[tuple[str, object], ...] = ()   # ipip: local, remote, ttl, tos (1 = inherit)
+
+    def tunnel_param(self, key: str):
+        return dict(self.tunnel).get(key)
 
 
 def routes(runtime: Runtime, node: str) -> list[Route]:
@@ -71,8 +75,13 @@ def devices(runtime: Runtime, node: str) -> dict[str, Device]:
             kind = info.get_attr("IFLA_INFO_KIND") if info else "loopback"
             stats = link.get_attr("IFLA_STATS64")
             name = link.get_attr("IFLA_IFNAME")
+            tunnel = ()
+            if kind == "ipip":
+                data = info.get_attr("IFLA_INFO_DATA")
+                tunnel = tuple((key, data.get_attr(f"IFLA_IPTUN_{key.upper()}"))
+                               for key in ("local", "remote", "ttl", "tos"))
             found[name] = Device(name, kind or "", tuple(addrs.get(link["index"], [])),
-                                 bool(link["flags"] & 1), stats["rx_packets"], stats["tx_packets"])
+                                 bool(link["flags"] & 1), stats["rx_packets"], stats["tx_packets"], tunnel)
     return found
 
 
