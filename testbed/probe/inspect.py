@@ -78,7 +78,7 @@ def devices(runtime: Runtime, node: str) -> dict[str, Device]:
             tunnel = ()
             if kind == "ipip":
                 data = info.get_attr("IFLA_INFO_DATA")
-                tunnel = tuple((key, data.get_attr(f"IFLA_IPTUN_{key.upper()}"))
+                tunnel = tuple((key, data.get_attr(f"IFLA_IPIP_{key.upper()}"))
                                for key in ("local", "remote", "ttl", "tos"))
             found[name] = Device(name, kind or "", tuple(addrs.get(link["index"], [])),
                                  bool(link["flags"] & 1), stats["rx_packets"], stats["tx_packets"], tunnel)

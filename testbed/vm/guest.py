@@ -88,7 +88,7 @@ class Guest:
             f"iiptran.rw={rw}", f"iiptran.entry={ENTRY_SCRIPT}", f"iiptran.job={self.job_file}",
         ])
         argv = [
-            QEMU, "-machine", "pc,accel=tcg", "-cpu", "max", "-smp", str(spec.cpus),
+            QEMU, "-machine", "pc,accel=tcg", "-cpu", os.environ.get("IIPTRAN_QEMU_CPU", "max"), "-smp", str(spec.cpus),
             "-m", str(spec.memory_mb), "-nodefaults", "-no-user-config", "-no-reboot",
             "-display", "none", "-vga", "none",
             "-kernel", str(self.kernel.vmlinux), "-initrd", str(self.initramfs), "-append", append,
