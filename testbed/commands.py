@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from testbed.errors import UserError
-from testbed.lab import Lab, default_lab_name
+from testbed.lab import Lab, default_lab_name, teardown
 from testbed.runner import PROJECT, RUN_DIR, run_in_guest
 from testbed.topology.loader import load
 
@@ -87,7 +87,7 @@ def _command(cmd: list[str]) -> list[str]:
 
 
 def down(args: argparse.Namespace) -> int:
-    from testbed.runtime.netns import labs_with_namespaces
+    from testbed.runtime.netns import NetnsRuntime, labs_with_namespaces
     names = sorted(set(Lab.running()) | labs_with_namespaces()) if args.all else [lab_name(args)]
     for name in names:
         try:
@@ -95,10 +95,7 @@ def down(args: argparse.Namespace) -> int:
         except UserError:
             if name not in labs_with_namespaces():
                 raise
-            from testbed.runtime.netns import NetnsRuntime
-            runtime = NetnsRuntime(name)     # leftovers of a crashed run: no state file
-            for node in runtime.existing_nodes():
-                runtime.destroy_node(node)
+            teardown(NetnsRuntime(name))     # leftovers of a killed run: no state file
             print(f"removed leftovers of lab '{name}'")
             continue
         lab.down()

@@ -9,13 +9,14 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from testbed.datapath import base_network, ipsec, tunnels
 from testbed.errors import UserError
 from testbed.routing.convergence import wait_converged
-from testbed.routing.frr import FrrNode
+from testbed.routing.frr import FrrNode, stop_lab_daemons
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
 from testbed.topology.loader import load, resolve_path
@@ -34,6 +35,14 @@ def check_lab_name(name: str) -> str:
 
 def default_lab_name(topology_name: str) -> str:
     return topology_name.replace("-", "")[:12]
+
+
+def teardown(runtime: Runtime) -> None:
+    """Remove a lab's daemons, nodes and state, knowing only its name (and backend)."""
+    stop_lab_daemons(runtime.lab)
+    for node in runtime.existing_nodes():
+        runtime.destroy_node(node)
+    shutil.rmtree(STATE_ROOT / runtime.lab, ignore_errors=True)
 
 
 class Lab:
@@ -84,8 +93,12 @@ class Lab:
     def up(cls, topology: str, name: str | None = None) -> "Lab":
         path = resolve_path(topology)
         lab = cls(name or default_lab_name(load(str(path)).name), path)
-        if lab.state_file.exists() or lab.runtime.existing_nodes():
+        if lab.state_file.exists():
             raise UserError(f"a lab named '{lab.name}' is already up; run 'down --name {lab.name}' first")
+        if lab.runtime.existing_nodes():
+            # Nodes without a state file: what a killed run left behind.
+            print(f"iiptran: removing leftovers of an earlier '{lab.name}' run", file=sys.stderr)
+            teardown(lab.runtime)
         try:
             lab._bring_up()
         except BaseException:
@@ -155,11 +168,7 @@ class Lab:
 
     def down(self) -> None:
         """Remove everything this lab made; safe to call on a half-built lab."""
-        for node in self.plan.vn_nodes:
-            self.frr(node.name).stop()
-        for node in self.runtime.existing_nodes():
-            self.runtime.destroy_node(node)
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+        teardown(self.runtime)
 
     # -- access for probes and tests --------------------------------------
     def frr(self, node: str) -> FrrNode:

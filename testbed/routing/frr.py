@@ -16,6 +16,7 @@ from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.runtime.base import Runtime
 from testbed.topology.model import OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan
+from testbed.wait import wait_for
 
 FRR_DIR = Path("/usr/lib/frr")
 FRR_RUN = Path("/run/frr")
@@ -50,6 +51,39 @@ def zebra_config(node: NodePlan, log: Path) -> str:
     return f"frr defaults traditional\nhostname {node.name}\nlog file {log}\n!\n"
 
 
+def _lab_daemons(lab: str, node: str | None) -> list[int]:
+    """Pids of FRR daemons of a lab (or of one node). Found by
+    command line, not pid file: a daemon interrupted while starting may not
+    have written its pid file yet."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].startswith(str(FRR_DIR).encode()) and b"-N" in argv:
+            index = argv.index(b"-N")
+            space = argv[index + 1].decode(errors="replace") if index + 1 < len(argv) else ""
+            if space == pathspace(lab, node) if node else space.startswith(pathspace(lab, "")):
+                pids.append(int(proc.name))
+    return pids
+
+
+def stop_lab_daemons(lab: str, node: str | None = None) -> None:
+    """Kill a lab's daemons (one node's, or all) and remove their folders."""
+    for pid in _lab_daemons(lab, node):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not _lab_daemons(lab, node), f"FRR daemons of lab '{lab}' to exit", timeout=30)
+    folders = [FRR_RUN / pathspace(lab, node)] if node else FRR_RUN.glob(pathspace(lab, "*"))
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class FrrNode:
     def __init__(self, runtime: Runtime, node: str):
         self.runtime = runtime
@@ -81,14 +115,7 @@ class FrrNode:
                 raise TestbedError(f"{self.node}: {daemon} did not start: {done.stderr.strip()}")
 
     def stop(self) -> None:
-        """Stop the node's daemons by pid file; a missing daemon is not an error."""
-        for daemon in reversed(DAEMONS):
-            pid_file = self.run_dir / f"{daemon}.pid"
-            try:
-                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-            except (FileNotFoundError, ValueError, ProcessLookupError):
-                pass
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        stop_lab_daemons(self.runtime.lab, self.node)
 
     def vtysh(self, command: str, timeout: float = 30) -> str:
         done = self.runtime.run(self.node, ["vtysh", "-N", self.pathspace, "-c", command], timeout=timeout)

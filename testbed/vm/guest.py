@@ -44,6 +44,7 @@ class GuestSpec:
     cpus: int = 2
     control_socket: Path | None = None  # virtio-serial port for a long-lived guest
     console_log: Path | None = None     # console to a file instead of our stdio
+    keep: list[Path] = field(default_factory=list)   # host folders the job needs
 
 
 class Guest:
@@ -86,6 +87,7 @@ class Guest:
             "console=ttyS0", "quiet", "loglevel=1", "panic=-1", "rw",
             f"iiptran.modules={self.kernel.root / 'lib' / 'modules'}",
             f"iiptran.rw={rw}", f"iiptran.entry={ENTRY_SCRIPT}", f"iiptran.job={self.job_file}",
+            f"iiptran.keep={','.join(str(p) for p in self._kept())}",
         ])
         argv = [
             QEMU, "-machine", "pc,accel=tcg", "-cpu", os.environ.get("IIPTRAN_QEMU_CPU", "max"), "-smp", str(spec.cpus),
@@ -103,6 +105,12 @@ class Guest:
                      "-chardev", f"socket,id=ctl,path={spec.control_socket},server=on,wait=off",
                      "-device", "virtserialport,chardev=ctl,name=iiptran.ctl"]
         return argv
+
+    def _kept(self) -> list[Path]:
+        """The project, the interpreter and the caller's folder: the guest's
+        scratch /tmp and /run must not hide them."""
+        paths = [ENTRY_SCRIPT.parents[2], Path(sys.prefix), Path(sys.base_prefix), Path.cwd(), *self.spec.keep]
+        return sorted({p.resolve() for p in paths})
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
         """Boot, run argv to completion with the console on our stdio, power off."""

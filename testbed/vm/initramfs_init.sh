@@ -16,6 +16,7 @@ for arg in $(cat /proc/cmdline); do
     iiptran.modules=*) MODULES="${arg#*=}" ;;
     iiptran.rw=*) RW="${arg#*=}" ;;
     iiptran.entry=*) ENTRY="${arg#*=}" ;;
+    iiptran.keep=*) KEEP="${arg#*=}" ;;
   esac
 done
 
@@ -34,6 +35,13 @@ mount --bind "/lower$MODULES" /newroot/lib/modules
 # /run stays visible.
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
+# Host folders the job needs that sit below those scratch mounts (a project
+# cloned under /tmp, say) are shown through them again, read-only.
+for path in $(echo "$KEEP" | tr ',' ' '); do
+  case "$path" in
+    /tmp/*|/run/*) mkdir -p "/newroot$path"; mount --bind "/lower$path" "/newroot$path" ;;
+  esac
+done
 
 # Writable shares: tag:path pairs separated by commas.
 for pair in $(echo "$RW" | tr ',' ' '); do
