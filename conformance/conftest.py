@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,11 +75,17 @@ def report_dir(request) -> Path:
     return path
 
 
+def _version(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else "unknown"
+
+
 def _record_lab(lab: Lab, report_dir: Path, attached: bool) -> None:
     """What was built and how long it took, beside the junit.xml."""
     facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
              "attached_to_live_lab": attached, "kernel": os.uname().release,
-             "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1", "timings": lab.timings}
+             "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1", "frr": _version(["/usr/lib/frr/zebra", "--version"]),
+             "iproute2": _version(["ip", "-V"]), "timings": lab.timings}
     (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 

@@ -14,7 +14,7 @@ from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
 REPORTS = PROJECT / "reports"
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iiptran", description=__doc__)
     parser.add_argument("--runner", default="auto", choices=RUNNERS,
                         help="where the datapath runs: this kernel, a guest, or auto (default)")
@@ -63,7 +63,7 @@ def _strip_dashes(cmd: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every cleanup path runs; forked
     # children (e.g. a library's helper) keep the default and just exit.
     main_pid = os.getpid()

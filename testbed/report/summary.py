@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -24,6 +25,9 @@ def results(junit: Path) -> list[dict]:
 def write_summary(report_dir: Path) -> Path:
     junit = report_dir / "junit.xml"
     rows = results(junit) if junit.exists() else []
+    facts_file = report_dir / "lab.json"
+    facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
+    facts_html = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in facts.items())
     counts = {k: sum(r["outcome"] == k for r in rows) for k in ("passed", "failed", "error", "not run")}
     body = "".join(
         f"<tr class='{r['outcome'].replace(' ', '-')}'><td>{html.escape(r['rfc'])}</td>"
@@ -36,6 +40,7 @@ table{{border-collapse:collapse}} .failed,.error{{background:#fdd}} .passed{{bac
 .not-run{{background:#eee}} pre{{white-space:pre-wrap;margin:0;max-width:60em}}</style></head><body>
 <h1>IIPtran conformance summary: {html.escape(report_dir.name)}</h1>
 <p>{' · '.join(f'{v} {k}' for k, v in counts.items())}</p>
+<ul>{facts_html}</ul>
 <table><tr><th>RFC section</th><th>test</th><th>verdict</th><th>seconds</th><th>detail</th></tr>
 {body}</table></body></html>"""
     out = report_dir / "index.html"

@@ -6,6 +6,8 @@ One request per line on the virtio-serial port `iiptran.ctl`, as JSON
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import select
@@ -13,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from testbed import cli, commands, lab, status  # noqa: F401  (imported once, used per request)
 
 PORT_NAME = "iiptran.ctl"
 
@@ -24,12 +28,24 @@ def find_port() -> str:
     raise SystemExit(f"agent: no virtio-serial port named {PORT_NAME}")
 
 
+# Commands that run pytest or hand the terminal to another program get a
+# fresh process; the rest run here, where the imports (slow under
+# emulation) were paid once at start.
+OWN_PROCESS = {"check", "test", "run", "exec"}
+
+
 def handle(request: dict) -> dict:
     if request.get("op") == "poweroff":
         return {"rc": 0, "stdout": "", "stderr": "", "poweroff": True}
-    done = subprocess.run([sys.executable, "-m", "testbed", *request["argv"]], capture_output=True, text=True,
-                          check=False)
-    return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+    argv = request["argv"]
+    if cli.build_parser().parse_args(argv).command in OWN_PROCESS:
+        done = subprocess.run([sys.executable, "-m", "testbed", *argv], capture_output=True, text=True,
+                              check=False)
+        return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return {"rc": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
 
 def serve() -> None:

@@ -29,6 +29,8 @@ done
 # the host reaches the job as SIGINT and its cleanup runs.
 setsid -w -c /bin/sh "$JOB" <>/dev/ttyS0 >&0 2>&1
 sync
+# Power off. Init must not exit before that lands (the kernel would panic),
+# and nothing may be started once it has begun, so the waiter comes first.
+sleep 60 &
 echo o >/proc/sysrq-trigger
-# Init must not exit before the power-off lands, or the kernel panics.
-exec sleep 60 >/dev/null 2>&1
+wait
