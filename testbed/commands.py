@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,13 @@ def native(args: argparse.Namespace) -> int:
         lab = Lab.attach(lab_name(args))
         if args.node not in lab.plan.nodes:
             raise UserError(f"lab '{lab.name}' has no node '{args.node}' (nodes: {', '.join(lab.plan.nodes)})")
-        return subprocess.call(lab.runtime.exec_argv(args.node, _command(args.cmd)))
+        argv = lab.runtime.exec_argv(args.node, _command(args.cmd))
+        if _has_real_stdout():
+            return subprocess.call(argv)          # interactive programs keep the terminal
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        return done.returncode
     if cmd == "join":
         lab = Lab.attach(lab_name(args))
         lab.join(args.node)
@@ -80,6 +87,15 @@ def native(args: argparse.Namespace) -> int:
     if cmd == "run":
         return subprocess.call(_command(args.cmd))
     raise UserError(f"unknown command {cmd}")
+
+
+def _has_real_stdout() -> bool:
+    """False when stdout is captured in memory (the guest agent relays it)."""
+    try:
+        sys.stdout.fileno()
+        return True
+    except (AttributeError, io.UnsupportedOperation):
+        return False
 
 
 def _command(cmd: list[str]) -> list[str]:

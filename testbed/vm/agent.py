@@ -28,10 +28,10 @@ def find_port() -> str:
     raise SystemExit(f"agent: no virtio-serial port named {PORT_NAME}")
 
 
-# Commands that run pytest or hand the terminal to another program get a
-# fresh process; the rest run here, where the imports (slow under
-# emulation) were paid once at start.
-OWN_PROCESS = {"check", "test", "run", "exec"}
+# Commands that run pytest or a whole other program get a fresh process;
+# the rest run here, where the imports (slow under emulation) were paid
+# once at start.
+OWN_PROCESS = {"check", "test", "run"}
 
 
 def handle(request: dict) -> dict:
