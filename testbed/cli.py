@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from testbed.errors import TestbedError, UserError
-from testbed.lab import check_lab_name
+from testbed.names import check_lab_name
 from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
 
 REPORTS = PROJECT / "reports"
@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.command == "run" and in_guest():
+        # Inside the guest already: no need to load the lab machinery.
+        import subprocess
+        return subprocess.call(_strip_dashes(args.cmd))
     from testbed import commands
     if args.command == "validate":
         return commands.validate(args.topology)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from testbed.errors import UserError
-from testbed.lab import Lab, default_lab_name, teardown
+from testbed.lab import Lab, teardown
+from testbed.names import default_lab_name
 from testbed.runner import PROJECT, RUN_DIR, run_in_guest
 from testbed.topology.loader import load
 

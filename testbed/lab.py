@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -15,26 +14,16 @@ from pathlib import Path
 
 from testbed.datapath import base_network, ipsec, tunnels
 from testbed.errors import UserError
+from testbed.names import check_lab_name, default_lab_name
 from testbed.routing.convergence import wait_converged
-from testbed.routing.frr import FrrNode, stop_lab_daemons
+from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
 from testbed.topology.loader import load, resolve_path
 from testbed.topology.plan import LabPlan, build_plan
 
 STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
-LAB_NAME = re.compile(r"^[a-z0-9]{1,12}$")
 REQID_BASE = 100
-
-
-def check_lab_name(name: str) -> str:
-    if not LAB_NAME.match(name):
-        raise UserError(f"lab name '{name}': use 1-12 lowercase letters or digits")
-    return name
-
-
-def default_lab_name(topology_name: str) -> str:
-    return topology_name.replace("-", "")[:12]
 
 
 def teardown(runtime: Runtime) -> None:
@@ -122,9 +111,7 @@ class Lab:
                 self._provision_links(node.name)
         self.timings["datapath_s"] = round(time.monotonic() - started, 2)
         self.save()
-        for node in self.plan.vn_nodes:
-            if not node.detached:
-                self._start_routing(node.name)
+        self._start_routing([n.name for n in self.plan.vn_nodes if not n.detached])
         wait_converged(self)
         self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
         self.save()
@@ -148,10 +135,11 @@ class Lab:
             self.sas += ipsec.protect_link(self.runtime, node, tunnel.peer, tunnel, peer_tunnel, reqid)
             self.save()
 
-    def _start_routing(self, node: str) -> None:
-        frr = self.frr(node)
-        frr.write_config(self.plan.nodes[node], self.topology.defaults.ospf)
-        frr.start()
+    def _start_routing(self, nodes: list[str]) -> None:
+        instances = [self.frr(node) for node in nodes]
+        for frr in instances:
+            frr.write_config(self.plan.nodes[frr.node], self.topology.defaults.ospf)
+        start_all(instances)
 
     def join(self, node: str) -> None:
         """Bring a detached VN node in (RFC 3884 4.2.3.2): links, SAs, routing."""
@@ -162,7 +150,7 @@ class Lab:
             raise UserError(f"{node} is already part of lab '{self.name}'")
         self.joined.add(node)
         self._provision_links(node)
-        self._start_routing(node)
+        self._start_routing([node])
         self.save()
         wait_converged(self)
 

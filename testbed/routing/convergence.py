@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 
 from testbed.probe.inspect import routes
+from testbed.routing.frr import parallel
 from testbed.topology.plan import LAN_DEVICE
 from testbed.wait import wait_for
 
@@ -32,20 +33,28 @@ def vn_prefixes(lab) -> set[str]:
 
 
 def missing(lab) -> list[str]:
-    """What is not converged yet, in words; empty when converged."""
+    """What is not converged yet, in words; empty when converged.
+
+    Routes are read first (a netlink dump, cheap even under emulation); the
+    OSPF neighbour tables (one vtysh process per node) are asked only once
+    every route is in, since routes follow Full adjacencies anyway.
+    """
     gaps = []
     wanted = vn_prefixes(lab)
     tunnel_devices = {t.device for n in lab.plan.vn_nodes for t in n.tunnels}
-    for node, devices in expected_adjacencies(lab).items():
-        states = lab.frr(node).ospf_neighbors()
+    adjacencies = expected_adjacencies(lab)
+    for node in adjacencies:
+        installed = {r.destination for r in routes(lab.runtime, node)
+                     if set(r.devices) <= tunnel_devices | {LAN_DEVICE}}
+        gaps += [f"{node} has no route to {prefix} via a tunnel" for prefix in sorted(wanted - installed)]
+    if gaps:
+        return gaps
+    tables = parallel([lab.frr(node).ospf_neighbors for node in adjacencies])
+    for (node, devices), states in zip(adjacencies.items(), tables):
         for device in sorted(devices):
             state = states.get(device, "absent")
             if not state.startswith("Full"):
                 gaps.append(f"{node} OSPF on {device} is {state}")
-        installed = {r.destination for r in routes(lab.runtime, node)
-                     if set(r.devices) <= tunnel_devices | {LAN_DEVICE}}
-        for prefix in sorted(wanted - installed):
-            gaps.append(f"{node} has no route to {prefix} via a tunnel")
     return gaps
 
 

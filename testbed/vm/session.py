@@ -117,7 +117,7 @@ def _lab_for(args: argparse.Namespace) -> str:
     if getattr(args, "name", None):
         return args.name
     if getattr(args, "topology", None):
-        from testbed.lab import default_lab_name
+        from testbed.names import default_lab_name
         from testbed.topology.loader import load
         return default_lab_name(load(args.topology).name)
     live = sessions()
