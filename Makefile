@@ -41,7 +41,7 @@ test-fig6: deps
 
 # The suite's own test: broken datapaths must make the checks fail.
 selftest: deps
-	$(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider tests/kernel
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider tests/kernel
 
 test: unit test-fig6 test-fig3 selftest
 

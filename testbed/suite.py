@@ -1,6 +1,7 @@
 """Run the conformance suite (pytest, in this process) and write the report folder."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from testbed.runner import PROJECT
@@ -11,6 +12,9 @@ CONFORMANCE = PROJECT / "conformance"
 def run_suite(report_dir: Path, topology: str | None = None, name: str | None = None,
               lab: str | None = None, select: str | None = None) -> int:
     """Either bring `topology` up as lab `name` for the run, or check the live `lab`."""
+    # Only the suite's own plugins: a third-party pytest plugin installed on
+    # the machine can neither change verdicts nor cost start-up time.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     import pytest
 
     from testbed.report.summary import write_summary

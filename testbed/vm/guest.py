@@ -27,7 +27,8 @@ QEMU = "qemu-system-x86_64"
 PR_SET_PDEATHSIG = 1
 # Variables worth carrying into the guest; the rest of the host's
 # environment (terminals, sessions) means nothing there.
-PASSED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM", "CI", "NO_COLOR")
+PASSED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM", "CI", "NO_COLOR",
+              "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
 
 
 def _die_with_parent() -> None:
