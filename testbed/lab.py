@@ -20,6 +20,7 @@ from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
 from testbed.topology.loader import load, resolve_path
+from testbed.topology.model import Topology
 from testbed.topology.plan import LabPlan, build_plan
 
 STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
@@ -35,10 +36,11 @@ def teardown(runtime: Runtime) -> None:
 
 
 class Lab:
-    def __init__(self, name: str, topology_path: Path, runtime: Runtime | None = None):
+    def __init__(self, name: str, topology_path: Path, runtime: Runtime | None = None,
+                 topology: Topology | None = None):
         self.name = check_lab_name(name)
         self.topology_path = topology_path
-        self.topology = load(str(topology_path))
+        self.topology = topology or load(str(topology_path))
         self.plan: LabPlan = build_plan(self.topology)
         self.runtime = runtime or NetnsRuntime(name)
         self.state_dir = STATE_ROOT / name
@@ -56,8 +58,10 @@ class Lab:
         data = {"name": self.name, "topology": str(self.topology_path), "joined": sorted(self.joined),
                 "sas": [sa.as_dict() for sa in self.sas], "timings": self.timings}
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.chmod(0o600)
+        # Created 0600 from the start: the file holds the SA keys.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, indent=1)
         tmp.rename(self.state_file)
 
     @classmethod
@@ -81,7 +85,8 @@ class Lab:
     @classmethod
     def up(cls, topology: str, name: str | None = None) -> "Lab":
         path = resolve_path(topology)
-        lab = cls(name or default_lab_name(load(str(path)).name), path)
+        model = load(str(path))
+        lab = cls(name or default_lab_name(model.name), path, topology=model)
         if lab.state_file.exists():
             raise UserError(f"a lab named '{lab.name}' is already up; run 'down --name {lab.name}' first")
         if lab.runtime.existing_nodes():
@@ -161,11 +166,6 @@ class Lab:
     # -- access for probes and tests --------------------------------------
     def frr(self, node: str) -> FrrNode:
         return FrrNode(self.runtime, node)
-
-    def run(self, node: str, argv: list[str], timeout: float = 60):
-        if node not in self.plan.nodes:
-            raise UserError(f"lab '{self.name}' has no node '{node}'")
-        return self.runtime.run(node, argv, timeout=timeout)
 
     def active_vn_nodes(self) -> list[str]:
         return [n.name for n in self.plan.vn_nodes if self.active(n.name)]

@@ -64,7 +64,12 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
         if node.router not in routers:
             problems.append((f"vn_nodes.{name}.router", f"unknown base router '{node.router}'"))
     pairs: set[frozenset[str]] = set()
+    labels: set[str] = set()
     for i, link in enumerate(t.virtual_links):
+        label = link.label or "-".join(link.ends)
+        if label in labels:
+            problems.append((f"virtual_links.{i}.label", f"label '{label}' is used by another virtual link"))
+        labels.add(label)
         for end in link.ends:
             if end not in t.vn_nodes:
                 problems.append((f"virtual_links.{i}.ends", f"unknown VN node '{end}'"))

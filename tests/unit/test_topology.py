@@ -39,6 +39,7 @@ def test_figures_load(name):
     (lambda d: d["virtual_links"].append(dict(d["virtual_links"][0], subnet="172.16.9.0/30")),
      "virtual_links.3.ends", "second virtual link"),
     (lambda d: d["base"]["links"].clear(), "base.links", "connected"),
+    (lambda d: d["virtual_links"][1].update(label="AB"), "virtual_links.1.label", "label 'AB'"),
 ])
 def test_bad_file_names_file_and_field(tmp_path, edit, field, words):
     path = _broken(tmp_path, edit)
