@@ -10,7 +10,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.lab import Lab, teardown
 from testbed.names import default_lab_name
-from testbed.runner import PROJECT, RUN_DIR, run_in_guest
+from testbed.runner import PROJECT, run_in_guest
 from testbed.topology.loader import load
 
 REPORTS = PROJECT / "reports"

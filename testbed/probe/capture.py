@@ -32,7 +32,8 @@ class Capture:
         self.pcap.parent.mkdir(parents=True, exist_ok=True)
         # Immediate mode: packets reach the file as they arrive, not when a
         # ring block fills (a SIGINT would otherwise discard the block).
-        argv = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", self.device, "-n", "-U", "-s", "0", "-w", str(self.pcap)]
+        argv = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", self.device, "-n", "-U", "-s", "0",
+                "-w", str(self.pcap)]
         if self.bpf:
             argv.append(self.bpf)
         self.process = self.runtime.popen(self.node, argv, stdout=subprocess.DEVNULL,

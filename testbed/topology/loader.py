@@ -93,12 +93,13 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
 
 def _overlaps(t: Topology) -> list[tuple[str, str]]:
     subnets: list[tuple[str, ipaddress.IPv4Network]] = []
-    subnets += [(f"base.links.{i}.subnet", ipaddress.IPv4Network(l.subnet)) for i, l in enumerate(t.base.links)]
+    subnets += [(f"base.links.{i}.subnet", ipaddress.IPv4Network(link.subnet))
+                for i, link in enumerate(t.base.links)]
     for name, node in t.vn_nodes.items():
         subnets.append((f"vn_nodes.{name}.access", ipaddress.IPv4Network(node.access)))
         subnets.append((f"vn_nodes.{name}.lan", ipaddress.IPv4Network(node.lan)))
-    subnets += [(f"virtual_links.{i}.subnet", ipaddress.IPv4Network(l.subnet))
-                for i, l in enumerate(t.virtual_links)]
+    subnets += [(f"virtual_links.{i}.subnet", ipaddress.IPv4Network(link.subnet))
+                for i, link in enumerate(t.virtual_links)]
     problems = []
     for i, (where, net) in enumerate(subnets):
         for other_where, other in subnets[:i]:
