@@ -85,7 +85,8 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool) -> None:
     facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
-             "frr": _version(["/usr/lib/frr/zebra", "--version"]), "iproute2": _version(["ip", "-V"]), "timings": lab.timings}
+             "frr": _version(["/usr/lib/frr/zebra", "--version"]), "iproute2": _version(["ip", "-V"]),
+             "timings": lab.timings}
     (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 
