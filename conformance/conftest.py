@@ -3,6 +3,7 @@ one with --lab), with every test tagged by the RFC section it checks."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import pytest
 from testbed import expect
 from testbed.lab import Lab
 from testbed.probe import inspect
+from testbed.report.evidence import RECORDER, as_dicts
+from testbed.report.wireshark import write_esp_sa
 from testbed.topology.loader import load
 from testbed.topology.plan import build_plan
 
@@ -61,11 +64,27 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("joining_node", params)
 
 
+def evidence_file(nodeid: str) -> str:
+    """Where a test's evidence goes, relative to the report folder."""
+    return "evidence/" + re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]) + ".json"
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         sections = [s for mark in item.iter_markers("rfc") for s in mark.args]
         if sections:
             item.user_properties.append(("rfc", ", ".join(sections)))
+        item.user_properties.append(("evidence", evidence_file(item.nodeid)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Everything the test (and the fixtures it set up) ran and captured."""
+    RECORDER.start()
+    yield
+    path = Path(item.config.getoption("--report-dir")).resolve() / evidence_file(item.nodeid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(as_dicts(RECORDER.stop()), indent=1))
 
 
 @pytest.fixture(scope="session")
@@ -97,12 +116,15 @@ def base_lab(request, report_dir):
         lab = Lab.attach(name)      # a live lab: checked, never torn down here
         _record_lab(lab, report_dir, attached=True)
         yield lab
+        write_esp_sa(lab.sas, report_dir)
         return
     lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"))
     try:
         _record_lab(lab, report_dir, attached=False)
         yield lab
     finally:
+        # The SAs (with those a join added) die with the lab: keep them for Wireshark.
+        write_esp_sa(lab.sas, report_dir)
         lab.down()
 
 

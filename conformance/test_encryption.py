@@ -6,12 +6,14 @@ import secrets
 
 import pytest
 from scapy.layers.inet import ICMP, IP
+from scapy.layers.ipsec import ESP
 from scapy.packet import Raw
 
 from testbed import expect
 from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.traffic import ping
+from testbed.report.evidence import RECORDER
 
 pytestmark = pytest.mark.rfc("3884 3.1", "3884 A.2", "4301 4.1")
 
@@ -80,6 +82,9 @@ def test_decrypted_esp_is_ipip_carrying_the_flow(lab, wire):
         inner = plain.inner
         if inner is not None and ICMP in inner and Raw in inner and marker in bytes(inner[Raw]):
             carrying.append((packet, inner))
+    RECORDER.packets("decrypted ESP carrying the flow (outer / ESP / inner)", [
+        f"{p[IP].src} > {p[IP].dst} ESP spi 0x{p[ESP].spi:08x} seq {p[ESP].seq} / next header 4 / "
+        f"{inner.summary()}" for p, inner in carrying])
     assert carrying, f"no decrypted packet carries the flow's marker {marker.hex()}"
     for packet, inner in carrying:
         if inner[ICMP].type == 8:

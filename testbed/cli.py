@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a command where the real datapath is (natively or in the guest)")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("kernel", help="say whether this kernel can run the datapath, and why")
+    p = sub.add_parser("compare", help="which requirements changed verdict between two results.json")
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
     return parser
 
 
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.command == "compare":
+        from testbed.report.compare import compare_files
+        return compare_files(args.old, args.new)
     if args.command == "run" and in_guest():
         # Inside the guest already: no need to load the lab machinery.
         import subprocess

@@ -17,10 +17,10 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     import pytest
 
-    from testbed.report.summary import write_summary
+    from testbed.report.html import terminal_table, write_report
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    for old in report_dir.glob("*.pcap"):
+    for old in [*report_dir.glob("*.pcap"), *report_dir.glob("evidence/*.json")]:
         old.unlink()
     args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE",
             f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
@@ -32,6 +32,7 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
     if select:
         args += ["-k", select]
     code = int(pytest.main(args))
-    summary = write_summary(report_dir)
-    print(f"iiptran: report written to {summary}")
+    page = write_report(report_dir)
+    print(terminal_table(report_dir))
+    print(f"iiptran: report written to {page} (results.json, junit.xml, pcaps beside it)")
     return code

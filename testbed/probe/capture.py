@@ -12,6 +12,7 @@ from scapy.layers.l2 import Ether  # noqa: F401
 from scapy.utils import rdpcap
 
 from testbed.errors import TestbedError, WaitTimeout
+from testbed.report.evidence import RECORDER
 from testbed.runtime.base import Runtime
 from testbed.wait import wait_for
 
@@ -84,6 +85,7 @@ class Capture:
     def __exit__(self, *exc) -> None:
         self.stop()
         self.packets = list(rdpcap(str(self.pcap))) if self.pcap.exists() and self.pcap.stat().st_size else []
+        RECORDER.pcap(self.node, self.device, self.pcap, len(self.packets))
 
 
 class MultiCapture:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from abc import ABC, abstractmethod
 
+from testbed.report.evidence import RECORDER
+
 
 class Runtime(ABC):
     """One lab's nodes on one backend. Names are scoped by the lab name."""
@@ -35,8 +37,12 @@ class Runtime(ABC):
 
     def run(self, node: str, argv: list[str], timeout: float = 60,
             check: bool = False) -> subprocess.CompletedProcess:
-        return subprocess.run(self.exec_argv(node, argv), capture_output=True, text=True,
-                              timeout=timeout, check=check)
+        done = subprocess.run(self.exec_argv(node, argv), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        RECORDER.command(node, argv, done.returncode, done.stdout, done.stderr)
+        if check:
+            done.check_returncode()
+        return done
 
     def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
         return subprocess.Popen(self.exec_argv(node, argv), **kwargs)

@@ -11,7 +11,7 @@ import pytest
 
 from testbed import faults
 from testbed.lab import Lab
-from testbed.report.summary import results
+from testbed.report.results import read_junit
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ def _check(lab: str, report: Path, select: str) -> dict[str, str]:
     done = subprocess.run([sys.executable, "-m", "testbed", "check", "--name", lab, "--report", str(report),
                            "-k", select], cwd=PROJECT, capture_output=True, text=True, timeout=900)
     assert (report / "junit.xml").exists(), f"the check wrote no junit.xml:\n{done.stdout}\n{done.stderr}"
-    outcomes = {row["test"].split("::")[-1]: row["outcome"] for row in results(report / "junit.xml")}
+    outcomes = {row["id"].split("::")[-1]: row["outcome"] for row in read_junit(report / "junit.xml")}
     assert outcomes, f"no check ran:\n{done.stdout}"
     return outcomes
 

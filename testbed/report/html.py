@@ -1,0 +1,68 @@
+"""Write a run's report folder: results.json, index.html (self-contained), and
+the terminal summary table."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from tabulate import tabulate
+
+from testbed.errors import TestbedError
+from testbed.report.results import SEVERITY, build_results, machine_readable
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _anchor(test_id: str) -> str:
+    return "t-" + re.sub(r"[^A-Za-z0-9_-]+", "-", test_id)
+
+
+def _diagram(results: dict) -> str:
+    topology_file = results["lab"].get("topology_file")
+    if not topology_file:
+        return "<p>(no lab was built in this run)</p>"
+    from testbed.report.diagram import render_svg
+    from testbed.topology.loader import load
+    from testbed.topology.plan import build_plan
+    try:
+        return render_svg(build_plan(load(topology_file)))
+    except TestbedError as exc:
+        return f"<p>(topology file no longer readable: {exc})</p>"
+
+
+def write_report(report_dir: Path) -> Path:
+    results = build_results(report_dir)
+    (report_dir / "results.json").write_text(json.dumps(machine_readable(results, report_dir), indent=1) + "\n")
+    tests = sorted(results["tests"], key=lambda t: SEVERITY.index(t["outcome"]))
+    for test in tests:
+        test["anchor"] = _anchor(test["id"])
+        for item in test["evidence"]:
+            if item.get("path"):
+                item["rel"] = _relative(item["path"], report_dir)
+    requirements = sorted(results["requirements"], key=lambda r: SEVERITY.index(r["verdict"]))
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
+    page = env.get_template("report.html.j2").render(
+        r=results, tests=tests, requirements=requirements, diagram=_diagram(results),
+        failures=[t for t in tests if t["outcome"] in ("failed", "error")],
+        anchors={t["id"]: t["anchor"] for t in tests}, outcomes={t["id"]: t["outcome"] for t in tests},
+        tshark="tshark -o esp.enable_encryption_decode:TRUE -r <capture>.pcap")
+    out = report_dir / "index.html"
+    out.write_text(page)
+    return out
+
+
+def _relative(path: str, report_dir: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(report_dir.resolve()))
+    except ValueError:
+        return path
+
+
+def terminal_table(report_dir: Path) -> str:
+    data = json.loads((report_dir / "results.json").read_text())
+    rows = [[section, req["verdict"], len(req["tests"])] for section, req in data["requirements"].items()]
+    counts = ", ".join(f"{v} {k}" for k, v in data["counts"].items())
+    return (tabulate(rows, headers=["RFC section", "verdict", "tests"]) +
+            f"\noverall: {data['verdict'].upper()} ({counts})")

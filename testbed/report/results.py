@@ -1,0 +1,88 @@
+"""A run's verdicts as data: from junit.xml, the evidence files and lab.json.
+
+`results.json` (requirement -> verdict -> tests -> evidence) is what other
+tools consume; the HTML report and the terminal table are views of it.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+OUTCOMES = {"failure": "failed", "error": "error", "skipped": "not run"}
+SEVERITY = ["failed", "error", "not run", "passed"]
+
+
+def read_junit(junit: Path) -> list[dict]:
+    rows = []
+    root = ET.parse(junit).getroot()
+    for case in root.iter("testcase"):
+        outcome, message, detail = "passed", "", ""
+        for tag, name in OUTCOMES.items():
+            node = case.find(tag)
+            if node is not None:
+                outcome, message, detail = name, node.get("message") or "", node.text or ""
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        rows.append({"id": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
+                     "sections": [s.strip() for s in props.get("rfc", "").split(",") if s.strip()],
+                     "message": message, "detail": detail.strip(), "time": float(case.get("time") or 0),
+                     "evidence_file": props.get("evidence", "")})
+    return rows
+
+
+def requirement_verdict(outcomes: list[str]) -> str:
+    if any(o in ("failed", "error") for o in outcomes):
+        return "failed"
+    if outcomes and all(o == "not run" for o in outcomes):
+        return "not run"
+    return "passed"
+
+
+def build_results(report_dir: Path) -> dict:
+    junit = report_dir / "junit.xml"
+    tests = read_junit(junit) if junit.exists() else []
+    for test in tests:
+        path = report_dir / test["evidence_file"] if test["evidence_file"] else None
+        test["evidence"] = json.loads(path.read_text()) if path and path.exists() else []
+    sections: dict[str, list[dict]] = {}
+    for test in tests:
+        for section in test["sections"] or ["(no section)"]:
+            sections.setdefault(section, []).append(test)
+    requirements = [{"section": section, "verdict": requirement_verdict([t["outcome"] for t in members]),
+                     "tests": [t["id"] for t in members],
+                     "evidence": sorted({i["path"] for t in members for i in t["evidence"] if i.get("path")})}
+                    for section, members in sorted(sections.items())]
+    facts_file = report_dir / "lab.json"
+    counts = {name: sum(t["outcome"] == name for t in tests) for name in SEVERITY}
+    return {"report": report_dir.name, "lab": json.loads(facts_file.read_text()) if facts_file.exists() else {},
+            "counts": counts, "duration_s": round(sum(t["time"] for t in tests), 1),
+            "verdict": "fail" if counts["failed"] or counts["error"] or not tests else "pass",
+            "requirements": requirements, "tests": tests}
+
+
+def machine_readable(results: dict, report_dir: Path) -> dict:
+    """results.json: requirement -> verdict -> tests and evidence paths (no evidence bodies)."""
+    def rel(path: str) -> str:
+        try:
+            return str(Path(path).resolve().relative_to(report_dir.resolve()))
+        except ValueError:
+            return path
+    return {"report": results["report"], "verdict": results["verdict"], "counts": results["counts"],
+            "lab": results["lab"],
+            "requirements": {r["section"]: {"verdict": r["verdict"], "tests": r["tests"],
+                                            "evidence": [rel(p) for p in r["evidence"]]}
+                             for r in results["requirements"]},
+            "tests": {t["id"]: {"outcome": t["outcome"], "sections": t["sections"], "message": t["message"],
+                                "evidence": t["evidence_file"]} for t in results["tests"]}}
+
+
+def compare(old: dict, new: dict) -> list[tuple[str, str, str]]:
+    """Requirements whose verdict changed between two results.json: (section, old, new)."""
+    sections = sorted(set(old["requirements"]) | set(new["requirements"]))
+    changes = []
+    for section in sections:
+        before = old["requirements"].get(section, {}).get("verdict", "absent")
+        after = new["requirements"].get(section, {}).get("verdict", "absent")
+        if before != after:
+            changes.append((section, before, after))
+    return changes

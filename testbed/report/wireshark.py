@@ -1,0 +1,48 @@
+"""The run's SAs as a Wireshark `esp_sa` table, so the pcaps open decrypted.
+
+The table sits in `<report>/wireshark/esp_sa`, a Wireshark personal
+configuration folder: point WIRESHARK_CONFIG_DIR at it. It is the only place
+a report holds key material (mode 0600, never shown in the HTML).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from testbed.datapath.ipsec import SecurityAssociation
+
+# Wireshark's names for the algorithms (ESP preferences, 'esp_sa' UAT).
+ENCRYPTION = {"rfc4106-gcm-aes": "AES-GCM with 16 octet ICV [RFC4106]", "cbc-aes-hmac-sha256": "AES-CBC [RFC3602]"}
+AUTHENTICATION = {"rfc4106-gcm-aes": "NULL", "cbc-aes-hmac-sha256": "HMAC-SHA-256-128 [RFC4868]"}
+
+
+def esp_sa_lines(sas: list[SecurityAssociation]) -> list[str]:
+    lines = []
+    for sa in sas:
+        fields = ["IPv4", sa.src, sa.dst, f"0x{sa.spi:08x}", ENCRYPTION[sa.algorithm], f"0x{sa.key}",
+                  AUTHENTICATION[sa.algorithm], f"0x{sa.auth_key}" if sa.auth_key else ""]
+        lines.append(",".join(f'"{field}"' for field in fields))
+    return lines
+
+
+def config_dir(report_dir: Path) -> Path:
+    return report_dir / "wireshark"
+
+
+def write_esp_sa(sas: list[SecurityAssociation], report_dir: Path) -> Path:
+    folder = config_dir(report_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "esp_sa"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(esp_sa_lines(sas)) + "\n")
+    return path
+
+
+def tshark_argv(pcap: Path) -> list[str]:
+    """tshark decoding ESP with the table; run with WIRESHARK_CONFIG_DIR set (see tshark_env)."""
+    return ["tshark", "-n", "-o", "esp.enable_encryption_decode:TRUE", "-r", str(pcap)]
+
+
+def tshark_env(report_dir: Path) -> dict[str, str]:
+    return {**os.environ, "WIRESHARK_CONFIG_DIR": str(config_dir(report_dir))}

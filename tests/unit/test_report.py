@@ -1,0 +1,96 @@
+"""The report folder: results.json, the self-contained HTML, the comparison."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.report.html import terminal_table, write_report
+from testbed.report.results import compare
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="3">
+<testcase classname="conformance.test_encryption" name="test_every_packet_is_esp[xy]" time="1.5">
+ <properties><property name="rfc" value="3884 3.1, 3884 A.2"/>
+ <property name="evidence" value="evidence/test_every_packet_is_esp_xy_.json"/></properties>
+ <failure message="AssertionError: 3 of 9 packets between endpoints are not ESP">Traceback ...</failure>
+</testcase>
+<testcase classname="conformance.test_forwarding" name="test_ospf_full" time="0.5">
+ <properties><property name="rfc" value="3884 2.3"/><property name="evidence" value="evidence/test_ospf_full.json"/>
+ </properties></testcase>
+<testcase classname="conformance.test_forwarding" name="test_cut_link[none]" time="0.0">
+ <properties><property name="rfc" value="3884 2.3"/></properties>
+ <skipped message="not applicable: no flow has an alternative path"/></testcase>
+</testsuite></testsuites>
+"""
+
+
+def make_run(folder: Path, failing: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    junit = JUNIT if failing else JUNIT.replace('<failure message="AssertionError: 3 of 9 packets between '
+                                               'endpoints are not ESP">Traceback ...</failure>', "")
+    (folder / "junit.xml").write_text(junit)
+    (folder / "evidence").mkdir(exist_ok=True)
+    (folder / "evidence" / "test_every_packet_is_esp_xy_.json").write_text(json.dumps([
+        {"kind": "command", "title": "ip xfrm state  (exit 0)", "node": "A", "path": "",
+         "body": "src 10.1.1.2 dst 10.1.2.2\n aead rfc4106(gcm(aes)) <key redacted> 128"},
+        {"kind": "pcap", "title": "capture on R1:b-R2, 9 packets", "node": "R1", "body": "",
+         "path": str(folder / "wire-xy-R1-b-R2.pcap")}]))
+    (folder / "evidence" / "test_ospf_full.json").write_text("[]")
+    (folder / "lab.json").write_text(json.dumps({"lab": "fig3", "topology": "fig3",
+                                                 "topology_file": str(PROJECT / "topologies" / "fig3.yaml")}))
+    return folder
+
+
+def test_results_json_maps_requirements_to_verdicts_and_evidence(tmp_path):
+    run = make_run(tmp_path / "run")
+    write_report(run)
+    data = json.loads((run / "results.json").read_text())
+    assert data["verdict"] == "fail"
+    assert data["requirements"]["3884 3.1"] == {
+        "verdict": "failed", "tests": ["conformance.test_encryption::test_every_packet_is_esp[xy]"],
+        "evidence": ["wire-xy-R1-b-R2.pcap"]}
+    assert data["requirements"]["3884 2.3"]["verdict"] == "passed"
+    assert "overall: FAIL" in terminal_table(run)
+
+
+def test_html_is_self_contained_failures_first_and_keys_never_shown(tmp_path):
+    run = make_run(tmp_path / "run")
+    page = write_report(run).read_text()
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in page
+    assert page.index("test_every_packet_is_esp") < page.index("test_ospf_full")
+    failed = page[page.index('<details id="t-conformance-test_encryption'):]
+    assert failed.split(">", 1)[0].endswith("open"), "the failed test's evidence must be open"
+    assert "&lt;key redacted&gt;" in failed and "wire-xy-R1-b-R2.pcap" in failed
+    assert "<svg" in page and ">X</text>" in page   # the topology as drawn from fig3.yaml
+
+
+def test_compare_reports_changed_verdicts(tmp_path):
+    bad = make_run(tmp_path / "bad")
+    good = make_run(tmp_path / "good", failing=False)
+    write_report(bad)
+    write_report(good)
+    old, new = (json.loads((p / "results.json").read_text()) for p in (good, bad))
+    assert compare(old, new) == [("3884 3.1", "passed", "failed"), ("3884 A.2", "passed", "failed")]
+    done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(good / "results.json"),
+                           str(bad / "results.json")], cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 1 and "3884 A.2" in done.stdout
+    same = subprocess.run([sys.executable, "-m", "testbed", "compare", str(good / "results.json"),
+                           str(good / "results.json")], cwd=PROJECT, capture_output=True, text=True)
+    assert same.returncode == 0 and "no requirement changed" in same.stdout
+
+
+@pytest.mark.parametrize("content", ["not json", "{}"])
+def test_compare_rejects_bad_input_with_exit_2(tmp_path, content):
+    bad = tmp_path / "results.json"
+    bad.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(bad), str(bad)], cwd=PROJECT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and str(bad) in done.stderr and "Traceback" not in done.stderr

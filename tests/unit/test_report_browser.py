@@ -1,0 +1,74 @@
+"""The HTML report in headless Chromium: renders from a file, no console
+errors, nothing fetched (its CSP forbids it, and a violation is a console
+error), matrix rows present, the failed test's evidence open."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from testbed.report.html import write_report
+
+from test_report import make_run
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0", "--dump-dom"]
+
+
+def render(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """The DOM after load, and the page's console messages."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed (Debian package chromium; `make system-deps` installs it)")
+    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    return done.stdout, console
+
+
+class Rows(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.requirement_rows = 0
+        self.open_failed = []
+        self._in_failed = False
+        self.failed_text = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        if tag == "tr" and "requirement" in classes:
+            self.requirement_rows += 1
+        if tag == "details" and "test" in classes and "failed" in classes:
+            self.open_failed.append("open" in attrs)
+            self._in_failed = True
+
+    def handle_data(self, data):
+        if self._in_failed:
+            self.failed_text += data
+
+
+def test_report_renders_without_console_errors_or_fetches(tmp_path):
+    run = make_run(tmp_path / "run")
+    dom, console = render(write_report(run), tmp_path / "profile")
+    assert console == [], f"console messages: {console}"
+    rows = Rows()
+    rows.feed(dom)
+    assert rows.requirement_rows == 3
+    assert rows.open_failed == [True], "the failed test's evidence is not open"
+    assert "3 of 9 packets between endpoints are not ESP" in rows.failed_text
+    assert "ip xfrm state" in rows.failed_text and "wire-xy-R1-b-R2.pcap" in rows.failed_text
+
+
+def test_a_fetch_would_be_caught(tmp_path):
+    """Control: the same check notices a page that tries to load something."""
+    run = make_run(tmp_path / "run")
+    page = write_report(run)
+    page.write_text(page.read_text().replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>'))
+    _, console = render(page, tmp_path / "profile")
+    assert any("Content Security Policy" in line or "Refused" in line for line in console), console
