@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 IIPTRAN := $(PY) -m testbed
-SYSTEM_PACKAGES := frr iproute2 tcpdump traceroute iputils-ping procps kmod \
+SYSTEM_PACKAGES := frr iproute2 tcpdump tshark traceroute iputils-ping procps kmod chromium \
                    qemu-system-x86 busybox-static
 
 .PHONY: all deps system-deps test unit test-fig3 test-fig6 selftest bench down clean
