@@ -12,6 +12,8 @@ import time
 
 from tabulate import tabulate
 
+from testbed.runner import PROJECT
+
 
 def inner(topology: str, rounds: int) -> None:
     from testbed.lab import Lab
@@ -39,8 +41,16 @@ def outer(topology: str) -> None:
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "testbed", "test", topology], capture_output=True, text=True)
     wall = time.monotonic() - started
-    print(tabulate([[f"iiptran test {topology}", round(wall, 1), done.returncode]],
-                   headers=["command", "wall s (guest boot included)", "exit code"]))
+    from testbed.report.html import write_report
+    from testbed.topology.loader import load
+    report_dir = PROJECT / "reports" / load(topology).name
+    started = time.monotonic()
+    write_report(report_dir)
+    report_s = time.monotonic() - started
+    print(tabulate([[f"iiptran test {topology}", round(wall, 1), done.returncode],
+                    [f"report generation for {report_dir.name} (here, from its junit.xml and evidence)",
+                     round(report_s, 2), 0]],
+                   headers=["what", "wall s (guest boot included)", "exit code"]))
 
 
 def main() -> None:

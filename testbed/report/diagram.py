@@ -45,11 +45,12 @@ def render_svg(plan: LabPlan) -> str:
                 continue
             links.add((node.name, t.peer))
             (x1, y1), (x2, y2) = pos[node.name], pos[t.peer]
-            mid_x, mid_y = (x1 + x2) / 2, VN_Y - 25 - abs(x2 - x1) / 5
+            mid_x, mid_y = (x1 + x2) / 2, VN_Y - 30 - abs(x2 - x1) / 2.5
             out.append(f'<path d="M{x1},{y1} Q{mid_x},{mid_y} {x2},{y2}" fill="none" stroke="#1558b0" '
                        'stroke-width="2"/>')
-            out.append(f'<text class="lbl" x="{mid_x}" y="{(y1 + mid_y) / 2 + 4}" text-anchor="middle">'
-                       f'{escape(t.label)} (cost {t.cost})</text>')
+            # The label sits on the arc's apex (the Bezier curve's midpoint).
+            out.append(f'<text class="lbl" x="{mid_x}" y="{(y1 + 2 * mid_y + y2) / 4 - 4}" '
+                       f'text-anchor="middle">{escape(t.label)} (cost {t.cost})</text>')
     for name, (x, y) in pos.items():
         router = plan.nodes[name].role == "router"
         fill = "#eee" if router else ("#fff7d6" if plan.nodes[name].detached else "#dcebff")
