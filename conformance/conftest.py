@@ -16,6 +16,7 @@ from testbed.lab import Lab
 from testbed.probe import inspect
 from testbed.report.evidence import RECORDER, as_dicts
 from testbed.report.wireshark import write_esp_sa
+from testbed.requirements import catalogue
 from testbed.topology.loader import load
 from testbed.topology.plan import build_plan
 
@@ -29,7 +30,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "rfc(*sections): RFC sections the test checks, e.g. '3884 2.3'")
+    config.addinivalue_line("markers", "req(*ids): requirement IDs of conformance/requirements.yaml the test checks")
 
 
 def _topology(config):
@@ -70,10 +71,16 @@ def evidence_file(nodeid: str) -> str:
 
 
 def pytest_collection_modifyitems(items):
+    known = catalogue()
     for item in items:
-        sections = [s for mark in item.iter_markers("rfc") for s in mark.args]
-        if sections:
-            item.user_properties.append(("rfc", ", ".join(sections)))
+        ids = [i for mark in item.iter_markers("req") for i in mark.args]
+        unknown = [i for i in ids if i not in known]
+        if not ids or unknown:
+            problem = f"unknown requirements {unknown}" if unknown else "no requirement"
+            raise pytest.UsageError(f"{item.nodeid}: names {problem} (see conformance/requirements.yaml)")
+        sections = sorted({s for i in ids for s in known[i].rfc})
+        item.user_properties.append(("requirements", ", ".join(ids)))
+        item.user_properties.append(("rfc", ", ".join(sections)))
         item.user_properties.append(("evidence", evidence_file(item.nodeid)))
 
 

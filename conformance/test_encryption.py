@@ -15,7 +15,6 @@ from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.traffic import ping
 from testbed.report.evidence import RECORDER
 
-pytestmark = pytest.mark.rfc("3884 3.1", "3884 A.2", "4301 4.1")
 
 
 def _base_link_captures(lab, report_dir, tag: str) -> list[Capture]:
@@ -51,6 +50,7 @@ def _between_endpoints(lab, packets) -> list:
     return [p for p in packets if IP in p and (p[IP].src, p[IP].dst) in pairs]
 
 
+@pytest.mark.req("WIRE-ESP")
 def test_every_packet_between_tunnel_endpoints_is_esp(lab, wire):
     _, _, packets = wire
     tunnel = _between_endpoints(lab, packets)
@@ -59,6 +59,7 @@ def test_every_packet_between_tunnel_endpoints_is_esp(lab, wire):
     assert not not_esp, f"{len(not_esp)} of {len(tunnel)} packets between endpoints are not ESP: {not_esp[:5]}"
 
 
+@pytest.mark.req("WIRE-NOCLEAR")
 def test_no_plaintext_ipip_and_no_marker_in_clear(lab, wire):
     _, marker, packets = wire
     assert packets, "the base-link captures are empty: nothing was checked"
@@ -68,6 +69,7 @@ def test_no_plaintext_ipip_and_no_marker_in_clear(lab, wire):
     assert not clear, f"payload marker {marker.hex()} visible in clear in {len(clear)} packets: {clear[:5]}"
 
 
+@pytest.mark.req("WIRE-FORMAT")
 def test_decrypted_esp_is_ipip_carrying_the_flow(lab, wire):
     spec, marker, packets = wire
     src_addresses = {t.vn_address for t in lab.plan.nodes[spec.src].tunnels}
@@ -92,6 +94,7 @@ def test_decrypted_esp_is_ipip_carrying_the_flow(lab, wire):
                 f"inner echo {inner.src}->{inner.dst}, want {sorted(src_addresses)}->{dst_address}"
 
 
+@pytest.mark.req("WIRE-ENDPOINTS")
 def test_outer_addresses_are_the_endpoints_own_base_addresses(lab, wire):
     """RFC 4301 4.1: transport mode between gateways only for their own addresses."""
     _, _, packets = wire

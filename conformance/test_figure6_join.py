@@ -7,9 +7,9 @@ import pytest
 from testbed import expect
 from testbed.probe.traffic import ping
 
-pytestmark = pytest.mark.rfc("3884 4.2.3.2")
 
 
+@pytest.mark.req("JOIN-NOSA")
 def test_join_reaches_every_destination_and_leaves_existing_sas_alone(lab, join_record, joining_node):
     if joining_node not in join_record.joined:
         pytest.skip(f"not run: {joining_node} had already joined lab '{lab.name}' before this run, "

@@ -13,9 +13,9 @@ from testbed.probe.traffic import traceroute
 from testbed.routing.convergence import expected_adjacencies, vn_prefixes, wait_converged
 from testbed.wait import wait_for
 
-pytestmark = pytest.mark.rfc("3884 2.3", "3884 3.2")
 
 
+@pytest.mark.req("FWD-IFACE")
 def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
     problems = []
     for node in lab.active_vn_nodes():
@@ -40,6 +40,7 @@ def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.req("FWD-OSPF")
 def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
     problems = []
     for node, wanted in expected_adjacencies(lab).items():
@@ -52,6 +53,7 @@ def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.req("FWD-ROUTES")
 def test_routes_to_all_vn_prefixes_go_via_tunnel_devices(lab):
     problems = []
     prefixes = vn_prefixes(lab)
@@ -77,12 +79,14 @@ def _assert_path(lab, src: str, dst: str, path: list[str]) -> None:
         f"{src}->{dst} hops {trace.hops}, want {want} (path {'-'.join(path)})\n{trace.output}")
 
 
+@pytest.mark.req("FWD-PATH")
 def test_flow_follows_the_ospf_path_across_the_tunnels(lab, flow):
     _, spec = flow
     path = expect.vn_path(lab, spec.src, spec.dst)
     _assert_path(lab, spec.src, spec.dst, path)
 
 
+@pytest.mark.req("FWD-REROUTE")
 def test_cut_link_reroutes_and_leaves_sad_spd_unchanged(lab, reroutable_flow):
     """Figure 3: with A's link 3 cut, X->Y moves to link 4; no SA or policy changes."""
     _, spec = reroutable_flow

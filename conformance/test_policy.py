@@ -13,11 +13,11 @@ from testbed.probe import inspect
 from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.inject import send_raw_ip
 
-pytestmark = pytest.mark.rfc("3884 4.2.3")
 
 INJECTED = 3
 
 
+@pytest.mark.req("POL-SPOOF")
 def test_plaintext_ipip_from_a_spoofed_peer_is_not_delivered(lab, report_dir):
     # The first virtual link of the lab file whose two ends are in the VN.
     victim_plan = next(n for n in lab.plan.vn_nodes if lab.active(n.name)

@@ -9,7 +9,6 @@ from testbed import expect
 from testbed.probe.capture import Capture
 from testbed.probe.traffic import ping
 
-pytestmark = pytest.mark.rfc("3884 2.4", "3884 3.3")
 
 
 def _sources_seen(lab, report_dir, src: str, dst: str, name: str) -> tuple[set[str], str]:
@@ -25,6 +24,7 @@ def _sources_seen(lab, report_dir, src: str, dst: str, name: str) -> tuple[set[s
     return seen, ingress
 
 
+@pytest.mark.req("SRC-HOST")
 def test_vn_host_sends_from_its_tunnel_address(lab, report_dir, flow):
     name, spec = flow
     path = expect.vn_path(lab, spec.src, spec.dst)
@@ -35,6 +35,7 @@ def test_vn_host_sends_from_its_tunnel_address(lab, report_dir, flow):
                             f"tunnel address {want} (its base address is {base})")
 
 
+@pytest.mark.req("SRC-MULTIHOMED")
 def test_multihomed_node_sends_from_the_tunnel_its_route_uses(lab, report_dir, flow):
     """RFC 3884 2.4: 'If host A ... sends to Y, the source address must be the
     IP address of the local end of either tunnel 3 or 4.'"""

@@ -28,7 +28,7 @@ def compare_files(old: Path, new: Path) -> int:
     if not changes:
         print(f"no requirement changed verdict ({old} -> {new})")
         return 0
-    print(tabulate(changes, headers=["RFC section", str(old), str(new)]))
+    print(tabulate(changes, headers=["requirement", str(old), str(new)]))
     regressions = [c for c in changes if c[2] == "failed"]
     if regressions:
         print(f"{len(regressions)} requirement(s) now fail")

@@ -62,7 +62,8 @@ def _relative(path: str, report_dir: Path) -> str:
 
 def terminal_table(report_dir: Path) -> str:
     data = json.loads((report_dir / "results.json").read_text())
-    rows = [[section, req["verdict"], len(req["tests"])] for section, req in data["requirements"].items()]
+    rows = [[rid, ", ".join(req["rfc"]), req["verdict"], len(req["tests"])]
+            for rid, req in data["requirements"].items()]
     counts = ", ".join(f"{v} {k}" for k, v in data["counts"].items())
-    return (tabulate(rows, headers=["RFC section", "verdict", "tests"]) +
+    return (tabulate(rows, headers=["requirement", "RFC", "verdict", "tests"]) +
             f"\noverall: {data['verdict'].upper()} ({counts})")

@@ -9,6 +9,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from testbed.requirements import catalogue
+
 OUTCOMES = {"failure": "failed", "error": "error", "skipped": "not run"}
 SEVERITY = ["failed", "error", "not run", "passed"]
 
@@ -24,16 +26,21 @@ def read_junit(junit: Path) -> list[dict]:
                 outcome, message, detail = name, node.get("message") or "", node.text or ""
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         rows.append({"id": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
-                     "sections": [s.strip() for s in props.get("rfc", "").split(",") if s.strip()],
+                     "sections": _split(props.get("rfc", "")),
+                     "requirements": _split(props.get("requirements", "")),
                      "message": message, "detail": detail.strip(), "time": float(case.get("time") or 0),
                      "evidence_file": props.get("evidence", "")})
     return rows
 
 
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def requirement_verdict(outcomes: list[str]) -> str:
     if any(o in ("failed", "error") for o in outcomes):
         return "failed"
-    if outcomes and all(o == "not run" for o in outcomes):
+    if not outcomes or all(o == "not run" for o in outcomes):
         return "not run"
     return "passed"
 
@@ -44,14 +51,14 @@ def build_results(report_dir: Path) -> dict:
     for test in tests:
         path = report_dir / test["evidence_file"] if test["evidence_file"] else None
         test["evidence"] = json.loads(path.read_text()) if path and path.exists() else []
-    sections: dict[str, list[dict]] = {}
-    for test in tests:
-        for section in test["sections"] or ["(no section)"]:
-            sections.setdefault(section, []).append(test)
-    requirements = [{"section": section, "verdict": requirement_verdict([t["outcome"] for t in members]),
-                     "tests": [t["id"] for t in members],
-                     "evidence": sorted({i["path"] for t in members for i in t["evidence"] if i.get("path")})}
-                    for section, members in sorted(sections.items())]
+    requirements = []
+    for req in catalogue().values():
+        members = [t for t in tests if req.id in t["requirements"]]
+        requirements.append({
+            "id": req.id, "rfc": req.rfc, "statement": req.statement,
+            "verdict": requirement_verdict([t["outcome"] for t in members]),
+            "tests": [t["id"] for t in members],
+            "evidence": sorted({i["path"] for t in members for i in t["evidence"] if i.get("path")})})
     facts_file = report_dir / "lab.json"
     counts = {name: sum(t["outcome"] == name for t in tests) for name in SEVERITY}
     return {"report": report_dir.name, "lab": json.loads(facts_file.read_text()) if facts_file.exists() else {},
@@ -69,20 +76,19 @@ def machine_readable(results: dict, report_dir: Path) -> dict:
             return path
     return {"report": results["report"], "verdict": results["verdict"], "counts": results["counts"],
             "lab": results["lab"],
-            "requirements": {r["section"]: {"verdict": r["verdict"], "tests": r["tests"],
-                                            "evidence": [rel(p) for p in r["evidence"]]}
+            "requirements": {r["id"]: {"rfc": r["rfc"], "statement": r["statement"], "verdict": r["verdict"],
+                                       "tests": r["tests"], "evidence": [rel(p) for p in r["evidence"]]}
                              for r in results["requirements"]},
             "tests": {t["id"]: {"outcome": t["outcome"], "sections": t["sections"], "message": t["message"],
                                 "evidence": t["evidence_file"]} for t in results["tests"]}}
 
 
 def compare(old: dict, new: dict) -> list[tuple[str, str, str]]:
-    """Requirements whose verdict changed between two results.json: (section, old, new)."""
-    sections = sorted(set(old["requirements"]) | set(new["requirements"]))
+    """Requirements whose verdict changed between two results.json: (ID, old, new)."""
     changes = []
-    for section in sections:
-        before = old["requirements"].get(section, {}).get("verdict", "absent")
-        after = new["requirements"].get(section, {}).get("verdict", "absent")
+    for req in sorted(set(old["requirements"]) | set(new["requirements"])):
+        before = old["requirements"].get(req, {}).get("verdict", "absent")
+        after = new["requirements"].get(req, {}).get("verdict", "absent")
         if before != after:
-            changes.append((section, before, after))
+            changes.append((req, before, after))
     return changes

@@ -16,15 +16,17 @@ PROJECT = Path(__file__).resolve().parents[2]
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="3">
 <testcase classname="conformance.test_encryption" name="test_every_packet_is_esp[xy]" time="1.5">
- <properties><property name="rfc" value="3884 3.1, 3884 A.2"/>
+ <properties><property name="rfc" value="3884 3.1"/><property name="requirements" value="WIRE-ESP"/>
  <property name="evidence" value="evidence/test_every_packet_is_esp_xy_.json"/></properties>
  <failure message="AssertionError: 3 of 9 packets between endpoints are not ESP">Traceback ...</failure>
 </testcase>
 <testcase classname="conformance.test_forwarding" name="test_ospf_full" time="0.5">
- <properties><property name="rfc" value="3884 2.3"/><property name="evidence" value="evidence/test_ospf_full.json"/>
+ <properties><property name="rfc" value="3884 2.3"/><property name="requirements" value="FWD-OSPF"/>
+ <property name="evidence" value="evidence/test_ospf_full.json"/>
  </properties></testcase>
 <testcase classname="conformance.test_forwarding" name="test_cut_link[none]" time="0.0">
- <properties><property name="rfc" value="3884 2.3"/></properties>
+ <properties><property name="rfc" value="3884 2.3"/><property name="requirements" value="FWD-REROUTE"/>
+ </properties>
  <skipped message="not applicable: no flow has an alternative path"/></testcase>
 </testsuite></testsuites>
 """
@@ -52,10 +54,14 @@ def test_results_json_maps_requirements_to_verdicts_and_evidence(tmp_path):
     write_report(run)
     data = json.loads((run / "results.json").read_text())
     assert data["verdict"] == "fail"
-    assert data["requirements"]["3884 3.1"] == {
-        "verdict": "failed", "tests": ["conformance.test_encryption::test_every_packet_is_esp[xy]"],
-        "evidence": ["wire-xy-R1-b-R2.pcap"]}
-    assert data["requirements"]["3884 2.3"]["verdict"] == "passed"
+    wire = data["requirements"]["WIRE-ESP"]
+    assert (wire["verdict"], wire["tests"], wire["evidence"]) == (
+        "failed", ["conformance.test_encryption::test_every_packet_is_esp[xy]"], ["wire-xy-R1-b-R2.pcap"])
+    assert wire["rfc"] == ["3884 3.1"] and "ESP" in wire["statement"]
+    assert data["requirements"]["FWD-OSPF"]["verdict"] == "passed"
+    assert data["requirements"]["FWD-REROUTE"]["verdict"] == "not run"
+    assert data["requirements"]["JOIN-NOSA"] == {**data["requirements"]["JOIN-NOSA"], "verdict": "not run",
+                                                 "tests": []}
     assert "overall: FAIL" in terminal_table(run)
 
 
@@ -78,10 +84,10 @@ def test_compare_reports_changed_verdicts(tmp_path):
     write_report(bad)
     write_report(good)
     old, new = (json.loads((p / "results.json").read_text()) for p in (good, bad))
-    assert compare(old, new) == [("3884 3.1", "passed", "failed"), ("3884 A.2", "passed", "failed")]
+    assert compare(old, new) == [("WIRE-ESP", "passed", "failed")]
     done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(good / "results.json"),
                            str(bad / "results.json")], cwd=PROJECT, capture_output=True, text=True)
-    assert done.returncode == 1 and "3884 A.2" in done.stdout
+    assert done.returncode == 1 and "WIRE-ESP" in done.stdout
     same = subprocess.run([sys.executable, "-m", "testbed", "compare", str(good / "results.json"),
                            str(good / "results.json")], cwd=PROJECT, capture_output=True, text=True)
     assert same.returncode == 0 and "no requirement changed" in same.stdout

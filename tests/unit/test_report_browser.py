@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from testbed.report.html import write_report
+from testbed.requirements import catalogue
 
 from test_report import make_run
 
@@ -59,7 +60,7 @@ def test_report_renders_without_console_errors_or_fetches(tmp_path):
     assert console == [], f"console messages: {console}"
     rows = Rows()
     rows.feed(dom)
-    assert rows.requirement_rows == 3
+    assert rows.requirement_rows == len(catalogue())
     assert rows.open_failed == [True], "the failed test's evidence is not open"
     assert "3 of 9 packets between endpoints are not ESP" in rows.failed_text
     assert "ip xfrm state" in rows.failed_text and "wire-xy-R1-b-R2.pcap" in rows.failed_text

@@ -1,0 +1,52 @@
+"""The requirement catalogue (conformance/requirements.yaml) as data."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from testbed.errors import TestbedError
+
+CATALOGUE = Path(__file__).resolve().parents[1] / "conformance" / "requirements.yaml"
+
+
+class Requirement(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[A-Z]+-[A-Z0-9.-]+$")
+    rfc: list[str] = Field(min_length=1)
+    statement: str = Field(min_length=10)
+    tests: list[str] = []
+
+
+@lru_cache(maxsize=None)
+def catalogue(path: Path = CATALOGUE) -> dict[str, Requirement]:
+    try:
+        entries = [Requirement.model_validate(e) for e in yaml.safe_load(path.read_text())]
+    except (ValidationError, TypeError, yaml.YAMLError) as exc:
+        raise TestbedError(f"{path}: invalid requirement catalogue: {exc}") from None
+    by_id = {e.id: e for e in entries}
+    if len(by_id) != len(entries):
+        raise TestbedError(f"{path}: a requirement ID is listed twice")
+    return by_id
+
+
+def consistency_problems(entries: dict[str, Requirement], tests: dict[str, list[str]]) -> list[str]:
+    """Disagreements between the catalogue and the tests' markers ('file::test' -> IDs)."""
+    problems = []
+    for test, ids in tests.items():
+        if not ids:
+            problems.append(f"{test} names no requirement")
+        problems += [f"{test} names unknown requirement {i}" for i in ids if i not in entries]
+    for req in entries.values():
+        if not req.tests:
+            problems.append(f"{req.id} has no test")
+        for test in req.tests:
+            if test not in tests:
+                problems.append(f"{req.id} lists {test}, which does not exist")
+            elif req.id not in tests[test]:
+                problems.append(f"{req.id} lists {test}, which does not name it")
+        marked = sorted(t for t, ids in tests.items() if req.id in ids)
+        problems += [f"{t} names {req.id} but the catalogue does not list it" for t in marked if t not in req.tests]
+    return problems
