@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", dest="select", help="only the checks matching this pytest -k expression")
     p = sub.add_parser("fault", help="break a live lab on purpose (to see the suite fail)")
     named(p)
-    p.add_argument("fault", help="no-policies, no-in-policies, ospf-off, no-vn-address, base-source")
+    p.add_argument("fault", help="no-policies, no-in-policies, ospf-off, no-vn-address, base-source, "
+                   "tunnel-tos-fixed, tunnel-ttl-changed, outer-df-cleared")
     p = sub.add_parser("test", help="up, conformance suite, report, down")
     p.add_argument("topology")
     named(p)

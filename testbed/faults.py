@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from testbed.datapath import ipsec
+from testbed.datapath import ipsec, tunnels
 from testbed.errors import UserError
 
 
@@ -60,12 +60,46 @@ def base_source(lab) -> str:
     return f"{flow.src} routes {dst} over {device} with its base address {plan.base_address} as source"
 
 
+def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT) -> None:
+    default_ttl = lab.topology.defaults.tunnel.ttl
+    for node in lab.active_vn_nodes():
+        for tunnel in lab.plan.nodes[node].tunnels:
+            if lab.active(tunnel.peer):
+                tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos)
+
+
+def tunnel_tos_fixed(lab) -> str:
+    _every_tunnel(lab, tos=0)
+    return "every tunnel sets outer TOS 0 instead of copying the inner TOS"
+
+
+def tunnel_ttl_changed(lab) -> str:
+    _every_tunnel(lab, ttl=32)
+    return "every tunnel sets outer TTL 32 instead of the configured value"
+
+
+def outer_df_cleared(lab) -> str:
+    """What RFC 3884 A.1 rules out: DF cleared on the way out (Linux's ipip copies
+    the inner DF even with pmtudisc off, so the fault is a tc rewrite of the
+    outer header, flags field at offset 6, checksum fixed after)."""
+    for node in lab.active_vn_nodes():
+        device = lab.plan.nodes[node].veths[0].device
+        for argv in (["tc", "qdisc", "add", "dev", device, "clsact"],
+                     ["tc", "filter", "add", "dev", device, "egress", "matchall", "action", "pedit", "munge",
+                      "offset", "6", "u16", "set", "0", "retain", "0x4000", "pipe", "action", "csum", "ip"]):
+            lab.runtime.run(node, argv, check=True)
+    return "every VN node's base interface clears DF on the packets it sends"
+
+
 FAULTS = {
     "no-policies": no_policies,
     "no-in-policies": no_in_policies,
     "ospf-off": ospf_off,
     "no-vn-address": no_vn_address,
     "base-source": base_source,
+    "tunnel-tos-fixed": tunnel_tos_fixed,
+    "tunnel-ttl-changed": tunnel_ttl_changed,
+    "outer-df-cleared": outer_df_cleared,
 }
 
 

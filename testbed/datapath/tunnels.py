@@ -16,16 +16,26 @@ IFF_MULTICAST = 0x1000
 TOS_INHERIT = 1   # IFLA_IPTUN_TOS value 1: copy the inner TOS (RFC 2003 3.1)
 
 
+def _ipip(tunnel: TunnelEnd, ttl: int, tos: int, pmtudisc: bool) -> dict:
+    # Every parameter each time: a change to an ipip device resets what it omits.
+    return {"kind": "ipip", "ipip_local": tunnel.local_base, "ipip_remote": tunnel.remote_base,
+            "ipip_ttl": ttl, "ipip_tos": tos, "ipip_pmtudisc": int(pmtudisc)}
+
+
 def create_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int) -> None:
     with rtnl(runtime.netns(node)) as ns:
-        ns.link("add", ifname=tunnel.device, kind="ipip", ipip_local=tunnel.local_base,
-                ipip_remote=tunnel.remote_base, ipip_ttl=ttl, ipip_tos=TOS_INHERIT,
-                ipip_pmtudisc=1)
+        ns.link("add", ifname=tunnel.device, **_ipip(tunnel, ttl, TOS_INHERIT, pmtudisc=True))
         index = ns.link_lookup(ifname=tunnel.device)[0]
         ns.addr("add", index=index, address=tunnel.vn_address, prefixlen=tunnel.prefixlen)
         # OSPF hellos are multicast; ipip devices do not set the flag themselves.
         ns.link("set", index=index, flags=IFF_MULTICAST, change=IFF_MULTICAST)
         ns.link("set", index=index, state="up")
+
+
+def reconfigure_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int, tos: int) -> None:
+    """Change encapsulation parameters in place (fault injection for self-tests)."""
+    with rtnl(runtime.netns(node)) as ns:
+        ns.link("set", index=ns.link_lookup(ifname=tunnel.device)[0], **_ipip(tunnel, ttl, tos, pmtudisc=True))
 
 
 def set_tunnel_state(runtime: Runtime, node: str, device: str, up: bool) -> None:

@@ -21,8 +21,11 @@ class PingResult:
 
 
 def ping(runtime: Runtime, node: str, destination: str, count: int = 3, pattern_hex: str | None = None,
-         source: str | None = None, size: int = 56, interval: float = 0.2, timeout: float = 2) -> PingResult:
-    argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(timeout), "-s", str(size)]
+         source: str | None = None, size: int = 56, interval: float = 0.2, timeout: float = 2,
+         extra: list[str] | None = None) -> PingResult:
+    """`extra` passes further ping options (TOS, DF, TTL) through unchanged."""
+    argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", str(timeout), "-s", str(size),
+            *(extra or [])]
     if pattern_hex:
         argv += ["-p", pattern_hex]
     if source:

@@ -62,6 +62,11 @@ class Recorder:
             self.items.append(Item("pcap", f"capture on {node}:{device}, {count} packets", node=node,
                                    path=str(path)))
 
+    def note(self, node: str, title: str, lines: list[str]) -> None:
+        """State read through netlink rather than a command, as text."""
+        if not self._full():
+            self.items.append(Item("command", title, "\n".join(lines), node=node))
+
     def packets(self, title: str, lines: list[str]) -> None:
         if self.items is not None:
             self.items.append(Item("packets", title, "\n".join(lines)))

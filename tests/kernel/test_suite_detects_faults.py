@@ -35,6 +35,15 @@ CASES = {
     "base-source": ("test_vn_host_sends_from_its_tunnel_address",
                     ["test_vn_host_sends_from_its_tunnel_address[nb]"],
                     ["test_vn_host_sends_from_its_tunnel_address[nc]"]),
+    "tunnel-tos-fixed": ("test_rfc2003", ["test_outer_tos_is_copied_from_the_inner_header"],
+                         ["test_outer_ttl_is_the_tunnels_fixed_value[nb]",
+                          "test_outer_df_is_set_when_the_inner_df_is[nb]"]),
+    "tunnel-ttl-changed": ("test_rfc2003", ["test_outer_ttl_is_the_tunnels_fixed_value"],
+                           ["test_outer_tos_is_copied_from_the_inner_header[nb]",
+                            "test_inner_ttl_untouched_at_encapsulation_and_decremented_per_vn_hop[nb]"]),
+    "outer-df-cleared": ("test_rfc2003", ["test_outer_df_is_set_when_the_inner_df_is"],
+                         ["test_outer_tos_is_copied_from_the_inner_header[nb]",
+                          "test_outer_ttl_is_the_tunnels_fixed_value[nb]"]),
 }
 
 
