@@ -109,6 +109,7 @@ def _version(argv: list[str]) -> str:
 def _record_lab(lab: Lab, report_dir: Path, attached: bool) -> None:
     """What was built and how long it took, beside the junit.xml."""
     facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
+             "datapath_mode": "iiptran (ipip devices + transport-mode ESP)", "backend": "network namespaces",
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
              "frr": _version(["/usr/lib/frr/zebra", "--version"]), "iproute2": _version(["ip", "-V"]),

@@ -54,9 +54,11 @@ def build_results(report_dir: Path) -> dict:
     requirements = []
     for req in catalogue().values():
         members = [t for t in tests if req.id in t["requirements"]]
+        verdict = requirement_verdict([t["outcome"] for t in members])
+        reasons = sorted({t["message"] for t in members if t["outcome"] == "not run"})
         requirements.append({
-            "id": req.id, "rfc": req.rfc, "statement": req.statement,
-            "verdict": requirement_verdict([t["outcome"] for t in members]),
+            "id": req.id, "rfc": req.rfc, "statement": req.statement, "verdict": verdict,
+            "reason": ("; ".join(reasons) or "no test of this run checks it") if verdict == "not run" else "",
             "tests": [t["id"] for t in members],
             "evidence": sorted({i["path"] for t in members for i in t["evidence"] if i.get("path")})})
     facts_file = report_dir / "lab.json"
@@ -77,7 +79,8 @@ def machine_readable(results: dict, report_dir: Path) -> dict:
     return {"report": results["report"], "verdict": results["verdict"], "counts": results["counts"],
             "lab": results["lab"],
             "requirements": {r["id"]: {"rfc": r["rfc"], "statement": r["statement"], "verdict": r["verdict"],
-                                       "tests": r["tests"], "evidence": [rel(p) for p in r["evidence"]]}
+                                       "reason": r["reason"], "tests": r["tests"],
+                                       "evidence": [rel(p) for p in r["evidence"]]}
                              for r in results["requirements"]},
             "tests": {t["id"]: {"outcome": t["outcome"], "sections": t["sections"], "message": t["message"],
                                 "evidence": t["evidence_file"]} for t in results["tests"]}}

@@ -60,8 +60,9 @@ def test_results_json_maps_requirements_to_verdicts_and_evidence(tmp_path):
     assert wire["rfc"] == ["3884 3.1"] and "ESP" in wire["statement"]
     assert data["requirements"]["FWD-OSPF"]["verdict"] == "passed"
     assert data["requirements"]["FWD-REROUTE"]["verdict"] == "not run"
+    assert data["requirements"]["FWD-REROUTE"]["reason"] == "not applicable: no flow has an alternative path"
     assert data["requirements"]["JOIN-NOSA"] == {**data["requirements"]["JOIN-NOSA"], "verdict": "not run",
-                                                 "tests": []}
+                                                 "tests": [], "reason": "no test of this run checks it"}
     assert "overall: FAIL" in terminal_table(run)
 
 
