@@ -14,6 +14,7 @@ import pytest
 from testbed import expect
 from testbed.lab import Lab
 from testbed.probe import inspect
+from testbed.probe.flows import FlowTraffic, capture_flow
 from testbed.report.evidence import RECORDER, as_dicts
 from testbed.report.wireshark import write_esp_sa
 from testbed.requirements import catalogue
@@ -46,7 +47,8 @@ def pytest_generate_tests(metafunc):
     exactly the checks that apply to it (no skips for absent features)."""
     if "flow" in metafunc.fixturenames:
         topology = _topology(metafunc.config)
-        metafunc.parametrize("flow", list(topology.flows.items()), ids=list(topology.flows), scope="module")
+        # Session scope: one capture of a flow's traffic serves every module.
+        metafunc.parametrize("flow", list(topology.flows.items()), ids=list(topology.flows), scope="session")
     if "reroutable_flow" in metafunc.fixturenames:
         topology = _topology(metafunc.config)
         graph = build_plan(topology).vn_graph()
@@ -164,3 +166,10 @@ def join_record(base_lab) -> JoinRecord:
 def lab(base_lab, join_record):
     """The lab with every node in the VN: what most checks run against."""
     return base_lab
+
+
+@pytest.fixture(scope="session")
+def flow_traffic(lab, report_dir, flow) -> FlowTraffic:
+    """The flow's marked traffic, captured on the base links and access links."""
+    name, spec = flow
+    return capture_flow(lab, report_dir, name, spec.src, spec.dst)

@@ -2,47 +2,21 @@
 IPIP with the endpoints' own base addresses (RFC 4301 4.1), never plaintext."""
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.ipsec import ESP
 from scapy.packet import Raw
 
 from testbed import expect
-from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.esp import IPPROTO_ESP, decrypt
-from testbed.probe.traffic import ping
+from testbed.probe.flows import FlowTraffic
 from testbed.report.evidence import RECORDER
 
 
-
-def _base_link_captures(lab, report_dir, tag: str) -> list[Capture]:
-    """One capture per router-to-router link (a virtual link is a base path)."""
-    captures, seen = [], set()
-    for router in lab.plan.routers:
-        for veth in router.veths:
-            key = frozenset({router.name, veth.peer_node})
-            if veth.peer_node in lab.plan.nodes and lab.plan.nodes[veth.peer_node].role == "router" \
-                    and key not in seen:
-                seen.add(key)
-                captures.append(Capture(lab.runtime, router.name, veth.device,
-                                        report_dir / f"{tag}-{router.name}-{veth.device}.pcap"))
-    return captures
-
-
-@pytest.fixture(scope="module")
-def wire(lab, report_dir, flow):
-    """Capture the base links while the flow's source pings its destination
-    with a unique payload marker."""
-    name, spec = flow
-    marker = secrets.token_bytes(8)
-    captures = MultiCapture(_base_link_captures(lab, report_dir, f"wire-{name}"))
-    with captures:
-        result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=4,
-                      pattern_hex=marker.hex())
-    assert result.ok, f"{spec.src} -> {spec.dst}: no reply\n{result.output}"
-    return spec, marker, captures.packets
+@pytest.fixture
+def wire(flow_traffic: FlowTraffic):
+    """What crossed the router-to-router links while the flow ran."""
+    return flow_traffic, flow_traffic.marker, flow_traffic.base_links
 
 
 def _between_endpoints(lab, packets) -> list:

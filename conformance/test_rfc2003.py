@@ -2,58 +2,37 @@
 outer TTL, TOS copied, DF copied (RFC 3884 A.1), inner TTL handling."""
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.packet import Raw
 
 from testbed import expect
-from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.esp import decrypt
-from testbed.probe.traffic import ping
+from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic
 from testbed.report.evidence import RECORDER
 
-TOS = 0xB8          # DSCP EF: a value no default would produce
-SENT_TTL = 50       # distinct from the outer TTL and from Linux's default
+@pytest.fixture
+def encapsulated(lab, flow_traffic: FlowTraffic):
+    """Decrypted echo requests of the flow at its source's and destination's access links."""
+    traffic = flow_traffic
 
-
-def _access_capture(lab, report_dir, node: str, tag: str) -> Capture:
-    """On the base router's side of the node's access link: before any base hop."""
-    veth = lab.plan.nodes[node].veths[0]
-    return Capture(lab.runtime, veth.peer_node, veth.peer_device, report_dir / f"{tag}-{veth.peer_node}-"
-                   f"{veth.peer_device}.pcap", "esp")
-
-
-@pytest.fixture(scope="module")
-def encapsulated(lab, report_dir, flow):
-    """Decrypted echo requests of the flow, at its source's and its destination's access links."""
-    name, spec = flow
-    marker = secrets.token_bytes(8)
-    at_src = _access_capture(lab, report_dir, spec.src, f"rfc2003-{name}-src")
-    at_dst = _access_capture(lab, report_dir, spec.dst, f"rfc2003-{name}-dst")
-    with MultiCapture([at_src, at_dst]):
-        result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=3,
-                      pattern_hex=marker.hex(), extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])
-    assert result.ok, f"{spec.src} -> {spec.dst}: no reply\n{result.output}"
-
-    def requests(capture: Capture) -> list[tuple[IP, IP]]:
+    def requests(packets) -> list[tuple[IP, IP]]:
         found = []
-        for packet in capture.packets:
+        for packet in packets:
             plain = decrypt(packet, lab.sas)
             inner = plain.inner if plain else None
             if inner is not None and ICMP in inner and inner[ICMP].type == 8 and Raw in inner \
-                    and marker in bytes(inner[Raw]):
+                    and traffic.marker in bytes(inner[Raw]):
                 found.append((plain.outer, inner))
         return found
 
-    seen = {"src": requests(at_src), "dst": requests(at_dst)}
-    RECORDER.packets(f"{name}: decrypted echo requests (outer ttl/tos/flags | inner ttl/tos/flags)", [
+    seen = {"src": requests(traffic.src_access), "dst": requests(traffic.dst_access)}
+    RECORDER.packets(f"{traffic.name}: decrypted echo requests (outer ttl/tos/flags | inner ttl/tos/flags)", [
         f"{where}: {o.src}>{o.dst} ttl {o.ttl} tos 0x{o.tos:02x} {o.flags} | {i.src}>{i.dst} ttl {i.ttl} "
         f"tos 0x{i.tos:02x} {i.flags}" for where, pairs in seen.items() for o, i in pairs])
     for where, pairs in seen.items():
         assert pairs, f"no decrypted echo request of the flow captured at the {where} access link"
-    return spec, seen
+    return traffic, seen
 
 
 @pytest.mark.req("IPIP-OUTER-TTL")
@@ -84,10 +63,10 @@ def test_outer_df_is_set_when_the_inner_df_is(lab, encapsulated):
 
 @pytest.mark.req("IPIP-INNER-TTL")
 def test_inner_ttl_untouched_at_encapsulation_and_decremented_per_vn_hop(lab, encapsulated):
-    spec, seen = encapsulated
+    traffic, seen = encapsulated
     first = sorted({inner.ttl for _, inner in seen["src"]})
     assert first == [SENT_TTL], f"inner TTL {first} on the first tunnel, want {SENT_TTL} (sent, not decremented)"
-    routers = len(expect.vn_path(lab, spec.src, spec.dst)) - 2
+    routers = len(expect.vn_path(lab, traffic.src, traffic.dst)) - 2
     last = sorted({inner.ttl for _, inner in seen["dst"]})
     assert last == [SENT_TTL - routers], (f"inner TTL {last} on the last tunnel, want {SENT_TTL - routers} "
                                           f"({routers} VN routers on the path each decrement once)")
