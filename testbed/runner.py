@@ -4,6 +4,7 @@ in a guest booted from Debian's stock kernel. The run says which and why.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,9 +50,6 @@ def run_in_guest(argv: list[str], writable: list[Path], job: str) -> int:
         path.mkdir(parents=True, exist_ok=True)
     guest = Guest(GuestSpec(run_dir=run_dir, writable=writable), CACHE_DIR)
     try:
-        return guest.run(argv, Path.cwd())
+        return guest.run(argv, Path.cwd())     # stops the VM whatever happens
     finally:
-        guest.stop()
-        for leftover in (guest.job_file, guest.exit_file):
-            leftover.unlink(missing_ok=True)
-        run_dir.rmdir()
+        shutil.rmtree(run_dir, ignore_errors=True)

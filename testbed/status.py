@@ -10,7 +10,7 @@ def render(lab) -> str:
     rows = []
     for node in lab.plan.nodes.values():
         active = node.role == "router" or lab.active(node.name)
-        devs = devices(lab.runtime, node.name) if lab.runtime.netns(node.name) else {}
+        devs = devices(lab.runtime, node.name)
         neighbours = lab.frr(node.name).ospf_neighbors() if node.role == "vn" and active else {}
         counters = sa_packet_counters(lab.runtime, node.name) if node.role == "vn" else {}
         tunnels = []
