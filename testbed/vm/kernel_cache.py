@@ -8,6 +8,7 @@ directly).
 from __future__ import annotations
 
 import lzma
+import os
 import shutil
 import subprocess
 import tempfile
@@ -48,7 +49,13 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
 
 def resolve_package() -> str:
     """Name of the versioned image package the meta-package points at."""
-    out = _run(["apt-cache", "depends", META_PACKAGE])
+    try:
+        out = _run(["apt-cache", "depends", META_PACKAGE])
+    except EnvironmentProblem:
+        out = ""
+    if "Depends:" not in out and os.geteuid() == 0:
+        _run(["apt-get", "update", "-qq"])      # a machine that never fetched package lists
+        out = _run(["apt-cache", "depends", META_PACKAGE])
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == "Depends:" and parts[1].startswith("linux-image-") \
