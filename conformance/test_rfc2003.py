@@ -11,7 +11,7 @@ from testbed.probe.esp import decrypt
 from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic
 from testbed.report.evidence import RECORDER
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def encapsulated(lab, flow_traffic: FlowTraffic):
     """Decrypted echo requests of the flow at its source's and destination's access links."""
     traffic = flow_traffic

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 
-import networkx as nx
+from testbed.topology.graph import Graph, NoPath, all_shortest_paths
 
 
 def vn_path(lab, src: str, dst: str, cut: tuple[str, str] | None = None) -> list[str]:
@@ -11,11 +11,11 @@ def vn_path(lab, src: str, dst: str, cut: tuple[str, str] | None = None) -> list
     return shortest_path(lab.plan.vn_graph().subgraph(lab.active_vn_nodes()), src, dst, cut)
 
 
-def shortest_path(graph: nx.Graph, src: str, dst: str, cut: tuple[str, str] | None = None) -> list[str]:
+def shortest_path(graph: Graph, src: str, dst: str, cut: tuple[str, str] | None = None) -> list[str]:
     graph = graph.copy()
     if cut:
         graph.remove_edge(*cut)
-    paths = list(nx.all_shortest_paths(graph, src, dst, weight="weight"))
+    paths = all_shortest_paths(graph, src, dst)
     if len(paths) != 1:
         raise AssertionError(f"topology gives {len(paths)} equal-cost paths {src}->{dst}; "
                              "costs must make the expected path unique")
@@ -33,12 +33,12 @@ def hop_addresses(lab, path: list[str]) -> list[str]:
     return hops + [lan_address(lab, path[-1])]
 
 
-def reroutable_link(graph: nx.Graph, path: list[str]) -> tuple[str, str] | None:
+def reroutable_link(graph: Graph, path: list[str]) -> tuple[str, str] | None:
     """The first link of `path` whose loss leaves another path (A's link 3 in Figure 3)."""
     for a, b in zip(path, path[1:]):
         try:
             shortest_path(graph, path[0], path[-1], cut=(a, b))
-        except (nx.NetworkXNoPath, AssertionError):
+        except (NoPath, AssertionError):
             continue
         return a, b
     return None

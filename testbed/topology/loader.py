@@ -4,11 +4,11 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-import networkx as nx
 import yaml
 from pydantic import ValidationError
 
 from testbed.errors import TopologyError
+from testbed.topology.graph import Graph, is_connected
 from testbed.topology.model import Topology
 
 TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "topologies"
@@ -83,10 +83,13 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
             if getattr(flow, field) not in t.vn_nodes:
                 problems.append((f"flows.{flow_name}.{field}", f"unknown VN node '{getattr(flow, field)}'"))
     problems += _overlaps(t)
-    graph = nx.Graph()
-    graph.add_nodes_from(routers)
-    graph.add_edges_from(link.ends for link in t.base.links if set(link.ends) <= routers)
-    if routers and not nx.is_connected(graph):
+    graph = Graph()
+    for router in t.base.routers:
+        graph.add_node(router)
+    for link in t.base.links:
+        if set(link.ends) <= routers:
+            graph.add_edge(*link.ends)
+    if routers and not is_connected(graph):
         problems.append(("base.links", "the base routers do not form one connected network"))
     return problems
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-import networkx as nx
-
+from testbed.topology.graph import Graph, hop_paths
 from testbed.topology.model import Topology
 
 LAN_DEVICE = "lan0"
@@ -81,10 +80,11 @@ class LabPlan:
     def routers(self) -> list[NodePlan]:
         return [n for n in self.nodes.values() if n.role == "router"]
 
-    def vn_graph(self) -> nx.Graph:
+    def vn_graph(self) -> Graph:
         """VN nodes joined by virtual links weighted with their OSPF cost."""
-        graph = nx.Graph()
-        graph.add_nodes_from(node.name for node in self.vn_nodes)
+        graph = Graph()
+        for node in self.vn_nodes:
+            graph.add_node(node.name)
         for node in self.vn_nodes:
             for t in node.tunnels:
                 graph.add_edge(node.name, t.peer, weight=t.cost, label=t.label)
@@ -123,8 +123,9 @@ def build_plan(t: Topology) -> LabPlan:
 
 def _base_routes(t: Topology, nodes: dict[str, NodePlan]) -> None:
     """Static routes on the base routers: every base subnet via the shortest path."""
-    graph = nx.Graph()
-    graph.add_nodes_from(t.base.routers)
+    graph = Graph()
+    for router in t.base.routers:
+        graph.add_node(router)
     for link in t.base.links:
         graph.add_edge(*link.ends)
     owned: dict[str, list[str]] = {r: [] for r in t.base.routers}   # subnets attached to router
@@ -133,7 +134,7 @@ def _base_routes(t: Topology, nodes: dict[str, NodePlan]) -> None:
             owned[end].append(link.subnet)
     for vn in t.vn_nodes.values():
         owned[vn.router].append(vn.access)
-    paths = dict(nx.all_pairs_shortest_path(graph))
+    paths = {router: hop_paths(graph, router) for router in t.base.routers}
     for router in t.base.routers:
         connected = set(owned[router])
         for target, subnets in owned.items():

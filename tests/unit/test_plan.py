@@ -14,7 +14,7 @@ def test_fig3_path_crosses_at_least_four_tunnels_and_reroutes_over_link_4():
     assert len(path) - 1 >= 4
     cut = expect.reroutable_link(graph, path)
     assert cut == ("A", "B")
-    assert graph.edges[cut]["label"] == "3"
+    assert graph.edge(*cut)["label"] == "3"
     assert expect.shortest_path(graph, "X", "Y", cut=cut) == ["X", "V", "A", "C", "D", "Y"]
 
 
