@@ -9,7 +9,7 @@ from pathlib import Path
 
 from testbed.errors import UserError
 from testbed.lab import Lab, teardown
-from testbed.names import default_lab_name
+from testbed.names import resolve_lab_name
 from testbed.runner import PROJECT, run_in_guest
 from testbed.topology.loader import load
 
@@ -25,17 +25,7 @@ def validate(topology: str, quiet: bool = False) -> int:
 
 
 def lab_name(args: argparse.Namespace) -> str:
-    if getattr(args, "name", None):
-        return args.name
-    topology = getattr(args, "topology", None)
-    if topology:
-        return default_lab_name(load(topology).name)
-    running = Lab.running()
-    if len(running) == 1:
-        return running[0]
-    if not running:
-        raise UserError("no lab is up here")
-    raise UserError(f"several labs are up ({', '.join(running)}): say which with --name")
+    return resolve_lab_name(args, Lab.running)
 
 
 def report_dir(args: argparse.Namespace) -> Path:

@@ -1,7 +1,9 @@
 """Lab names: short, because they prefix namespace, FRR and folder names."""
 from __future__ import annotations
 
+import argparse
 import re
+from typing import Callable
 
 from testbed.errors import UserError
 
@@ -16,3 +18,18 @@ def check_lab_name(name: str) -> str:
 
 def default_lab_name(topology_name: str) -> str:
     return topology_name.replace("-", "")[:12]
+
+
+def resolve_lab_name(args: argparse.Namespace, running: Callable[[], list[str]]) -> str:
+    """--name, else the topology's default name, else the only lab `running` lists."""
+    if getattr(args, "name", None):
+        return args.name
+    if getattr(args, "topology", None):
+        from testbed.topology.loader import load
+        return default_lab_name(load(args.topology).name)
+    live = running()
+    if len(live) == 1:
+        return live[0]
+    if not live:
+        raise UserError("no lab is up here")
+    raise UserError(f"several labs are up ({', '.join(live)}): say which with --name")

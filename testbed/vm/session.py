@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem, UserError, WaitTimeout
+from testbed.names import resolve_lab_name
 from testbed.runner import CACHE_DIR, PROJECT, RUN_DIR
 
 BOOT_TIMEOUT = 120.0
@@ -113,28 +114,13 @@ def _relay(reply: dict) -> int:
     return int(reply.get("rc", 1))
 
 
-def _lab_for(args: argparse.Namespace) -> str:
-    if getattr(args, "name", None):
-        return args.name
-    if getattr(args, "topology", None):
-        from testbed.names import default_lab_name
-        from testbed.topology.loader import load
-        return default_lab_name(load(args.topology).name)
-    live = sessions()
-    if len(live) == 1:
-        return live[0]
-    if not live:
-        raise UserError("no lab is up here (no guest is running one)")
-    raise UserError(f"several labs are up ({', '.join(live)}): say which with --name")
-
-
 def forward(args: argparse.Namespace, argv: list[str]) -> int:
     """Run a lab command in the lab's guest, booting it for `up`."""
     if args.command == "down" and args.all:
         for lab in sessions():
             _shutdown(lab, argv_for_down=["down", "--name", lab])
         return 0
-    lab = _lab_for(args)
+    lab = resolve_lab_name(args, sessions)
     if args.command == "up":
         if _alive(lab):
             raise UserError(f"a lab named '{lab}' is already up; run 'down --name {lab}' first")
