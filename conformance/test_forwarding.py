@@ -2,8 +2,6 @@
 its routing table and dynamic routing runs over the tunnels."""
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from testbed import expect
@@ -59,8 +57,7 @@ def test_routes_to_all_vn_prefixes_go_via_tunnel_devices(lab):
     prefixes = vn_prefixes(lab)
     for node in lab.active_vn_nodes():
         plan = lab.plan.nodes[node]
-        own = {str(ipaddress.IPv4Interface(plan.lan).network)}
-        own |= {str(ipaddress.IPv4Interface(f"{t.vn_address}/{t.prefixlen}").network) for t in plan.tunnels}
+        own = {plan.lan_prefix} | {t.subnet for t in plan.tunnels}
         tunnel_devices = {t.device for t in plan.tunnels}
         table = inspect.routes(lab.runtime, node)
         for prefix in sorted(prefixes - own):

@@ -5,8 +5,6 @@ What is expected is derived from the plan and the lab's current membership
 """
 from __future__ import annotations
 
-import ipaddress
-
 from testbed.probe.inspect import routes
 from testbed.routing.frr import parallel
 from testbed.topology.plan import LAN_DEVICE
@@ -25,10 +23,10 @@ def vn_prefixes(lab) -> set[str]:
     prefixes = set()
     for node in lab.active_vn_nodes():
         plan = lab.plan.nodes[node]
-        prefixes.add(str(ipaddress.IPv4Interface(plan.lan).network))
+        prefixes.add(plan.lan_prefix)
         for t in plan.tunnels:
             if lab.active(t.peer):
-                prefixes.add(str(ipaddress.IPv4Interface(f"{t.vn_address}/{t.prefixlen}").network))
+                prefixes.add(t.subnet)
     return prefixes
 
 

@@ -45,6 +45,11 @@ class TunnelEnd:
     cost: int
     algorithm: str
 
+    @property
+    def subnet(self) -> str:
+        """The virtual link's VN prefix, e.g. 172.16.1.0/30."""
+        return str(ipaddress.IPv4Interface(f"{self.vn_address}/{self.prefixlen}").network)
+
 
 @dataclass
 class NodePlan:
@@ -55,6 +60,10 @@ class NodePlan:
     tunnels: list[TunnelEnd] = field(default_factory=list)
     lan: str | None = None                                         # a.b.c.d/len on lan0
     detached: bool = False
+
+    @property
+    def lan_prefix(self) -> str:
+        return str(ipaddress.IPv4Interface(self.lan).network)
 
     @property
     def base_address(self) -> str:
