@@ -10,6 +10,7 @@ from pathlib import Path
 from testbed.errors import TestbedError, UserError
 from testbed.names import check_lab_name
 from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
+from testbed.topology.model import DATAPATH_MODES
 
 REPORTS = PROJECT / "reports"
 
@@ -23,9 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     def named(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", help="lab name (default: the topology's name, or the only lab up)")
 
+    def moded(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--mode", choices=DATAPATH_MODES,
+                       help="datapath: iiptran (RFC 3884), or an alternative it is compared with "
+                       "(default: the topology's 'datapath', else iiptran)")
+
     p = sub.add_parser("up", help="bring a lab up and wait until it has converged")
     p.add_argument("topology", help="topology name (fig3, fig6) or path to a lab file")
     named(p)
+    moded(p)
     p = sub.add_parser("down", help="tear a lab down")
     named(p)
     p.add_argument("--all", action="store_true", help="every lab on this machine, leftovers included")
@@ -49,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="up, conformance suite, report, down")
     p.add_argument("topology")
     named(p)
-    p.add_argument("--report", type=Path, help="report folder (default reports/<topology>)")
+    moded(p)
+    p.add_argument("--report", type=Path, help="report folder (default reports/<topology>[-<mode>])")
+    p = sub.add_parser("matrix", help="the suite against every datapath mode on one topology, side by side")
+    p.add_argument("topology")
+    named(p)
+    p.add_argument("--modes", default=",".join(DATAPATH_MODES), help="comma-separated (default: all three)")
+    p.add_argument("--report", type=Path, help="report folder (default reports/<topology>-matrix)")
     p = sub.add_parser("validate", help="check a topology file without building anything")
     p.add_argument("topology")
     p = sub.add_parser("run", help="run a command where the real datapath is (natively or in the guest)")
@@ -101,7 +114,11 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return commands.validate(args.topology)
     if getattr(args, "name", None):
         check_lab_name(args.name)
-    if args.command in ("test", "up"):
+    if args.command == "matrix":
+        unknown = [m for m in args.modes.split(",") if m not in DATAPATH_MODES]
+        if unknown:
+            raise UserError(f"matrix --modes: unknown {unknown} (known: {', '.join(DATAPATH_MODES)})")
+    if args.command in ("test", "up", "matrix"):
         commands.validate(args.topology, quiet=True)   # bad input: exit 2 before any VM boots
     if args.command == "run" and not _strip_dashes(args.cmd):
         raise UserError("run: give a command after --")

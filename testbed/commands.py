@@ -32,7 +32,10 @@ def report_dir(args: argparse.Namespace) -> Path:
     if args.report:
         return args.report.resolve()
     if args.command == "test":
-        return REPORTS / load(args.topology).name
+        mode = args.mode or load(args.topology).datapath
+        return REPORTS / (load(args.topology).name + ("" if mode == "iiptran" else f"-{mode}"))
+    if args.command == "matrix":
+        return REPORTS / f"{load(args.topology).name}-matrix"
     return REPORTS / f"{lab_name(args)}-check"
 
 
@@ -41,7 +44,7 @@ def native(args: argparse.Namespace) -> int:
     from testbed.suite import run_suite
     cmd = args.command
     if cmd == "up":
-        lab = Lab.up(args.topology, lab_name(args))
+        lab = Lab.up(args.topology, lab_name(args), args.mode)
         print(f"lab '{lab.name}' is up: converged {lab.timings['up_to_converged_s']} s after start")
         print(status.render(lab))
         return 0
@@ -74,7 +77,10 @@ def native(args: argparse.Namespace) -> int:
         print(f"lab '{lab.name}': {apply(lab, args.fault)}")
         return 0
     if cmd == "test":
-        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args))
+        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), mode=args.mode)
+    if cmd == "matrix":
+        from testbed.matrix import run_matrix
+        return run_matrix(report_dir(args), args.topology, lab_name(args), args.modes.split(","))
     if cmd == "run":
         return subprocess.call(_command(args.cmd))
     raise UserError(f"unknown command {cmd}")
@@ -112,11 +118,11 @@ def down(args: argparse.Namespace) -> int:
 
 def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
     """Re-run this very command line inside the guest."""
-    if args.command not in ("test", "run", "kernel", "validate"):
+    if args.command not in ("test", "matrix", "run", "kernel", "validate"):
         from testbed.vm.session import forward
         return forward(args, argv)
     writable = [REPORTS]
-    if args.command == "test" and args.report:
+    if args.command in ("test", "matrix") and args.report:
         writable = [args.report.resolve()]
     command = [sys.executable, "-m", "testbed", *argv]
     return run_in_guest(command, writable, job=args.command)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from testbed.datapath import base_network, ipsec, tunnels
+from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError
 from testbed.names import check_lab_name, default_lab_name
 from testbed.routing.convergence import wait_converged
@@ -35,6 +36,15 @@ def teardown(runtime: Runtime) -> None:
     shutil.rmtree(STATE_ROOT / runtime.lab, ignore_errors=True)
 
 
+def with_mode(topology: Topology, mode: str | None) -> Topology:
+    """The topology with its datapath mode overridden (CLI flag), if given."""
+    if mode is None or mode == topology.datapath:
+        return topology
+    if mode not in MODES:
+        raise UserError(f"unknown datapath mode '{mode}' (known: {', '.join(MODES)})")
+    return topology.model_copy(update={"datapath": mode})
+
+
 class Lab:
     def __init__(self, name: str, topology_path: Path, runtime: Runtime | None = None,
                  topology: Topology | None = None):
@@ -48,6 +58,10 @@ class Lab:
         self.joined: set[str] = set()
         self.timings: dict[str, float] = {}
 
+    @property
+    def datapath(self) -> Datapath:
+        return MODES[self.topology.datapath]
+
     # -- persistence -------------------------------------------------------
     @property
     def state_file(self) -> Path:
@@ -55,7 +69,8 @@ class Lab:
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = {"name": self.name, "topology": str(self.topology_path), "joined": sorted(self.joined),
+        data = {"name": self.name, "topology": str(self.topology_path), "mode": self.topology.datapath,
+                "joined": sorted(self.joined),
                 "sas": [sa.as_dict() for sa in self.sas], "timings": self.timings}
         tmp = self.state_file.with_suffix(".tmp")
         # Created 0600 from the start: the file holds the SA keys.
@@ -71,7 +86,8 @@ class Lab:
         if not state.exists():
             raise UserError(f"no lab named '{name}' is up here (no {state})")
         data = json.loads(state.read_text())
-        lab = cls(name, Path(data["topology"]))
+        topology = with_mode(load(data["topology"]), data.get("mode"))
+        lab = cls(name, Path(data["topology"]), topology=topology)
         lab.joined = set(data["joined"])
         lab.sas = [ipsec.SecurityAssociation(**sa) for sa in data["sas"]]
         lab.timings = data.get("timings", {})
@@ -83,9 +99,9 @@ class Lab:
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
-    def up(cls, topology: str, name: str | None = None) -> "Lab":
+    def up(cls, topology: str, name: str | None = None, mode: str | None = None) -> "Lab":
         path = resolve_path(topology)
-        model = load(str(path))
+        model = with_mode(load(str(path)), mode)
         lab = cls(name or default_lab_name(model.name), path, topology=model)
         if lab.state_file.exists():
             raise UserError(f"a lab named '{lab.name}' is already up; run 'down --name {lab.name}' first")
@@ -114,6 +130,7 @@ class Lab:
         for node in self.plan.vn_nodes:
             if not node.detached:
                 self._provision_links(node.name)
+        self.datapath.membership_changed(self)
         self.timings["datapath_s"] = round(time.monotonic() - started, 2)
         self.save()
         self._start_routing([n.name for n in self.plan.vn_nodes if not n.detached])
@@ -133,11 +150,8 @@ class Lab:
             if any(sa.link == tunnel.label for sa in self.sas):
                 continue
             peer_tunnel = self.plan.nodes[tunnel.peer].tunnel_to(node)
-            ttl = self.topology.defaults.tunnel.ttl
-            tunnels.create_tunnel(self.runtime, node, tunnel, ttl)
-            tunnels.create_tunnel(self.runtime, tunnel.peer, peer_tunnel, ttl)
             reqid = REQID_BASE + 2 * tunnel.link_index
-            self.sas += ipsec.protect_link(self.runtime, node, tunnel.peer, tunnel, peer_tunnel, reqid)
+            self.sas += self.datapath.provision_link(self, node, tunnel, peer_tunnel, reqid)
             self.save()
 
     def _start_routing(self, nodes: list[str]) -> None:
@@ -146,8 +160,13 @@ class Lab:
             frr.write_config(self.plan.nodes[frr.node], self.topology.defaults.ospf)
         start_all(instances)
 
-    def join(self, node: str) -> None:
-        """Bring a detached VN node in (RFC 3884 4.2.3.2): links, SAs, routing."""
+    def join(self, node: str, update_members: bool = True) -> None:
+        """Bring a detached VN node in (RFC 3884 4.2.3.2): links, SAs, routing.
+
+        With update_members=False only the new node and its new links are
+        configured; `update_members()` then makes whatever change the
+        datapath needs on the nodes that were members already (none for
+        iiptran; new selector policies for tunnel-policy)."""
         plan = self.plan.nodes.get(node)
         if plan is None or plan.role != "vn":
             raise UserError(f"{self.topology_path}: no VN node named '{node}'")
@@ -155,9 +174,15 @@ class Lab:
             raise UserError(f"{node} is already part of lab '{self.name}'")
         self.joined.add(node)
         self._provision_links(node)
+        self.datapath.membership_changed(self, only=[node])
         self._start_routing([node])
         self.save()
         wait_converged(self)
+        if update_members:
+            self.update_members()
+
+    def update_members(self) -> None:
+        self.datapath.membership_changed(self)
 
     def down(self) -> None:
         """Remove everything this lab made; safe to call on a half-built lab."""

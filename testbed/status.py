@@ -16,13 +16,13 @@ def render(lab) -> str:
         tunnels = []
         for t in node.tunnels:
             dev = devs.get(t.device)
-            if dev is None:
+            if dev is None and not (lab.active(t.peer) and active):
                 tunnels.append(f"{t.device} (not provisioned)")
                 continue
             out_sa = next((sa for sa in lab.sas if sa.src == t.local_base and sa.dst == t.remote_base), None)
             in_sa = next((sa for sa in lab.sas if sa.src == t.remote_base and sa.dst == t.local_base), None)
             tunnels.append(
-                f"{t.device} [{t.label}] {t.vn_address}/{t.prefixlen} -> {t.peer} "
+                f"{t.device if dev else '(no interface)'} [{t.label}] {t.vn_address}/{t.prefixlen} -> {t.peer} "
                 f"ospf={neighbours.get(t.device, '-')} "
                 f"sa out={_sa(out_sa, counters)} in={_sa(in_sa, counters)}")
         base = ", ".join(f"{v.device} {v.address}/{v.prefixlen}" for v in node.veths)
@@ -30,7 +30,8 @@ def render(lab) -> str:
         rows.append([node.name, role, base, "\n".join(tunnels) or "-"])
     table = tabulate(rows, headers=["node", "role", "base interfaces", "tunnels (OSPF, SAs: packets)"],
                      tablefmt="simple")
-    return f"lab {lab.name} (topology {lab.topology.name}, {lab.topology_path})\n{table}"
+    return (f"lab {lab.name} (topology {lab.topology.name}, {lab.topology_path}; "
+            f"datapath {lab.datapath.summary})\n{table}")
 
 
 def _sa(sa, counters: dict[int, int]) -> str:

@@ -30,6 +30,8 @@ class SecurityAssociation:
     key: str                # hex; for GCM the last 4 bytes are the salt
     auth_key: str = ""      # hex; only for cipher+HMAC suites
     link: str = ""
+    mode: str = "transport"  # or "tunnel" (the alternatives IIPtran is compared with)
+    if_id: int = 0           # xfrm interface the SA belongs to (tunnel-interface mode)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,34 +42,48 @@ class SecurityAssociation:
         return ["enc", "cbc(aes)", f"0x{self.key}", "auth-trunc", "hmac(sha256)", f"0x{self.auth_key}", "128"]
 
 
-def new_sa(src: str, dst: str, reqid: int, algorithm: str, link: str) -> SecurityAssociation:
+def new_sa(src: str, dst: str, reqid: int, algorithm: str, link: str, mode: str = "transport",
+           if_id: int = 0) -> SecurityAssociation:
     spi = 0x1000 + secrets.randbelow(0xEFFFF000)
-    if algorithm == "rfc4106-gcm-aes":
-        return SecurityAssociation(src, dst, spi, reqid, algorithm, secrets.token_hex(20), link=link)
-    return SecurityAssociation(src, dst, spi, reqid, algorithm, secrets.token_hex(16),
-                               secrets.token_hex(32), link=link)
+    auth_key = "" if algorithm == "rfc4106-gcm-aes" else secrets.token_hex(32)
+    key = secrets.token_hex(20 if algorithm == "rfc4106-gcm-aes" else 16)
+    return SecurityAssociation(src, dst, spi, reqid, algorithm, key, auth_key, link, mode, if_id)
 
 
-def link_sas(tunnel: TunnelEnd, reqid: int) -> tuple[SecurityAssociation, SecurityAssociation]:
+def link_sas(tunnel: TunnelEnd, reqid: int, mode: str = "transport",
+             if_id: int = 0) -> tuple[SecurityAssociation, SecurityAssociation]:
     """The two SAs of one virtual link, seen from `tunnel`'s end: (out, in)."""
-    out = new_sa(tunnel.local_base, tunnel.remote_base, reqid, tunnel.algorithm, tunnel.label)
-    back = new_sa(tunnel.remote_base, tunnel.local_base, reqid + 1, tunnel.algorithm, tunnel.label)
+    out = new_sa(tunnel.local_base, tunnel.remote_base, reqid, tunnel.algorithm, tunnel.label, mode, if_id)
+    back = new_sa(tunnel.remote_base, tunnel.local_base, reqid + 1, tunnel.algorithm, tunnel.label, mode, if_id)
     return out, back
 
 
+def state_line(sa: SecurityAssociation) -> str:
+    """`ip xfrm state add` for one SA. A transport SA selects IPIP between
+    its endpoints; a tunnel SA carries whatever its policies send it."""
+    words = ["xfrm state add", f"src {sa.src} dst {sa.dst} proto esp spi 0x{sa.spi:08x}",
+             f"reqid {sa.reqid} mode {sa.mode}", *_quote(sa.xfrm_crypto())]
+    if sa.mode == "transport":
+        words.append(f"sel src {sa.src}/32 dst {sa.dst}/32 proto {IPPROTO_IPIP}")
+    if sa.if_id:
+        words.append(f"if_id {sa.if_id}")
+    return " ".join(words)
+
+
+def policy_line(selector: str, direction: str, sa: SecurityAssociation, verb: str = "add") -> str:
+    """`ip xfrm policy` for traffic matching `selector`, protected by `sa`."""
+    words = [f"xfrm policy {verb} {selector} dir {direction}",
+             f"tmpl src {sa.src} dst {sa.dst} proto esp reqid {sa.reqid} mode {sa.mode} level required"]
+    if sa.if_id:
+        words.append(f"if_id {sa.if_id}")
+    return " ".join(words)
+
+
 def xfrm_batch(local: str, remote: str, out: SecurityAssociation, back: SecurityAssociation) -> list[str]:
-    """`ip -batch` lines installing both SAs and both policies on one end."""
-    lines = []
-    for sa in (out, back):
-        lines.append(" ".join([
-            "xfrm state add", f"src {sa.src} dst {sa.dst} proto esp spi 0x{sa.spi:08x}",
-            f"reqid {sa.reqid} mode transport", *_quote(sa.xfrm_crypto()),
-            f"sel src {sa.src}/32 dst {sa.dst}/32 proto {IPPROTO_IPIP}"]))
-    for direction, sa, src, dst in (("out", out, local, remote), ("in", back, remote, local)):
-        lines.append(" ".join([
-            f"xfrm policy add src {src}/32 dst {dst}/32 proto {IPPROTO_IPIP} dir {direction}",
-            f"tmpl src {sa.src} dst {sa.dst} proto esp reqid {sa.reqid} mode transport level required"]))
-    return lines
+    """`ip -batch` lines installing both SAs and both IIPtran policies on one end."""
+    return [state_line(out), state_line(back),
+            policy_line(f"src {local}/32 dst {remote}/32 proto {IPPROTO_IPIP}", "out", out),
+            policy_line(f"src {remote}/32 dst {local}/32 proto {IPPROTO_IPIP}", "in", back)]
 
 
 def _quote(words: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""RFC 2003 IPIP tunnel interfaces, one per virtual link end (RFC 3884 3.1).
+"""Virtual link interfaces, one per virtual link end: RFC 2003 IPIP devices
+(RFC 3884 3.1), or xfrm interfaces for the route-based alternative (4.1.1).
 
 Each is a real interface with a VN address, so the forwarding table and
 source address selection work on it (3.2, 3.3).
@@ -25,11 +26,23 @@ def _ipip(tunnel: TunnelEnd, ttl: int, tos: int, pmtudisc: bool) -> dict:
 def create_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int) -> None:
     with rtnl(runtime.netns(node)) as ns:
         ns.link("add", ifname=tunnel.device, **_ipip(tunnel, ttl, TOS_INHERIT, pmtudisc=True))
-        index = ns.link_lookup(ifname=tunnel.device)[0]
-        ns.addr("add", index=index, address=tunnel.vn_address, prefixlen=tunnel.prefixlen)
-        # OSPF hellos are multicast; ipip devices do not set the flag themselves.
-        ns.link("set", index=index, flags=IFF_MULTICAST, change=IFF_MULTICAST)
-        ns.link("set", index=index, state="up")
+        _address_and_up(ns, tunnel)
+
+
+def create_xfrm_interface(runtime: Runtime, node: str, tunnel: TunnelEnd, if_id: int) -> None:
+    """Route-based IPsec (RFC 3884 4.1.1, "interface SAs"): an xfrm interface
+    whose tunnel-mode SAs and policies carry the same if_id."""
+    with rtnl(runtime.netns(node)) as ns:
+        ns.link("add", ifname=tunnel.device, kind="xfrm", xfrm_if_id=if_id)
+        _address_and_up(ns, tunnel)
+
+
+def _address_and_up(ns, tunnel: TunnelEnd) -> None:
+    index = ns.link_lookup(ifname=tunnel.device)[0]
+    ns.addr("add", index=index, address=tunnel.vn_address, prefixlen=tunnel.prefixlen)
+    # OSPF hellos are multicast; neither ipip nor xfrm devices set the flag themselves.
+    ns.link("set", index=index, flags=IFF_MULTICAST, change=IFF_MULTICAST)
+    ns.link("set", index=index, state="up")
 
 
 def reconfigure_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int, tos: int) -> None:

@@ -153,6 +153,10 @@ class FrrNode:
         except json.JSONDecodeError:
             raise TestbedError(f"{self.node}: '{command}' did not return JSON: {out[:200]}") from None
 
+    def ospf_interfaces(self) -> list[str]:
+        """Devices OSPF runs on (passive ones included)."""
+        return sorted(self.vtysh_json("show ip ospf interface json").get("interfaces", {}))
+
     def ospf_neighbors(self) -> dict[str, str]:
         """Interface device -> neighbour state (e.g. 'Full/-')."""
         data = self.vtysh_json("show ip ospf neighbor json")

@@ -1,0 +1,103 @@
+"""How a virtual link is built: IIPtran, or one of the alternatives the RFC
+compares it with, so the same suite can run against each on one topology.
+
+- iiptran (RFC 3884 3): an ipip device per end, transport-mode ESP selecting
+  IP protocol 4 between the two base endpoints.
+- tunnel-interface (4.1.1, "interface SAs"): an xfrm interface per end,
+  tunnel-mode ESP bound to it by if_id, any inner traffic.
+- tunnel-policy (2.3): no interfaces; tunnel-mode ESP whose policies name
+  inner source and destination prefixes, written statically along the
+  paths the VN would use, the way a firewall-style VPN is configured.
+"""
+from __future__ import annotations
+
+from testbed.datapath import ipsec, tunnels
+from testbed.topology.graph import NoPath, all_shortest_paths
+from testbed.topology.plan import TunnelEnd
+
+
+class Datapath:
+    name = ""
+    summary = ""
+    dynamic_routing = True      # virtual links are interfaces a routing daemon can use
+
+    def provision_link(self, lab, node: str, tunnel: TunnelEnd, peer_tunnel: TunnelEnd,
+                       reqid: int) -> list[ipsec.SecurityAssociation]:
+        raise NotImplementedError
+
+    def membership_changed(self, lab, only: list[str] | None = None) -> None:
+        """Called once a bring-up or a join has provisioned its links; `only`
+        limits the change to those nodes (a join's first step)."""
+
+
+class Iiptran(Datapath):
+    name = "iiptran"
+    summary = "ipip devices + transport-mode ESP (RFC 3884 3)"
+
+    def provision_link(self, lab, node, tunnel, peer_tunnel, reqid):
+        ttl = lab.topology.defaults.tunnel.ttl
+        tunnels.create_tunnel(lab.runtime, node, tunnel, ttl)
+        tunnels.create_tunnel(lab.runtime, tunnel.peer, peer_tunnel, ttl)
+        return ipsec.protect_link(lab.runtime, node, tunnel.peer, tunnel, peer_tunnel, reqid)
+
+
+class TunnelInterface(Datapath):
+    name = "tunnel-interface"
+    summary = "xfrm interfaces + tunnel-mode ESP (RFC 3884 4.1.1, interface SAs)"
+
+    def provision_link(self, lab, node, tunnel, peer_tunnel, reqid):
+        if_id = tunnel.link_index + 1          # the same on both ends: one id per virtual link
+        out, back = ipsec.link_sas(tunnel, reqid, mode="tunnel", if_id=if_id)
+        for me, end, sa_out, sa_in in ((node, tunnel, out, back), (tunnel.peer, peer_tunnel, back, out)):
+            tunnels.create_xfrm_interface(lab.runtime, me, end, if_id)
+            anything = "src 0.0.0.0/0 dst 0.0.0.0/0"
+            ipsec.apply_batch(lab.runtime, me, [
+                ipsec.state_line(sa_out), ipsec.state_line(sa_in),
+                ipsec.policy_line(anything, "out", sa_out),
+                ipsec.policy_line(anything, "in", sa_in),
+                ipsec.policy_line(anything, "fwd", sa_in)])
+        return [out, back]
+
+
+class TunnelPolicy(Datapath):
+    name = "tunnel-policy"
+    summary = "tunnel-mode ESP with inner selectors, no interfaces (RFC 3884 2.3)"
+    dynamic_routing = False
+
+    def provision_link(self, lab, node, tunnel, peer_tunnel, reqid):
+        out, back = ipsec.link_sas(tunnel, reqid, mode="tunnel")
+        ipsec.apply_batch(lab.runtime, node, [ipsec.state_line(out), ipsec.state_line(back)])
+        ipsec.apply_batch(lab.runtime, tunnel.peer, [ipsec.state_line(out), ipsec.state_line(back)])
+        return [out, back]
+
+    def membership_changed(self, lab, only=None):
+        for node, lines in selector_policies(lab).items():
+            if lines and (only is None or node in only):
+                ipsec.apply_batch(lab.runtime, node, lines)
+
+
+def selector_policies(lab) -> dict[str, list[str]]:
+    """Per node, the policies that steer each VN-local prefix pair along its
+    shortest path: `out` where a packet enters a tunnel, `fwd` where it
+    leaves one to go on, `in` where it is delivered. `update` adds what a
+    join needs and leaves identical entries as they are."""
+    graph = lab.plan.vn_graph().subgraph(lab.active_vn_nodes())
+    by_pair = {(sa.src, sa.dst): sa for sa in lab.sas}
+    lines: dict[str, list[str]] = {n: [] for n in lab.active_vn_nodes()}
+    for src in lab.active_vn_nodes():
+        for dst in lab.active_vn_nodes():
+            if src == dst:
+                continue
+            try:
+                path = all_shortest_paths(graph, src, dst)[0]
+            except NoPath:
+                continue
+            selector = f"src {lab.plan.nodes[src].lan_prefix} dst {lab.plan.nodes[dst].lan_prefix}"
+            for a, b in zip(path, path[1:]):
+                sa = by_pair[(lab.plan.nodes[a].base_address, lab.plan.nodes[b].base_address)]
+                lines[a].append(ipsec.policy_line(selector, "out", sa, verb="update"))
+                lines[b].append(ipsec.policy_line(selector, "in" if b == dst else "fwd", sa, verb="update"))
+    return lines
+
+
+MODES: dict[str, Datapath] = {m.name: m for m in (Iiptran(), TunnelPolicy(), TunnelInterface())}
