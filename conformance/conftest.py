@@ -15,6 +15,7 @@ from testbed import expect
 from testbed.lab import Lab
 from testbed.probe import inspect
 from testbed.probe.flows import FlowTraffic, capture_flow
+from testbed.probe.traffic import PingResult, ping
 from testbed.report.evidence import RECORDER, as_dicts
 from testbed.report.wireshark import write_esp_sa
 from testbed.requirements import catalogue
@@ -27,6 +28,7 @@ def pytest_addoption(parser):
     group.addoption("--topology", help="bring this topology up for the run")
     group.addoption("--lab-name", help="name of the lab brought up for the run")
     group.addoption("--lab", help="check the lab of this name that is already up")
+    group.addoption("--mode", help="datapath mode of the lab brought up for the run (default: the topology's)")
     group.addoption("--report-dir", default="reports/adhoc", help="where captures and evidence go")
 
 
@@ -111,7 +113,7 @@ def _version(argv: list[str]) -> str:
 def _record_lab(lab: Lab, report_dir: Path, attached: bool) -> None:
     """What was built and how long it took, beside the junit.xml."""
     facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
-             "datapath_mode": "iiptran (ipip devices + transport-mode ESP)", "backend": "network namespaces",
+             "datapath_mode": lab.datapath.name, "datapath": lab.datapath.summary, "backend": "network namespaces",
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
              "frr": _version(["/usr/lib/frr/zebra", "--version"]), "iproute2": _version(["ip", "-V"]),
@@ -128,7 +130,8 @@ def base_lab(request, report_dir):
         yield lab
         write_esp_sa(lab.sas, report_dir)
         return
-    lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"))
+    lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"),
+                 request.config.getoption("--mode"))
     try:
         _record_lab(lab, report_dir, attached=False)
         yield lab
@@ -140,10 +143,13 @@ def base_lab(request, report_dir):
 
 @dataclass
 class JoinRecord:
-    """SAD/SPD of every node already in the VN, before and after the join."""
+    """SAD/SPD of every node already in the VN, before and after the join, and
+    whether the new node reached its flows' destinations before anything on
+    those nodes was changed."""
     joined: list[str] = field(default_factory=list)
     before: dict[str, list[str]] = field(default_factory=dict)
     after: dict[str, list[str]] = field(default_factory=dict)
+    first_reach: dict[str, dict[str, PingResult]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
@@ -156,8 +162,12 @@ def join_record(base_lab) -> JoinRecord:
     members = base_lab.active_vn_nodes()
     record.before = {n: inspect.xfrm_entries(base_lab.runtime, n) for n in members}
     for node in waiting:
-        base_lab.join(node)
+        base_lab.join(node, update_members=False)
         record.joined.append(node)
+        targets = sorted({f.dst for f in base_lab.topology.flows.values() if f.src == node})
+        record.first_reach[node] = {dst: ping(base_lab.runtime, node, expect.lan_address(base_lab, dst), count=3,
+                                              source=expect.lan_address(base_lab, node)) for dst in targets}
+    base_lab.update_members()
     record.after = {n: inspect.xfrm_entries(base_lab.runtime, n) for n in members}
     return record
 

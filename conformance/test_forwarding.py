@@ -9,6 +9,7 @@ from testbed.datapath.tunnels import TOS_INHERIT, set_tunnel_state
 from testbed.probe import inspect
 from testbed.probe.traffic import traceroute
 from testbed.routing.convergence import expected_adjacencies, vn_prefixes, wait_converged
+from testbed.topology.plan import LAN_DEVICE
 from testbed.wait import wait_for
 
 
@@ -42,6 +43,10 @@ def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
 def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
     problems = []
     for node, wanted in expected_adjacencies(lab).items():
+        stray = sorted(set(lab.frr(node).ospf_interfaces()) - wanted - {LAN_DEVICE})
+        if stray:
+            problems.append(f"{node}: OSPF runs on {stray}, which are not virtual links (base and VN "
+                            "routing must not mix)")
         states = lab.frr(node).ospf_neighbors()
         for device in sorted(wanted):
             if not states.get(device, "").startswith("Full"):
@@ -92,6 +97,9 @@ def test_cut_link_reroutes_and_leaves_sad_spd_unchanged(lab, reroutable_flow):
     new_path = expect.vn_path(lab, spec.src, spec.dst, cut=cut)
     node, peer = cut
     device = lab.plan.nodes[node].tunnel_to(peer).device
+    assert device in inspect.devices(lab.runtime, node), (
+        f"{node} has no interface {device} for virtual link {node}-{peer}: there is no link routing could "
+        "lose and route around; forwarding follows the SA selectors (RFC 3884 2.3)")
     before = {n: inspect.xfrm_entries(lab.runtime, n) for n in lab.active_vn_nodes()}
     set_tunnel_state(lab.runtime, node, device, up=False)
     try:

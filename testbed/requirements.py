@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from testbed.errors import TestbedError
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "conformance" / "requirements.yaml"
+MODE_PREDICTIONS = CATALOGUE.with_name("modes.yaml")
 
 
 class Requirement(BaseModel):
@@ -50,3 +51,26 @@ def consistency_problems(entries: dict[str, Requirement], tests: dict[str, list[
         marked = sorted(t for t, ids in tests.items() if req.id in ids)
         problems += [f"{t} names {req.id} but the catalogue does not list it" for t in marked if t not in req.tests]
     return problems
+
+
+class ModePrediction(BaseModel):
+    """What RFC 3884 predicts for one datapath mode (conformance/modes.yaml)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    summary: str
+    predicted_failures: dict[str, str] = {}    # requirement ID -> the RFC's reason
+    linux_differs: dict[str, str] = {}         # requirement ID -> what Linux does instead, and why
+
+
+@lru_cache(maxsize=None)
+def mode_predictions(path: Path = MODE_PREDICTIONS) -> dict[str, ModePrediction]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+        predictions = {mode: ModePrediction.model_validate(entry) for mode, entry in raw.items()}
+    except (ValidationError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        raise TestbedError(f"{path}: invalid mode predictions: {exc}") from None
+    known = catalogue()
+    for mode, prediction in predictions.items():
+        for req in [*prediction.predicted_failures, *prediction.linux_differs]:
+            if req not in known:
+                raise TestbedError(f"{path}: {mode} names unknown requirement {req}")
+    return predictions

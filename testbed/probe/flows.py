@@ -1,6 +1,9 @@
 """One flow's traffic, captured everywhere the wire checks look at once.
 
-The source pings the destination's VN address with a random payload marker,
+The source pings the destination's VN-local address from its own VN-local
+address (traffic between the networks behind two VN nodes, which every
+datapath mode is built to carry; the unbound case is the source-address
+checks' business) with a random payload marker,
 a distinctive TOS, DF set and a known TTL, while captures run on every
 router-to-router link (a virtual link is a base path) and on the router side
 of the source's and destination's access links (before any base hop).
@@ -56,7 +59,7 @@ def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTr
     at_dst = _access_capture(lab, report_dir, dst, f"access-{name}-dst")
     with MultiCapture([*base, at_src, at_dst]):
         result = ping(lab.runtime, src, expect.lan_address(lab, dst), count=COUNT, pattern_hex=marker.hex(),
-                      extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])
+                      source=expect.lan_address(lab, src), extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])
     if not result.ok:
         raise AssertionError(f"{src} -> {dst}: no reply\n{result.output}")
     return FlowTraffic(name, src, dst, marker, [p for c in base for p in c.packets], at_src.packets,

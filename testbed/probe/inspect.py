@@ -138,3 +138,25 @@ def sa_packet_counters(runtime: Runtime, node: str) -> dict[int, int]:
 def xfrm_stats(runtime: Runtime, node: str) -> dict[str, int]:
     out = runtime.run(node, ["cat", "/proc/net/xfrm_stat"], check=True).stdout
     return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
+
+
+def snmp_counters(runtime: Runtime, node: str) -> dict[str, int]:
+    """The node's /proc/net/snmp as 'Icmp.InEchos' -> value."""
+    lines = runtime.run(node, ["cat", "/proc/net/snmp"], check=True).stdout.splitlines()
+    counters = {}
+    for names, values in zip(lines[::2], lines[1::2]):
+        group, *keys = names.split()
+        for key, value in zip(keys, values.split()[1:]):
+            counters[f"{group.rstrip(':')}.{key}"] = int(value)
+    return counters
+
+
+def source_for(runtime: Runtime, node: str, destination: str) -> str:
+    """The source address the node's kernel picks for an unbound packet."""
+    from pyroute2 import NetlinkError
+    try:
+        with rtnl(runtime.netns(node)) as ns:
+            answer = ns.route("get", dst=destination)
+    except NetlinkError as exc:
+        return f"none ({exc})"
+    return (answer[0].get_attr("RTA_PREFSRC") or "none") if answer else "none (no route)"

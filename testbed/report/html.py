@@ -19,8 +19,7 @@ def _anchor(test_id: str) -> str:
     return "t-" + re.sub(r"[^A-Za-z0-9_-]+", "-", test_id)
 
 
-def _diagram(results: dict) -> str:
-    topology_file = results["lab"].get("topology_file")
+def topology_svg(topology_file: str | None) -> str:
     if not topology_file:
         return "<p>(no lab was built in this run)</p>"
     from testbed.report.diagram import render_svg
@@ -44,7 +43,7 @@ def write_report(report_dir: Path) -> Path:
     requirements = sorted(results["requirements"], key=lambda r: SEVERITY.index(r["verdict"]))
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
     page = env.get_template("report.html.j2").render(
-        r=results, tests=tests, requirements=requirements, diagram=_diagram(results),
+        r=results, tests=tests, requirements=requirements, diagram=topology_svg(results["lab"].get("topology_file")),
         failures=[t for t in tests if t["outcome"] in ("failed", "error")],
         anchors={t["id"]: t["anchor"] for t in tests}, outcomes={t["id"]: t["outcome"] for t in tests},
         tshark="tshark -o esp.enable_encryption_decode:TRUE -r <capture>.pcap")

@@ -1,0 +1,87 @@
+"""The side-by-side run: the same suite against every datapath mode on one
+topology, one verdict column per mode, each cell compared with what RFC 3884
+predicts for that mode (conformance/modes.yaml)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from testbed.requirements import catalogue, mode_predictions
+
+AGREES, DOCUMENTED, DIFFERS, NOT_APPLICABLE = "as predicted", "Linux differs (documented)", "differs", "n/a"
+
+
+def run_matrix(report_dir: Path, topology: str, name: str, modes: list[str]) -> int:
+    from testbed.suite import run_suite
+    for mode in modes:
+        print(f"iiptran: matrix: {topology} with datapath {mode}", flush=True)
+        run_suite(report_dir / mode, topology=topology, name=name, mode=mode)
+    matrix = build_matrix(report_dir, modes)
+    (report_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n")
+    page = write_matrix_page(report_dir, matrix)
+    print(matrix_table(matrix))
+    print(f"iiptran: matrix written to {page} (one report per mode beside it)")
+    return 0 if matrix["ok"] else 1
+
+
+def judge(verdict: str, predicted_failure: bool, documented: bool) -> str:
+    if verdict == "not run":
+        return NOT_APPLICABLE
+    if (verdict == "failed") == predicted_failure:
+        return AGREES
+    return DOCUMENTED if documented else DIFFERS
+
+
+def build_matrix(report_dir: Path, modes: list[str]) -> dict:
+    predictions = mode_predictions()
+    columns, problems = {}, []
+    for mode in modes:
+        results_file = report_dir / mode / "results.json"
+        if not results_file.exists():
+            problems.append(f"{mode}: the run wrote no results.json")
+            continue
+        results = json.loads(results_file.read_text())
+        prediction = predictions[mode]
+        cells = {}
+        for req, entry in results["requirements"].items():
+            predicted = req in prediction.predicted_failures
+            judgement = judge(entry["verdict"], predicted, req in prediction.linux_differs)
+            cells[req] = {"verdict": entry["verdict"], "predicted": "fail" if predicted else "pass",
+                          "judgement": judgement,
+                          "why": prediction.linux_differs.get(req) or prediction.predicted_failures.get(req, "")}
+            if judgement == DIFFERS:
+                problems.append(f"{mode}: {req} {entry['verdict']}, RFC 3884 predicts "
+                                f"{'failure' if predicted else 'a pass'}")
+        columns[mode] = {"summary": prediction.summary, "report": f"{mode}/index.html", "cells": cells,
+                         "lab": results.get("lab", {})}
+    return {"modes": columns, "requirements": {r.id: {"rfc": r.rfc, "statement": r.statement}
+                                               for r in catalogue().values()},
+            "problems": problems, "ok": not problems and len(columns) == len(modes)}
+
+
+def _cell_text(cell: dict) -> str:
+    mark = {AGREES: "", NOT_APPLICABLE: "", DOCUMENTED: " (Linux)", DIFFERS: " (!= RFC)"}[cell["judgement"]]
+    return f"{cell['verdict']}{mark}"
+
+
+def matrix_table(matrix: dict) -> str:
+    modes = list(matrix["modes"])
+    rows = [[req, *(_cell_text(matrix["modes"][m]["cells"][req]) if req in matrix["modes"][m]["cells"] else "-"
+                    for m in modes)] for req in matrix["requirements"]]
+    verdict = "every verdict as RFC 3884 predicts" if matrix["ok"] else "; ".join(matrix["problems"])
+    return tabulate(rows, headers=["requirement", *modes]) + f"\nmatrix: {verdict}"
+
+
+def write_matrix_page(report_dir: Path, matrix: dict) -> Path:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from testbed.report.html import TEMPLATES, topology_svg
+    topology_file = next((c["lab"].get("topology_file") for c in matrix["modes"].values()), None)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
+    page = env.get_template("matrix.html.j2").render(m=matrix, title=report_dir.name,
+                                                     diagram=topology_svg(topology_file))
+    out = report_dir / "index.html"
+    out.write_text(page)
+    return out
