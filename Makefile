@@ -9,7 +9,7 @@ IIPTRAN := $(PY) -m testbed
 SYSTEM_PACKAGES := frr iproute2 tcpdump tshark traceroute iputils-ping procps kmod chromium \
                    qemu-system-x86 busybox-static
 
-.PHONY: all deps system-deps test unit test-fig3 test-fig6 selftest bench down clean
+.PHONY: all deps system-deps test unit test-fig3 test-fig6 matrix profiles selftest bench down clean
 
 all: test
 
@@ -39,11 +39,23 @@ test-fig3: deps
 test-fig6: deps
 	$(IIPTRAN) test fig6
 
-# The suite's own test: broken datapaths must make the checks fail.
-selftest: deps
+# The three datapath modes side by side on both figures; fails unless every
+# verdict is what RFC 3884 predicts for its mode (IIPtran: all pass).
+matrix: deps
+	$(IIPTRAN) matrix fig6
+	$(IIPTRAN) matrix fig3
+
+# The suite's own test: each negative profile must fail exactly the
+# requirements it breaks and pass the rest.
+profiles: deps
+	$(IIPTRAN) profiles
+
+# Clean-up after down, failed bring-up and interrupt; report artifacts
+# from a real run (tshark decrypts a capture).
+selftest: profiles deps
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider tests/kernel
 
-test: unit test-fig6 test-fig3 selftest
+test: unit matrix selftest
 
 bench: deps
 	$(IIPTRAN) run -- $(PY) -m testbed.bench --inner fig6

@@ -28,6 +28,7 @@ def pytest_addoption(parser):
     group.addoption("--topology", help="bring this topology up for the run")
     group.addoption("--lab-name", help="name of the lab brought up for the run")
     group.addoption("--lab", help="check the lab of this name that is already up")
+    group.addoption("--fault", help="break the lab this way once it is up (a negative profile, testbed/faults.py)")
     group.addoption("--mode", help="datapath mode of the lab brought up for the run (default: the topology's)")
     group.addoption("--report-dir", default="reports/adhoc", help="where captures and evidence go")
 
@@ -128,7 +129,7 @@ def base_lab(request, report_dir):
         lab = Lab.attach(name)      # a live lab: checked, never torn down here
         _record_lab(lab, report_dir, attached=True)
         yield lab
-        write_esp_sa(lab.sas, report_dir)
+        write_esp_sa(lab.sas + lab.retired_sas, report_dir)
         return
     lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"),
                  request.config.getoption("--mode"))
@@ -137,7 +138,7 @@ def base_lab(request, report_dir):
         yield lab
     finally:
         # The SAs (with those a join added) die with the lab: keep them for Wireshark.
-        write_esp_sa(lab.sas, report_dir)
+        write_esp_sa(lab.sas + lab.retired_sas, report_dir)
         lab.down()
 
 
@@ -173,8 +174,15 @@ def join_record(base_lab) -> JoinRecord:
 
 
 @pytest.fixture(scope="session")
-def lab(base_lab, join_record):
-    """The lab with every node in the VN: what most checks run against."""
+def lab(base_lab, join_record, report_dir, request):
+    """The lab with every node in the VN: what most checks run against; broken
+    on purpose first when the run is a negative profile (--fault)."""
+    fault = request.config.getoption("--fault")
+    if fault:
+        from testbed.faults import apply
+        facts = json.loads((report_dir / "lab.json").read_text())
+        facts["negative_profile"] = f"{fault}: {apply(base_lab, fault)}"
+        (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
     return base_lab
 
 

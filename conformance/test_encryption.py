@@ -2,14 +2,19 @@
 IPIP with the endpoints' own base addresses (RFC 4301 4.1), never plaintext."""
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.ipsec import ESP
 from scapy.packet import Raw
 
 from testbed import expect
+from testbed.probe import inspect
+from testbed.probe.capture import Capture
 from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.flows import FlowTraffic
+from testbed.probe.traffic import ping
 from testbed.report.evidence import RECORDER
 
 
@@ -80,3 +85,26 @@ def test_outer_addresses_are_the_endpoints_own_base_addresses(lab, wire):
     node_base = {n.base_address for n in lab.plan.vn_nodes}
     foreign = [p.summary() for p in esp if p[IP].src not in node_base or p[IP].dst not in node_base]
     assert not foreign, f"ESP not between VN nodes' own base addresses: {foreign[:5]}"
+
+
+@pytest.mark.req("WIRE-DECAP")
+def test_transport_sa_decrypts_and_the_ipip_interface_decapsulates(lab, report_dir, flow):
+    """RFC 3884 4.2.3 and A.2: the SA's mode decides whether IPsec
+    decapsulates. IIPtran's inbound SA is transport mode: it only decrypts,
+    and the VN packet comes out of the IPIP tunnel interface."""
+    name, spec = flow
+    previous = expect.vn_path(lab, spec.src, spec.dst)[-2]
+    tunnel = lab.plan.nodes[spec.dst].tunnel_to(previous)
+    inbound = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.remote_base, tunnel.local_base))
+    mode = inspect.sa_modes(lab.runtime, spec.dst).get(inbound.spi, "absent")
+    assert mode == "transport", (f"{spec.dst}'s inbound SA 0x{inbound.spi:08x} from {previous} is in {mode} mode: "
+                                 "IPsec, not the IPIP interface, decapsulates")
+    device = inspect.devices(lab.runtime, spec.dst).get(tunnel.device)
+    assert device is not None and device.kind == "ipip", (
+        f"{spec.dst} has no IPIP interface {tunnel.device} for the VN packet to come out of")
+    marker = secrets.token_bytes(8)
+    with Capture(lab.runtime, spec.dst, tunnel.device, report_dir / f"decap-{name}.pcap", "icmp") as cap:
+        ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=2, pattern_hex=marker.hex(),
+             source=expect.lan_address(lab, spec.src))
+    seen = [p for p in cap.packets if IP in p and marker in bytes(p)]
+    assert seen, f"the flow's VN packets did not come out of {spec.dst}'s {tunnel.device}"

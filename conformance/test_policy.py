@@ -13,6 +13,7 @@ from testbed import expect
 from testbed.probe import inspect
 from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.inject import send_raw_ip
+from testbed.probe.traffic import ping
 from testbed.report.evidence import RECORDER
 
 INJECTED = 3
@@ -64,3 +65,46 @@ def test_plaintext_ipip_from_a_spoofed_peer_is_not_delivered(lab, report_dir):
                             f"its peers {peers}")
     RECORDER.note("", "forged packets delivered, and the kernel's policy drop counters, per victim", drops)
     assert not problems, "\n".join(problems)
+
+
+def _echoes_delivered(lab, sender: str, receiver: str, source: str | None = None) -> int:
+    """Send echo requests from `sender` into the VN, from its own VN-local
+    address or (raw, hand-built) from `source`; return how many reached
+    `receiver`'s ICMP layer."""
+    before = inspect.snmp_counters(lab.runtime, receiver)["Icmp.InEchos"]
+    target = expect.lan_address(lab, receiver)
+    if source is None:
+        ping(lab.runtime, sender, target, count=INJECTED, source=expect.lan_address(lab, sender))
+    else:
+        packet = bytes(IP(src=source, dst=target, ttl=64) / ICMP(type=8, id=0x4243) / Raw(secrets.token_bytes(8)))
+        for _ in range(INJECTED):
+            send_raw_ip(lab.runtime, sender, packet, target)
+    return inspect.snmp_counters(lab.runtime, receiver)["Icmp.InEchos"] - before
+
+
+@pytest.mark.req("POL-WRONG-TUNNEL")
+def test_vn_packet_with_a_source_from_behind_another_tunnel_is_not_accepted(lab):
+    """RFC 3884 4.2.3: accepted only if it arrived over the tunnel its source is
+    behind. P sends to R with Q's VN-local source; R routes Q's prefix over
+    its link to Q, so the packet came in over the wrong link."""
+    if not lab.datapath.dynamic_routing:
+        pytest.skip(f"not applicable: with {lab.datapath.name} a node's kernel puts a packet into an SA only "
+                    "if a selector covers its source, so another node's source cannot be sent over a link")
+    hub = next((n for n in lab.plan.vn_nodes if lab.active(n.name)
+                and sum(lab.active(t.peer) for t in n.tunnels) >= 2), None)
+    if hub is None:
+        pytest.skip(f"not applicable: no VN node of {lab.topology.name} has two virtual links")
+    peer, other = [t.peer for t in hub.tunnels if lab.active(t.peer)][:2]
+    own = _echoes_delivered(lab, peer, hub.name)
+    rp_before = inspect.snmp_counters(lab.runtime, hub.name, "netstat").get("TcpExt.IPReversePathFilter", 0)
+    spoofed = _echoes_delivered(lab, peer, hub.name, expect.lan_address(lab, other))
+    rp_drops = inspect.snmp_counters(lab.runtime, hub.name, "netstat").get("TcpExt.IPReversePathFilter", 0) \
+        - rp_before
+    RECORDER.note(hub.name, f"echo requests from {peer} into the VN towards {hub.name}", [
+        f"with {peer}'s own VN-local source: {own} of {INJECTED} delivered",
+        f"with {other}'s VN-local source: {spoofed} of {INJECTED} delivered; "
+        f"{hub.name}'s reverse-path filter drops: {rp_drops}"])
+    assert own == INJECTED, (f"control failed: only {own} of {INJECTED} echo requests from {peer} with its own "
+                             f"source reached {hub.name}; the check would prove nothing")
+    assert spoofed == 0, (f"{hub.name} accepted {spoofed} VN packets from {peer}'s link whose source "
+                          f"({expect.lan_address(lab, other)}) is behind its link to {other}")

@@ -2,13 +2,17 @@
 outer TTL, TOS copied, DF copied (RFC 3884 A.1), inner TTL handling."""
 from __future__ import annotations
 
+import re
+import secrets
+
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.packet import Raw
 
 from testbed import expect
 from testbed.probe.esp import decrypt
-from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic
+from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic, access_capture
+from testbed.probe.traffic import ping
 from testbed.report.evidence import RECORDER
 
 @pytest.fixture(scope="session")
@@ -70,3 +74,74 @@ def test_inner_ttl_untouched_at_encapsulation_and_decremented_per_vn_hop(lab, en
     last = sorted({inner.ttl for _, inner in seen["dst"]})
     assert last == [SENT_TTL - routers], (f"inner TTL {last} on the last tunnel, want {SENT_TTL - routers} "
                                           f"({routers} VN routers on the path each decrement once)")
+
+
+@pytest.mark.req("IPIP-TTL-EXPIRY")
+def test_ttl_expiring_in_the_vn_is_not_encapsulated_and_time_exceeded_reaches_the_sender(lab, report_dir, flow):
+    """RFC 2003 3.1: a packet whose TTL reaches 0 at a VN router is not sent on
+    through the next tunnel; the router's Time Exceeded goes back to the
+    original sender, across the VN."""
+    name, spec = flow
+    path = expect.vn_path(lab, spec.src, spec.dst)
+    routers = len(path) - 2
+    if routers < 1:
+        pytest.skip(f"not applicable: flow {name} crosses no VN router")
+    last_router = path[-2]
+    marker = secrets.token_bytes(8)
+    with access_capture(lab, report_dir, spec.dst, f"ttl-expiry-{name}") as onward:
+        result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=2, pattern_hex=marker.hex(),
+                      source=expect.lan_address(lab, spec.src), extra=["-t", str(routers)])
+    leaked = [p for p in onward.packets if (d := decrypt(p, lab.sas)) and d.inner is not None
+              and marker in bytes(d.inner)]
+    RECORDER.note(spec.src, f"ping with TTL {routers}: expires at {last_router}", [result.output])
+    assert not leaked, (f"{len(leaked)} packets with the expired TTL were encapsulated on towards {spec.dst}: "
+                        f"{[p.summary() for p in leaked[:3]]}")
+    want_from = lab.plan.nodes[last_router].tunnel_to(path[-3]).vn_address
+    assert "Time to live exceeded" in result.output, (
+        f"{spec.src} got no Time Exceeded for a packet that expired at {last_router}\n{result.output}")
+    assert f"From {want_from}" in result.output, (
+        f"Time Exceeded did not come from {last_router}'s tunnel address {want_from}\n{result.output}")
+
+
+NARROW_BASE_MTU = 1400
+# ESP overhead without padding: SPI + sequence (8), IV (8 for GCM, 16 for
+# CBC), pad length + next header (2), ICV (16).
+ESP_OVERHEAD = {"rfc4106-gcm-aes": 34, "cbc-aes-hmac-sha256": 42}
+OUTER_HEADER = 20
+FRAG_NEEDED = re.compile(r"From (\S+) icmp_seq=\d+ Frag needed and DF set \(mtu = (\d+)\)")
+
+
+@pytest.mark.req("IPIP-PMTU")
+def test_too_big_packet_gets_fragmentation_needed_back_to_the_sender(lab, flow):
+    """RFC 2003 4 / RFC 3884 A.1: a VN router whose next tunnel crosses a base
+    path narrower than the packet (DF set) sends Fragmentation Needed back to
+    the original sender, with an MTU that leaves room for the outer header and
+    ESP; a packet of that size then gets through."""
+    name, spec = flow
+    path = expect.vn_path(lab, spec.src, spec.dst)
+    if len(path) < 3:
+        pytest.skip(f"not applicable: flow {name} crosses no VN router")
+    router, onward = lab.plan.nodes[path[1]], lab.plan.nodes[path[2]]
+    gateway = dict(router.routes)["0.0.0.0/0"]
+    narrow = ["ip", "route", "replace", f"{onward.base_address}/32", "via", gateway, "dev",
+              router.veths[0].device, "mtu", "lock", str(NARROW_BASE_MTU)]
+    lab.runtime.run(router.name, narrow, check=True)
+    src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
+    try:
+        big = ping(lab.runtime, spec.src, dst, count=2, source=src, size=NARROW_BASE_MTU - 28, extra=["-M", "do"])
+        answers = FRAG_NEEDED.findall(big.output)
+        assert answers, (f"{spec.src} got no Fragmentation Needed for a {NARROW_BASE_MTU}-byte DF packet that "
+                         f"cannot cross {router.name}'s narrowed path to {onward.name}\n{big.output}")
+        sender, mtu = answers[0][0], int(answers[0][1])
+        router_addresses = {t.vn_address for t in router.tunnels} | {expect.lan_address(lab, router.name)}
+        assert sender in router_addresses, f"Fragmentation Needed came from {sender}, not from {router.name}"
+        overhead = OUTER_HEADER + ESP_OVERHEAD[router.tunnel_to(onward.name).algorithm]
+        assert mtu + overhead <= NARROW_BASE_MTU, (
+            f"announced MTU {mtu} leaves no room for the outer header and ESP ({overhead} bytes) "
+            f"within {NARROW_BASE_MTU}")
+        fits = ping(lab.runtime, spec.src, dst, count=2, source=src, size=mtu - 28, extra=["-M", "do"])
+        assert fits.ok, f"a {mtu}-byte DF packet (the announced MTU) does not get through\n{fits.output}"
+    finally:
+        lab.runtime.run(router.name, ["ip", "route", "del", f"{onward.base_address}/32"])
+        for node in path:
+            lab.runtime.run(node, ["ip", "route", "flush", "cache"])

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     named(p)
     moded(p)
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>[-<mode>])")
+    p.add_argument("--profile", help="run against this built-in broken configuration (a negative profile)")
+    p = sub.add_parser("profiles", help="the suite against every negative profile: exactly the right checks fail")
+    named(p)
+    p.add_argument("--only", help="comma-separated profile names (default: all of conformance/profiles.yaml)")
+    p.add_argument("--report", type=Path, help="report folder (default reports/profiles)")
     p = sub.add_parser("matrix", help="the suite against every datapath mode on one topology, side by side")
     p.add_argument("topology")
     named(p)
@@ -118,6 +123,12 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         unknown = [m for m in args.modes.split(",") if m not in DATAPATH_MODES]
         if unknown:
             raise UserError(f"matrix --modes: unknown {unknown} (known: {', '.join(DATAPATH_MODES)})")
+    if args.command == "test" and args.profile:
+        from testbed.faults import FAULTS
+        if args.profile not in FAULTS:
+            raise UserError(f"test --profile: unknown profile '{args.profile}' (known: {', '.join(FAULTS)})")
+        if (args.mode or "iiptran") != "iiptran":
+            raise UserError("test --profile: negative profiles break IIPtran labs; drop --mode")
     if args.command in ("test", "up", "matrix"):
         commands.validate(args.topology, quiet=True)   # bad input: exit 2 before any VM boots
     if args.command == "run" and not _strip_dashes(args.cmd):

@@ -33,9 +33,12 @@ def report_dir(args: argparse.Namespace) -> Path:
         return args.report.resolve()
     if args.command == "test":
         mode = args.mode or load(args.topology).datapath
-        return REPORTS / (load(args.topology).name + ("" if mode == "iiptran" else f"-{mode}"))
+        suffix = ("" if mode == "iiptran" else f"-{mode}") + (f"-{args.profile}" if args.profile else "")
+        return REPORTS / (load(args.topology).name + suffix)
     if args.command == "matrix":
         return REPORTS / f"{load(args.topology).name}-matrix"
+    if args.command == "profiles":
+        return REPORTS / "profiles"
     return REPORTS / f"{lab_name(args)}-check"
 
 
@@ -77,7 +80,11 @@ def native(args: argparse.Namespace) -> int:
         print(f"lab '{lab.name}': {apply(lab, args.fault)}")
         return 0
     if cmd == "test":
-        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), mode=args.mode)
+        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), mode=args.mode,
+                         fault=args.profile)
+    if cmd == "profiles":
+        from testbed.profiles import run_profiles
+        return run_profiles(report_dir(args), args.name or "profile", args.only.split(",") if args.only else None)
     if cmd == "matrix":
         from testbed.matrix import run_matrix
         return run_matrix(report_dir(args), args.topology, lab_name(args), args.modes.split(","))
@@ -118,11 +125,11 @@ def down(args: argparse.Namespace) -> int:
 
 def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
     """Re-run this very command line inside the guest."""
-    if args.command not in ("test", "matrix", "run", "kernel", "validate"):
+    if args.command not in ("test", "matrix", "profiles", "run", "kernel", "validate"):
         from testbed.vm.session import forward
         return forward(args, argv)
     writable = [REPORTS]
-    if args.command in ("test", "matrix") and args.report:
+    if args.command in ("test", "matrix", "profiles") and args.report:
         writable = [args.report.resolve()]
     command = [sys.executable, "-m", "testbed", *argv]
     return run_in_guest(command, writable, job=args.command)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from dataclasses import replace
+
 from testbed.datapath import ipsec, tunnels
+from testbed.datapath.modes import MODES
 from testbed.errors import UserError
 
 
@@ -91,6 +94,50 @@ def outer_df_cleared(lab) -> str:
     return "every VN node's base interface clears DF on the packets it sends"
 
 
+def _link_ends(lab):
+    """(node, tunnel end, out SA, in SA) for every provisioned virtual link end."""
+    for node in lab.active_vn_nodes():
+        for tunnel in lab.plan.nodes[node].tunnels:
+            if lab.active(tunnel.peer):
+                out = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.local_base, tunnel.remote_base))
+                back = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.remote_base, tunnel.local_base))
+                yield node, tunnel, out, back
+
+
+def sa_tunnel_mode(lab) -> str:
+    """The SAs and policy templates in tunnel mode, selectors unchanged: the
+    IPIP packet is then wrapped once more instead of being protected as is."""
+    for node, tunnel, out, back in _link_ends(lab):
+        installed = MODES["iiptran"].end_batch(tunnel, out, back)
+        tunnel_out, tunnel_back = (replace(sa, mode="tunnel") for sa in (out, back))
+        selector = f"src {{}}/32 dst {{}}/32 proto {ipsec.IPPROTO_IPIP}"
+        ipsec.apply_batch(lab.runtime, node, ipsec.removal(installed) + [
+            ipsec.state_line(tunnel_out), ipsec.state_line(tunnel_back),
+            ipsec.policy_line(selector.format(tunnel.local_base, tunnel.remote_base), "out", tunnel_out),
+            ipsec.policy_line(selector.format(tunnel.remote_base, tunnel.local_base), "in", tunnel_back)])
+    return "every SA and policy template in tunnel mode where transport mode is expected"
+
+
+def no_replay_window(lab) -> str:
+    for node, tunnel, out, back in _link_ends(lab):
+        installed = [line for line in MODES["iiptran"].end_batch(tunnel, out, back) if " state " in line]
+        ipsec.apply_batch(lab.runtime, node, ipsec.removal(installed) + [
+            line.replace(f"replay-window {ipsec.REPLAY_WINDOW}", "replay-window 0") for line in installed])
+    return "every SA re-installed with replay window 0 (anti-replay off)"
+
+
+def ospf_on_base(lab) -> str:
+    for node in lab.active_vn_nodes():
+        lab.frr(node).vtysh_config([f"interface {lab.plan.nodes[node].veths[0].device}", "ip ospf area 0"])
+    return "OSPF enabled on every VN node's base interface too"
+
+
+def no_rp_filter(lab) -> str:
+    for node, tunnel, _, _ in _link_ends(lab):
+        lab.runtime.run(node, ["sysctl", "-q", "-w", f"net.ipv4.conf.{tunnel.device}.rp_filter=0"], check=True)
+    return "reverse-path filtering off on every tunnel interface"
+
+
 FAULTS = {
     "no-policies": no_policies,
     "no-in-policies": no_in_policies,
@@ -100,10 +147,16 @@ FAULTS = {
     "tunnel-tos-fixed": tunnel_tos_fixed,
     "tunnel-ttl-changed": tunnel_ttl_changed,
     "outer-df-cleared": outer_df_cleared,
+    "sa-tunnel-mode": sa_tunnel_mode,
+    "no-replay-window": no_replay_window,
+    "ospf-on-base": ospf_on_base,
+    "no-rp-filter": no_rp_filter,
 }
 
 
 def apply(lab, fault: str) -> str:
     if fault not in FAULTS:
         raise UserError(f"unknown fault '{fault}' (known: {', '.join(FAULTS)})")
+    if lab.datapath.name != "iiptran":
+        raise UserError(f"faults break IIPtran labs; lab '{lab.name}' runs {lab.datapath.name}")
     return FAULTS[fault](lab)

@@ -55,6 +55,9 @@ class Lab:
         self.runtime = runtime or NetnsRuntime(name)
         self.state_dir = STATE_ROOT / name
         self.sas: list[ipsec.SecurityAssociation] = []
+        # SAs a link had before it was rebuilt (interop checks): captures
+        # taken earlier still need their keys.
+        self.retired_sas: list[ipsec.SecurityAssociation] = []
         self.joined: set[str] = set()
         self.timings: dict[str, float] = {}
 
@@ -71,7 +74,8 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {"name": self.name, "topology": str(self.topology_path), "mode": self.topology.datapath,
                 "joined": sorted(self.joined),
-                "sas": [sa.as_dict() for sa in self.sas], "timings": self.timings}
+                "sas": [sa.as_dict() for sa in self.sas],
+                "retired_sas": [sa.as_dict() for sa in self.retired_sas], "timings": self.timings}
         tmp = self.state_file.with_suffix(".tmp")
         # Created 0600 from the start: the file holds the SA keys.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -90,6 +94,7 @@ class Lab:
         lab = cls(name, Path(data["topology"]), topology=topology)
         lab.joined = set(data["joined"])
         lab.sas = [ipsec.SecurityAssociation(**sa) for sa in data["sas"]]
+        lab.retired_sas = [ipsec.SecurityAssociation(**sa) for sa in data.get("retired_sas", [])]
         lab.timings = data.get("timings", {})
         return lab
 

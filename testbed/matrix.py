@@ -10,7 +10,8 @@ from tabulate import tabulate
 
 from testbed.requirements import catalogue, mode_predictions
 
-AGREES, DOCUMENTED, DIFFERS, NOT_APPLICABLE = "as predicted", "Linux differs (documented)", "differs", "n/a"
+AGREES, DOCUMENTED, DIFFERS = "as predicted", "Linux differs (documented)", "differs"
+NOT_APPLICABLE, NOT_CHECKED = "n/a", "not checked"
 
 
 def run_matrix(report_dir: Path, topology: str, name: str, modes: list[str]) -> int:
@@ -26,9 +27,11 @@ def run_matrix(report_dir: Path, topology: str, name: str, modes: list[str]) -> 
     return 0 if matrix["ok"] else 1
 
 
-def judge(verdict: str, predicted_failure: bool, documented: bool) -> str:
+def judge(verdict: str, predicted_failure: bool, documented: bool, tests: int = 1) -> str:
     if verdict == "not run":
-        return NOT_APPLICABLE
+        # A skip that says why is "not applicable"; no test at all (a run that
+        # broke before collecting) is a gap, never a pass.
+        return NOT_APPLICABLE if tests else NOT_CHECKED
     if (verdict == "failed") == predicted_failure:
         return AGREES
     return DOCUMENTED if documented else DIFFERS
@@ -47,13 +50,15 @@ def build_matrix(report_dir: Path, modes: list[str]) -> dict:
         cells = {}
         for req, entry in results["requirements"].items():
             predicted = req in prediction.predicted_failures
-            judgement = judge(entry["verdict"], predicted, req in prediction.linux_differs)
+            judgement = judge(entry["verdict"], predicted, req in prediction.linux_differs, len(entry["tests"]))
             cells[req] = {"verdict": entry["verdict"], "predicted": "fail" if predicted else "pass",
                           "judgement": judgement,
                           "why": prediction.linux_differs.get(req) or prediction.predicted_failures.get(req, "")}
             if judgement == DIFFERS:
                 problems.append(f"{mode}: {req} {entry['verdict']}, RFC 3884 predicts "
                                 f"{'failure' if predicted else 'a pass'}")
+            elif judgement == NOT_CHECKED:
+                problems.append(f"{mode}: {req} was not checked (no test of the run covers it)")
         columns[mode] = {"summary": prediction.summary, "report": f"{mode}/index.html", "cells": cells,
                          "lab": results.get("lab", {})}
     return {"modes": columns, "requirements": {r.id: {"rfc": r.rfc, "statement": r.statement}
@@ -62,7 +67,8 @@ def build_matrix(report_dir: Path, modes: list[str]) -> dict:
 
 
 def _cell_text(cell: dict) -> str:
-    mark = {AGREES: "", NOT_APPLICABLE: "", DOCUMENTED: " (Linux)", DIFFERS: " (!= RFC)"}[cell["judgement"]]
+    mark = {AGREES: "", NOT_APPLICABLE: "", DOCUMENTED: " (Linux)", DIFFERS: " (!= RFC)",
+            NOT_CHECKED: " (not checked)"}[cell["judgement"]]
     return f"{cell['verdict']}{mark}"
 
 

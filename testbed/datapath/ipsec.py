@@ -18,6 +18,9 @@ from testbed.runtime.base import Runtime
 from testbed.topology.plan import TunnelEnd
 
 IPPROTO_IPIP = 4   # /etc/protocols calls 94 "ipip"; IP-in-IP is 4
+# Anti-replay (RFC 4303 3.4.3): iproute2's default window is 0, which turns
+# the check off; 32 is the RFC's minimum.
+REPLAY_WINDOW = 32
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,11 @@ def link_sas(tunnel: TunnelEnd, reqid: int, mode: str = "transport",
     return out, back
 
 
-def state_line(sa: SecurityAssociation) -> str:
+def state_line(sa: SecurityAssociation, replay_window: int = REPLAY_WINDOW) -> str:
     """`ip xfrm state add` for one SA. A transport SA selects IPIP between
     its endpoints; a tunnel SA carries whatever its policies send it."""
     words = ["xfrm state add", f"src {sa.src} dst {sa.dst} proto esp spi 0x{sa.spi:08x}",
-             f"reqid {sa.reqid} mode {sa.mode}", *_quote(sa.xfrm_crypto())]
+             f"reqid {sa.reqid} mode {sa.mode} replay-window {replay_window}", *_quote(sa.xfrm_crypto())]
     if sa.mode == "transport":
         words.append(f"sel src {sa.src}/32 dst {sa.dst}/32 proto {IPPROTO_IPIP}")
     if sa.if_id:
@@ -86,6 +89,21 @@ def xfrm_batch(local: str, remote: str, out: SecurityAssociation, back: Security
             policy_line(f"src {remote}/32 dst {local}/32 proto {IPPROTO_IPIP}", "in", back)]
 
 
+def removal(lines: list[str]) -> list[str]:
+    """The `ip -batch` lines deleting what `lines` added (SAs and policies)."""
+    undo = []
+    for line in lines:
+        words = line.split()
+        if words[:3] == ["xfrm", "state", "add"]:
+            spi = words[words.index("spi") + 1]
+            undo.append(f"xfrm state delete src {words[4]} dst {words[6]} proto esp spi {spi}")
+        elif words[:2] == ["xfrm", "policy"]:
+            selector = " ".join(words[3:words.index("tmpl")])
+            if_id = f" if_id {words[words.index('if_id') + 1]}" if "if_id" in words else ""
+            undo.append(f"xfrm policy delete {selector}{if_id}")
+    return undo
+
+
 def _quote(words: list[str]) -> list[str]:
     return [f'"{w}"' if "(" in w else w for w in words]
 
@@ -95,15 +113,6 @@ def apply_batch(runtime: Runtime, node: str, lines: list[str]) -> None:
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise TestbedError(f"{node}: installing IPsec state failed: {done.stderr.strip()}")
-
-
-def protect_link(runtime: Runtime, node: str, peer: str, tunnel: TunnelEnd, peer_tunnel: TunnelEnd,
-                 reqid: int) -> list[SecurityAssociation]:
-    """Install the link's SAs and policies on both ends; return the two SAs."""
-    out, back = link_sas(tunnel, reqid)
-    apply_batch(runtime, node, xfrm_batch(tunnel.local_base, tunnel.remote_base, out, back))
-    apply_batch(runtime, peer, xfrm_batch(peer_tunnel.local_base, peer_tunnel.remote_base, back, out))
-    return [out, back]
 
 
 def flush_policies(runtime: Runtime, node: str) -> None:

@@ -11,6 +11,8 @@ compares it with, so the same suite can run against each on one topology.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from testbed.datapath import ipsec, tunnels
 from testbed.topology.graph import NoPath, all_shortest_paths
 from testbed.topology.plan import TunnelEnd
@@ -19,11 +21,32 @@ from testbed.topology.plan import TunnelEnd
 class Datapath:
     name = ""
     summary = ""
+    sa_mode = "tunnel"
     dynamic_routing = True      # virtual links are interfaces a routing daemon can use
 
     def provision_link(self, lab, node: str, tunnel: TunnelEnd, peer_tunnel: TunnelEnd,
                        reqid: int) -> list[ipsec.SecurityAssociation]:
+        """Both ends of one virtual link, with a fresh SA per direction."""
+        out, back = ipsec.link_sas(tunnel, reqid, self.sa_mode, self.if_id(tunnel))
+        self.build_end(lab, node, tunnel, out, back)
+        self.build_end(lab, tunnel.peer, peer_tunnel, back, out)
+        return [out, back]
+
+    def if_id(self, tunnel: TunnelEnd) -> int:
+        return 0
+
+    def build_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
+                  back: ipsec.SecurityAssociation) -> None:
+        """One end: its device (if the mode has one) and its IPsec state."""
         raise NotImplementedError
+
+    def remove_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
+                   back: ipsec.SecurityAssociation) -> None:
+        ipsec.apply_batch(lab.runtime, node, ipsec.removal(self.end_batch(tunnel, out, back)))
+        tunnels.remove_device(lab.runtime, node, tunnel.device)
+
+    def end_batch(self, tunnel: TunnelEnd, out, back) -> list[str]:
+        return [ipsec.state_line(out), ipsec.state_line(back)]
 
     def membership_changed(self, lab, only: list[str] | None = None) -> None:
         """Called once a bring-up or a join has provisioned its links; `only`
@@ -33,30 +56,34 @@ class Datapath:
 class Iiptran(Datapath):
     name = "iiptran"
     summary = "ipip devices + transport-mode ESP (RFC 3884 3)"
+    sa_mode = "transport"
 
-    def provision_link(self, lab, node, tunnel, peer_tunnel, reqid):
-        ttl = lab.topology.defaults.tunnel.ttl
-        tunnels.create_tunnel(lab.runtime, node, tunnel, ttl)
-        tunnels.create_tunnel(lab.runtime, tunnel.peer, peer_tunnel, ttl)
-        return ipsec.protect_link(lab.runtime, node, tunnel.peer, tunnel, peer_tunnel, reqid)
+    def build_end(self, lab, node, tunnel, out, back):
+        tunnels.create_tunnel(lab.runtime, node, tunnel, lab.topology.defaults.tunnel.ttl)
+        ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
+
+    def end_batch(self, tunnel, out, back):
+        as_transport = [replace(sa, mode="transport", if_id=0) for sa in (out, back)]
+        return ipsec.xfrm_batch(tunnel.local_base, tunnel.remote_base, *as_transport)
 
 
 class TunnelInterface(Datapath):
     name = "tunnel-interface"
     summary = "xfrm interfaces + tunnel-mode ESP (RFC 3884 4.1.1, interface SAs)"
 
-    def provision_link(self, lab, node, tunnel, peer_tunnel, reqid):
-        if_id = tunnel.link_index + 1          # the same on both ends: one id per virtual link
-        out, back = ipsec.link_sas(tunnel, reqid, mode="tunnel", if_id=if_id)
-        for me, end, sa_out, sa_in in ((node, tunnel, out, back), (tunnel.peer, peer_tunnel, back, out)):
-            tunnels.create_xfrm_interface(lab.runtime, me, end, if_id)
-            anything = "src 0.0.0.0/0 dst 0.0.0.0/0"
-            ipsec.apply_batch(lab.runtime, me, [
-                ipsec.state_line(sa_out), ipsec.state_line(sa_in),
-                ipsec.policy_line(anything, "out", sa_out),
-                ipsec.policy_line(anything, "in", sa_in),
-                ipsec.policy_line(anything, "fwd", sa_in)])
-        return [out, back]
+    def if_id(self, tunnel):
+        return tunnel.link_index + 1          # the same on both ends: one id per virtual link
+
+    def build_end(self, lab, node, tunnel, out, back):
+        tunnels.create_xfrm_interface(lab.runtime, node, tunnel, self.if_id(tunnel),
+                                      lab.plan.nodes[node].veths[0].device)
+        ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
+
+    def end_batch(self, tunnel, out, back):
+        out, back = (replace(sa, mode="tunnel", if_id=self.if_id(tunnel)) for sa in (out, back))
+        anything = "src 0.0.0.0/0 dst 0.0.0.0/0"
+        return [ipsec.state_line(out), ipsec.state_line(back), ipsec.policy_line(anything, "out", out),
+                ipsec.policy_line(anything, "in", back), ipsec.policy_line(anything, "fwd", back)]
 
 
 class TunnelPolicy(Datapath):
@@ -64,11 +91,8 @@ class TunnelPolicy(Datapath):
     summary = "tunnel-mode ESP with inner selectors, no interfaces (RFC 3884 2.3)"
     dynamic_routing = False
 
-    def provision_link(self, lab, node, tunnel, peer_tunnel, reqid):
-        out, back = ipsec.link_sas(tunnel, reqid, mode="tunnel")
-        ipsec.apply_batch(lab.runtime, node, [ipsec.state_line(out), ipsec.state_line(back)])
-        ipsec.apply_batch(lab.runtime, tunnel.peer, [ipsec.state_line(out), ipsec.state_line(back)])
-        return [out, back]
+    def build_end(self, lab, node, tunnel, out, back):
+        ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
 
     def membership_changed(self, lab, only=None):
         for node, lines in selector_policies(lab).items():

@@ -15,6 +15,8 @@ from testbed.topology.plan import LAN_DEVICE, NodePlan, TunnelEnd
 
 IFF_MULTICAST = 0x1000
 TOS_INHERIT = 1   # IFLA_IPTUN_TOS value 1: copy the inner TOS (RFC 2003 3.1)
+RP_FILTER_STRICT = 1
+OUTER_HEADER = 20
 
 
 def _ipip(tunnel: TunnelEnd, ttl: int, tos: int, pmtudisc: bool) -> dict:
@@ -27,14 +29,28 @@ def create_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int) -> N
     with rtnl(runtime.netns(node)) as ns:
         ns.link("add", ifname=tunnel.device, **_ipip(tunnel, ttl, TOS_INHERIT, pmtudisc=True))
         _address_and_up(ns, tunnel)
+    accept_only_sources_routed_back(runtime, node, tunnel.device)
 
 
-def create_xfrm_interface(runtime: Runtime, node: str, tunnel: TunnelEnd, if_id: int) -> None:
+def accept_only_sources_routed_back(runtime: Runtime, node: str, device: str) -> None:
+    """Strict reverse-path filtering on a virtual link (RFC 3884 4.2.3): a VN
+    packet decapsulated on it is accepted only if its source is routed back
+    over the same link. This is the 'separate step following IPIP
+    decapsulation' the RFC asks for, done by the kernel's rp_filter."""
+    runtime.run(node, ["sysctl", "-q", "-w", f"net.ipv4.conf.{device}.rp_filter={RP_FILTER_STRICT}"], check=True)
+
+
+def create_xfrm_interface(runtime: Runtime, node: str, tunnel: TunnelEnd, if_id: int, base_device: str) -> None:
     """Route-based IPsec (RFC 3884 4.1.1, "interface SAs"): an xfrm interface
-    whose tunnel-mode SAs and policies carry the same if_id."""
+    whose tunnel-mode SAs and policies carry the same if_id. Its MTU is set
+    the way an ipip device sets its own (base MTU less the outer header):
+    OSPF refuses adjacencies across an MTU mismatch, and the two
+    constructions must be able to face each other on one link."""
     with rtnl(runtime.netns(node)) as ns:
-        ns.link("add", ifname=tunnel.device, kind="xfrm", xfrm_if_id=if_id)
+        base_mtu = ns.link("get", index=ns.link_lookup(ifname=base_device)[0])[0].get_attr("IFLA_MTU")
+        ns.link("add", ifname=tunnel.device, kind="xfrm", xfrm_if_id=if_id, mtu=base_mtu - OUTER_HEADER)
         _address_and_up(ns, tunnel)
+    accept_only_sources_routed_back(runtime, node, tunnel.device)
 
 
 def _address_and_up(ns, tunnel: TunnelEnd) -> None:
@@ -49,6 +65,13 @@ def reconfigure_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int,
     """Change encapsulation parameters in place (fault injection for self-tests)."""
     with rtnl(runtime.netns(node)) as ns:
         ns.link("set", index=ns.link_lookup(ifname=tunnel.device)[0], **_ipip(tunnel, ttl, tos, pmtudisc=True))
+
+
+def remove_device(runtime: Runtime, node: str, device: str) -> None:
+    with rtnl(runtime.netns(node)) as ns:
+        found = ns.link_lookup(ifname=device)
+        if found:
+            ns.link("del", index=found[0])
 
 
 def set_tunnel_state(runtime: Runtime, node: str, device: str, up: bool) -> None:

@@ -46,7 +46,7 @@ def _base_link_captures(lab, report_dir: Path, tag: str) -> list[Capture]:
     return captures
 
 
-def _access_capture(lab, report_dir: Path, node: str, tag: str) -> Capture:
+def access_capture(lab, report_dir: Path, node: str, tag: str) -> Capture:
     veth = lab.plan.nodes[node].veths[0]
     return Capture(lab.runtime, veth.peer_node, veth.peer_device,
                    report_dir / f"{tag}-{veth.peer_node}-{veth.peer_device}.pcap", "esp")
@@ -55,8 +55,8 @@ def _access_capture(lab, report_dir: Path, node: str, tag: str) -> Capture:
 def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTraffic:
     marker = secrets.token_bytes(8)
     base = _base_link_captures(lab, report_dir, f"wire-{name}")
-    at_src = _access_capture(lab, report_dir, src, f"access-{name}-src")
-    at_dst = _access_capture(lab, report_dir, dst, f"access-{name}-dst")
+    at_src = access_capture(lab, report_dir, src, f"access-{name}-src")
+    at_dst = access_capture(lab, report_dir, dst, f"access-{name}-dst")
     with MultiCapture([*base, at_src, at_dst]):
         result = ping(lab.runtime, src, expect.lan_address(lab, dst), count=COUNT, pattern_hex=marker.hex(),
                       source=expect.lan_address(lab, src), extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])

@@ -140,9 +140,9 @@ def xfrm_stats(runtime: Runtime, node: str) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
 
 
-def snmp_counters(runtime: Runtime, node: str) -> dict[str, int]:
-    """The node's /proc/net/snmp as 'Icmp.InEchos' -> value."""
-    lines = runtime.run(node, ["cat", "/proc/net/snmp"], check=True).stdout.splitlines()
+def snmp_counters(runtime: Runtime, node: str, table: str = "snmp") -> dict[str, int]:
+    """The node's /proc/net/snmp (or netstat) as 'Icmp.InEchos' -> value."""
+    lines = runtime.run(node, ["cat", f"/proc/net/{table}"], check=True).stdout.splitlines()
     counters = {}
     for names, values in zip(lines[::2], lines[1::2]):
         group, *keys = names.split()
@@ -160,3 +160,12 @@ def source_for(runtime: Runtime, node: str, destination: str) -> str:
     except NetlinkError as exc:
         return f"none ({exc})"
     return (answer[0].get_attr("RTA_PREFSRC") or "none") if answer else "none (no route)"
+
+
+SA_MODE = re.compile(r"\bspi (0x[0-9a-f]+) reqid \d+ mode (\w+)")
+
+
+def sa_modes(runtime: Runtime, node: str) -> dict[int, str]:
+    """SPI -> mode ('transport', 'tunnel') of each SA the node's kernel holds."""
+    out = runtime.run(node, ["ip", "xfrm", "state"], check=True).stdout
+    return {int(spi, 16): mode for spi, mode in SA_MODE.findall(out)}

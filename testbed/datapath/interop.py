@@ -1,0 +1,68 @@
+"""One virtual link with its two ends built differently (RFC 3884 3.1,
+4.2.3: "IPsec tunnel mode and IIPtran are interoperable").
+
+One end keeps the lab's construction; the other is rebuilt in the other
+interface construction (iiptran <-> tunnel-interface), both with the same
+fresh SA pair, so each end only knows its own side: ipip + transport SAs
+selecting protocol 4, or an xfrm interface + tunnel SAs with any inner
+traffic. `restore` puts the link back as the lab built it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from testbed.datapath import ipsec
+from testbed.datapath.modes import MODES, Datapath
+
+COUNTERPART = {"iiptran": "tunnel-interface", "tunnel-interface": "iiptran"}
+
+
+@dataclass
+class MixedLink:
+    node: str                  # the end rebuilt in the counterpart construction
+    peer: str                  # the end that kept the lab's construction
+    node_mode: Datapath
+    peer_mode: Datapath
+    sas: list                  # (node -> peer, peer -> node)
+
+
+def _link_sas(lab, node: str, peer: str) -> tuple:
+    tunnel = lab.plan.nodes[node].tunnel_to(peer)
+    out = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.local_base, tunnel.remote_base))
+    back = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.remote_base, tunnel.local_base))
+    return out, back
+
+
+def _rebuild(lab, node: str, peer: str, was: tuple[Datapath, Datapath],
+             becomes: tuple[Datapath, Datapath]) -> list:
+    """Tear both ends of the link down (as they were built) and build them
+    again, each its own way, with a fresh SA pair; the old SAs are retired."""
+    tunnel, peer_tunnel = lab.plan.nodes[node].tunnel_to(peer), lab.plan.nodes[peer].tunnel_to(node)
+    out, back = _link_sas(lab, node, peer)
+    was[0].remove_end(lab, node, tunnel, out, back)
+    was[1].remove_end(lab, peer, peer_tunnel, back, out)
+    new_out, new_back = ipsec.link_sas(tunnel, out.reqid, becomes[0].sa_mode, becomes[0].if_id(tunnel))
+    becomes[0].build_end(lab, node, tunnel, new_out, new_back)
+    becomes[1].build_end(lab, peer, peer_tunnel, new_back, new_out)
+    lab.retired_sas += [out, back]
+    lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]
+    lab.save()
+    return [new_out, new_back]
+
+
+def counterpart(lab) -> Datapath | None:
+    name = COUNTERPART.get(lab.datapath.name)
+    return MODES[name] if name else None
+
+
+def mix(lab, node: str, peer: str) -> MixedLink:
+    """Rebuild `node`'s end of its link to `peer` in the counterpart construction."""
+    other = counterpart(lab)
+    if other is None:
+        raise ValueError(f"datapath {lab.datapath.name} has no interface construction to mix with")
+    sas = _rebuild(lab, node, peer, (lab.datapath, lab.datapath), (other, lab.datapath))
+    return MixedLink(node, peer, other, lab.datapath, sas)
+
+
+def restore(lab, link: MixedLink) -> None:
+    _rebuild(lab, link.node, link.peer, (link.node_mode, link.peer_mode), (lab.datapath, lab.datapath))
