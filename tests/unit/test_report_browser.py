@@ -3,6 +3,7 @@ errors, nothing fetched (its CSP forbids it, and a violation is a console
 error), matrix rows present, the failed test's evidence open."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -73,3 +74,23 @@ def test_a_fetch_would_be_caught(tmp_path):
     page.write_text(page.read_text().replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>'))
     _, console = render(page, tmp_path / "profile")
     assert any("Content Security Policy" in line or "Refused" in line for line in console), console
+
+
+def test_matrix_page_renders_one_column_per_mode_and_marks_unpredicted_verdicts(tmp_path):
+    from testbed.matrix import build_matrix, write_matrix_page
+    from testbed.requirements import mode_predictions
+    for mode, failed in (("iiptran", {"SRC-HOST"}),
+                         ("tunnel-policy", set(mode_predictions()["tunnel-policy"].predicted_failures))):
+        folder = tmp_path / "m" / mode
+        folder.mkdir(parents=True)
+        requirements = {rid: {"verdict": "failed" if rid in failed else "passed", "tests": ["t"]}
+                        for rid in catalogue()}
+        (folder / "results.json").write_text(json.dumps({"requirements": requirements, "lab": {}}))
+    page = write_matrix_page(tmp_path / "m", build_matrix(tmp_path / "m", ["iiptran", "tunnel-policy"]))
+    dom, console = render(page, tmp_path / "profile")
+    assert console == [], f"console messages: {console}"
+    rows = Rows()
+    rows.feed(dom)
+    assert rows.requirement_rows == len(catalogue())
+    assert dom.count('class="failed differs"') == 1, "the one unpredicted verdict (iiptran SRC-HOST) is not marked"
+    assert "iiptran: SRC-HOST failed, RFC 3884 predicts a pass" in dom
