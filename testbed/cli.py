@@ -123,6 +123,12 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         unknown = [m for m in args.modes.split(",") if m not in DATAPATH_MODES]
         if unknown:
             raise UserError(f"matrix --modes: unknown {unknown} (known: {', '.join(DATAPATH_MODES)})")
+    if args.command == "profiles" and args.only:
+        from testbed.profiles import load_profiles
+        unknown = [p for p in args.only.split(",") if p not in load_profiles().profiles]
+        if unknown:
+            raise UserError(f"profiles --only: unknown profiles {unknown} "
+                            f"(known: {', '.join(load_profiles().profiles)})")
     if args.command == "test" and args.profile:
         from testbed.faults import FAULTS
         if args.profile not in FAULTS:

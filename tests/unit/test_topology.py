@@ -40,6 +40,7 @@ def test_figures_load(name):
      "virtual_links.3.ends", "second virtual link"),
     (lambda d: d["base"]["links"].clear(), "base.links", "connected"),
     (lambda d: d["virtual_links"][1].update(label="AB"), "virtual_links.1.label", "label 'AB'"),
+    (lambda d: d.update(datapath="tunnel-magic"), "datapath", "'iiptran', 'tunnel-policy' or 'tunnel-interface'"),
 ])
 def test_bad_file_names_file_and_field(tmp_path, edit, field, words):
     path = _broken(tmp_path, edit)
@@ -78,3 +79,15 @@ def test_cli_rejects_bad_lab_name():
     done = subprocess.run([sys.executable, "-m", "testbed", "up", "fig6", "--name", "Bad-Name"], cwd=PROJECT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "lab name 'Bad-Name'" in done.stderr
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["test", "fig6", "--profile", "nope"], "unknown profile 'nope'"),
+    (["test", "fig6", "--profile", "no-policies", "--mode", "tunnel-policy"], "negative profiles break IIPtran"),
+    (["matrix", "fig6", "--modes", "iiptran,bogus"], "unknown ['bogus']"),
+    (["profiles", "--only", "nope"], "unknown profiles ['nope']"),
+])
+def test_cli_rejects_bad_mode_and_profile_names_with_exit_2(argv, words):
+    done = subprocess.run([sys.executable, "-m", "testbed", *argv], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
