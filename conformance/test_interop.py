@@ -70,12 +70,12 @@ def mixed(lab, report_dir):
     path = expect.vn_path(lab, spec.src, spec.dst)
     node, peer = path[-1], path[-2]
     before = _sample(lab, report_dir, node, peer, "before")
-    link = interop.mix(lab, node, peer)
     try:
+        link = interop.mix(lab, node, peer)
         wait_converged(lab)
         yield Mixed(link, before, _sample(lab, report_dir, node, peer, "after"))
     finally:
-        interop.restore(lab, link)
+        interop.restore(lab, node, peer)
         wait_converged(lab)
 
 

@@ -33,20 +33,21 @@ def _link_sas(lab, node: str, peer: str) -> tuple:
     return out, back
 
 
-def _rebuild(lab, node: str, peer: str, was: tuple[Datapath, Datapath],
-             becomes: tuple[Datapath, Datapath]) -> list:
-    """Tear both ends of the link down (as they were built) and build them
-    again, each its own way, with a fresh SA pair; the old SAs are retired."""
+def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> list:
+    """Tear both ends of the link down, whichever construction each has now
+    (what is already gone is skipped), and build them again, each its own
+    way, with a fresh SA pair; the old SAs are retired."""
     tunnel, peer_tunnel = lab.plan.nodes[node].tunnel_to(peer), lab.plan.nodes[peer].tunnel_to(node)
     out, back = _link_sas(lab, node, peer)
-    was[0].remove_end(lab, node, tunnel, out, back)
-    was[1].remove_end(lab, peer, peer_tunnel, back, out)
+    for construction in {lab.datapath, *becomes}:
+        construction.remove_end(lab, node, tunnel, out, back)
+        construction.remove_end(lab, peer, peer_tunnel, back, out)
     new_out, new_back = ipsec.link_sas(tunnel, out.reqid, becomes[0].sa_mode, becomes[0].if_id(tunnel))
-    becomes[0].build_end(lab, node, tunnel, new_out, new_back)
-    becomes[1].build_end(lab, peer, peer_tunnel, new_back, new_out)
     lab.retired_sas += [out, back]
     lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]
     lab.save()
+    becomes[0].build_end(lab, node, tunnel, new_out, new_back)
+    becomes[1].build_end(lab, peer, peer_tunnel, new_back, new_out)
     return [new_out, new_back]
 
 
@@ -60,9 +61,11 @@ def mix(lab, node: str, peer: str) -> MixedLink:
     other = counterpart(lab)
     if other is None:
         raise ValueError(f"datapath {lab.datapath.name} has no interface construction to mix with")
-    sas = _rebuild(lab, node, peer, (lab.datapath, lab.datapath), (other, lab.datapath))
+    sas = _rebuild(lab, node, peer, (other, lab.datapath))
     return MixedLink(node, peer, other, lab.datapath, sas)
 
 
-def restore(lab, link: MixedLink) -> None:
-    _rebuild(lab, link.node, link.peer, (link.node_mode, link.peer_mode), (lab.datapath, lab.datapath))
+def restore(lab, node: str, peer: str) -> None:
+    """The link as the lab builds it, from whatever state it is in (a mix
+    that failed half-way included)."""
+    _rebuild(lab, node, peer, (lab.datapath, lab.datapath))

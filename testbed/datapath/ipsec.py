@@ -108,11 +108,19 @@ def _quote(words: list[str]) -> list[str]:
     return [f'"{w}"' if "(" in w else w for w in words]
 
 
-def apply_batch(runtime: Runtime, node: str, lines: list[str]) -> None:
-    done = subprocess.run(["ip", "-n", runtime.netns(node), "-batch", "-"], input="\n".join(lines) + "\n",
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise TestbedError(f"{node}: installing IPsec state failed: {done.stderr.strip()}")
+ALREADY_GONE = ("No such file or directory", "No such process")
+
+
+def apply_batch(runtime: Runtime, node: str, lines: list[str], missing_ok: bool = False) -> None:
+    """Run `ip xfrm` lines in one batch. With missing_ok (removals), entries
+    that are already gone are skipped and the batch goes on (`-force`)."""
+    argv = ["ip", *(["-force"] if missing_ok else []), "-n", runtime.netns(node), "-batch", "-"]
+    done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True, check=False)
+    errors = [line for line in done.stderr.splitlines()
+              if line.strip() and not (missing_ok and any(gone in line for gone in ALREADY_GONE))
+              and not line.startswith("Command failed")]
+    if done.returncode != 0 and (errors or not missing_ok):
+        raise TestbedError(f"{node}: changing IPsec state failed: {done.stderr.strip()}")
 
 
 def flush_policies(runtime: Runtime, node: str) -> None:

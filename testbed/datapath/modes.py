@@ -42,7 +42,7 @@ class Datapath:
 
     def remove_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
                    back: ipsec.SecurityAssociation) -> None:
-        ipsec.apply_batch(lab.runtime, node, ipsec.removal(self.end_batch(tunnel, out, back)))
+        ipsec.apply_batch(lab.runtime, node, ipsec.removal(self.end_batch(tunnel, out, back)), missing_ok=True)
         tunnels.remove_device(lab.runtime, node, tunnel.device)
 
     def end_batch(self, tunnel: TunnelEnd, out, back) -> list[str]:
