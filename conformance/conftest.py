@@ -35,6 +35,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "req(*ids): requirement IDs of conformance/requirements.yaml the test checks")
+    config.addinivalue_line("markers", "rebuilds_lab: the test rebuilds part of the lab; it runs after the others")
 
 
 def _topology(config):
@@ -76,6 +77,9 @@ def evidence_file(nodeid: str) -> str:
 
 
 def pytest_collection_modifyitems(items):
+    # Tests that tear a link down and build it again run last, so every other
+    # check sees the lab as it was brought up (or as a negative profile broke it).
+    items.sort(key=lambda item: item.get_closest_marker("rebuilds_lab") is not None)
     known = catalogue()
     for item in items:
         ids = [i for mark in item.iter_markers("req") for i in mark.args]
@@ -181,7 +185,9 @@ def lab(base_lab, join_record, report_dir, request):
     if fault:
         from testbed.faults import apply
         facts = json.loads((report_dir / "lab.json").read_text())
+        from testbed.routing.convergence import wait_settled
         facts["negative_profile"] = f"{fault}: {apply(base_lab, fault)}"
+        wait_settled(base_lab)
         (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
     return base_lab
 

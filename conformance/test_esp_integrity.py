@@ -11,7 +11,7 @@ from scapy.layers.inet import IP
 from scapy.layers.ipsec import ESP
 
 from testbed.probe import inspect
-from testbed.probe.esp import IPPROTO_ESP
+from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.flows import FlowTraffic
 from testbed.probe.inject import send_raw_ip
 from testbed.report.evidence import RECORDER
@@ -21,10 +21,12 @@ SENT = 3
 
 @pytest.fixture
 def esp_sample(lab, flow_traffic: FlowTraffic):
-    """One ESP packet the flow's source sent, as captured on its access link."""
+    """One ESP packet carrying the flow's echo request, as the source sent it."""
     base = lab.plan.nodes[flow_traffic.src].base_address
-    sent = [p for p in flow_traffic.src_access if IP in p and p[IP].proto == IPPROTO_ESP and p[IP].src == base]
-    assert sent, f"no ESP from {flow_traffic.src} captured on its access link"
+    sent = [p for p in flow_traffic.src_access if IP in p and p[IP].proto == IPPROTO_ESP and p[IP].src == base
+            and (plain := decrypt(p, lab.sas)) and plain.inner is not None
+            and flow_traffic.marker in bytes(plain.inner)]
+    assert sent, f"no ESP from {flow_traffic.src} carrying the flow captured on its access link"
     packet = IP(bytes(sent[0][IP]))
     receiver = next(n.name for n in lab.plan.vn_nodes if n.base_address == packet.dst)
     return flow_traffic, packet, receiver

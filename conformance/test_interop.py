@@ -25,6 +25,7 @@ from testbed.report.evidence import RECORDER
 from testbed.routing.convergence import wait_converged
 
 MARKER = b"iiptran-equivalence-sample"
+pytestmark = pytest.mark.rebuilds_lab
 
 
 @dataclass

@@ -69,3 +69,40 @@ def wait_converged(lab, timeout: float = CONVERGENCE_TIMEOUT) -> None:
 
     wait_for(converged, f"lab '{lab.name}' to converge (all OSPF adjacencies Full, all VN routes)",
              timeout, interval=0.3, describe=lambda: "; ".join(last[:6]))
+
+
+def _snapshot(lab) -> tuple:
+    """Every active VN node's OSPF neighbour states and routes."""
+    nodes = lab.active_vn_nodes()
+    states = parallel([lab.frr(node).ospf_neighbors for node in nodes]) if lab.datapath.dynamic_routing else []
+    tables = [sorted((r.destination, r.devices) for r in routes(lab.runtime, node)) for node in nodes]
+    return tuple(tuple(sorted(s.items())) for s in states), tuple(tuple(t) for t in tables)
+
+
+def _one_sided(lab, states: tuple) -> list[str]:
+    """Links Full on one end but not on the other (the far end has not
+    noticed yet, e.g. until its dead interval runs out)."""
+    full = {node: {device for device, state in node_states if state.startswith("Full")}
+            for node, node_states in zip(lab.active_vn_nodes(), states)}
+    gaps = []
+    for node, devices in full.items():
+        for t in lab.plan.nodes[node].tunnels:
+            if t.device in devices and t.peer in full and lab.plan.nodes[t.peer].tunnel_to(node).device \
+                    not in full[t.peer]:
+                gaps.append(f"{node} still Full on {t.device}, {t.peer} is not")
+    return gaps
+
+
+def wait_settled(lab, timeout: float = 30.0) -> None:
+    """After a deliberate change (a fault): wait until both ends of every
+    adjacency agree and the routes stop changing between two reads."""
+    last: list = [None, []]
+
+    def settled() -> bool:
+        snapshot = _snapshot(lab)
+        previous, last[0] = last[0], snapshot
+        last[1] = _one_sided(lab, snapshot[0])
+        return snapshot == previous and not last[1]
+
+    wait_for(settled, f"lab '{lab.name}' to settle (adjacencies agreed on both ends, routes unchanged)",
+             timeout, interval=0.5, describe=lambda: "; ".join(last[1][:4]) or "routes still changing")
