@@ -113,13 +113,18 @@ ALREADY_GONE = ("No such file or directory", "No such process")
 
 def apply_batch(runtime: Runtime, node: str, lines: list[str], missing_ok: bool = False) -> None:
     """Run `ip xfrm` lines in one batch. With missing_ok (removals), entries
-    that are already gone are skipped and the batch goes on (`-force`)."""
-    argv = ["ip", *(["-force"] if missing_ok else []), "-n", runtime.netns(node), "-batch", "-"]
-    done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True, check=False)
-    errors = [line for line in done.stderr.splitlines()
-              if line.strip() and not (missing_ok and any(gone in line for gone in ALREADY_GONE))
-              and not line.startswith("Command failed")]
-    if done.returncode != 0 and (errors or not missing_ok):
+    already gone are skipped: each line then runs on its own, because
+    iproute2 exits on the first failed xfrm command even with -force."""
+    if missing_ok:
+        for line in lines:
+            done = subprocess.run(["ip", "-n", runtime.netns(node), *line.split()], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0 and not any(gone in done.stderr for gone in ALREADY_GONE):
+                raise TestbedError(f"{node}: '{line}' failed: {done.stderr.strip()}")
+        return
+    done = subprocess.run(["ip", "-n", runtime.netns(node), "-batch", "-"], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
         raise TestbedError(f"{node}: changing IPsec state failed: {done.stderr.strip()}")
 
 
