@@ -95,7 +95,7 @@ def test_transport_sa_decrypts_and_the_ipip_interface_decapsulates(lab, report_d
     name, spec = flow
     previous = expect.vn_path(lab, spec.src, spec.dst)[-2]
     tunnel = lab.plan.nodes[spec.dst].tunnel_to(previous)
-    inbound = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.remote_base, tunnel.local_base))
+    _, inbound = lab.link_sas(spec.dst, previous)
     mode = inspect.sa_modes(lab.runtime, spec.dst).get(inbound.spi, "absent")
     assert mode == "transport", (f"{spec.dst}'s inbound SA 0x{inbound.spi:08x} from {previous} is in {mode} mode: "
                                  "IPsec, not the IPIP interface, decapsulates")

@@ -99,9 +99,7 @@ def _link_ends(lab):
     for node in lab.active_vn_nodes():
         for tunnel in lab.plan.nodes[node].tunnels:
             if lab.active(tunnel.peer):
-                out = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.local_base, tunnel.remote_base))
-                back = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.remote_base, tunnel.local_base))
-                yield node, tunnel, out, back
+                yield node, tunnel, *lab.link_sas(node, tunnel.peer)
 
 
 def sa_tunnel_mode(lab) -> str:

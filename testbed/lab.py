@@ -197,5 +197,12 @@ class Lab:
     def frr(self, node: str) -> FrrNode:
         return FrrNode(self.runtime, node)
 
+    def link_sas(self, node: str, peer: str) -> tuple[ipsec.SecurityAssociation, ipsec.SecurityAssociation]:
+        """The SA pair of the virtual link node-peer, seen from node: (out, in)."""
+        tunnel = self.plan.nodes[node].tunnel_to(peer)
+        by_endpoints = {(sa.src, sa.dst): sa for sa in self.sas}
+        out = by_endpoints[(tunnel.local_base, tunnel.remote_base)]
+        return out, by_endpoints[(tunnel.remote_base, tunnel.local_base)]
+
     def active_vn_nodes(self) -> list[str]:
         return [n.name for n in self.plan.vn_nodes if self.active(n.name)]

@@ -26,19 +26,12 @@ class MixedLink:
     sas: list                  # (node -> peer, peer -> node)
 
 
-def _link_sas(lab, node: str, peer: str) -> tuple:
-    tunnel = lab.plan.nodes[node].tunnel_to(peer)
-    out = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.local_base, tunnel.remote_base))
-    back = next(sa for sa in lab.sas if (sa.src, sa.dst) == (tunnel.remote_base, tunnel.local_base))
-    return out, back
-
-
 def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> list:
     """Tear both ends of the link down, whichever construction each has now
     (what is already gone is skipped), and build them again, each its own
     way, with a fresh SA pair; the old SAs are retired."""
     tunnel, peer_tunnel = lab.plan.nodes[node].tunnel_to(peer), lab.plan.nodes[peer].tunnel_to(node)
-    out, back = _link_sas(lab, node, peer)
+    out, back = lab.link_sas(node, peer)
     for construction in {lab.datapath, *becomes}:
         construction.remove_end(lab, node, tunnel, out, back)
         construction.remove_end(lab, peer, peer_tunnel, back, out)
