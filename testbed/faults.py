@@ -63,12 +63,18 @@ def base_source(lab) -> str:
     return f"{flow.src} routes {dst} over {device} with its base address {plan.base_address} as source"
 
 
-def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT) -> None:
-    default_ttl = lab.topology.defaults.tunnel.ttl
+def _link_ends(lab):
+    """(node, tunnel end, out SA, in SA) for every provisioned virtual link end."""
     for node in lab.active_vn_nodes():
         for tunnel in lab.plan.nodes[node].tunnels:
             if lab.active(tunnel.peer):
-                tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos)
+                yield node, tunnel, *lab.link_sas(node, tunnel.peer)
+
+
+def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT) -> None:
+    default_ttl = lab.topology.defaults.tunnel.ttl
+    for node, tunnel, _, _ in _link_ends(lab):
+        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos)
 
 
 def tunnel_tos_fixed(lab) -> str:
@@ -92,14 +98,6 @@ def outer_df_cleared(lab) -> str:
                       "offset", "6", "u16", "set", "0", "retain", "0x4000", "pipe", "action", "csum", "ip"]):
             lab.runtime.run(node, argv, check=True)
     return "every VN node's base interface clears DF on the packets it sends"
-
-
-def _link_ends(lab):
-    """(node, tunnel end, out SA, in SA) for every provisioned virtual link end."""
-    for node in lab.active_vn_nodes():
-        for tunnel in lab.plan.nodes[node].tunnels:
-            if lab.active(tunnel.peer):
-                yield node, tunnel, *lab.link_sas(node, tunnel.peer)
 
 
 def sa_tunnel_mode(lab) -> str:

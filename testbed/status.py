@@ -19,8 +19,10 @@ def render(lab) -> str:
             if dev is None and not (lab.active(t.peer) and active):
                 tunnels.append(f"{t.device} (not provisioned)")
                 continue
-            out_sa = next((sa for sa in lab.sas if sa.src == t.local_base and sa.dst == t.remote_base), None)
-            in_sa = next((sa for sa in lab.sas if sa.src == t.remote_base and sa.dst == t.local_base), None)
+            try:
+                out_sa, in_sa = lab.link_sas(node.name, t.peer)
+            except KeyError:
+                out_sa = in_sa = None
             tunnels.append(
                 f"{t.device if dev else '(no interface)'} [{t.label}] {t.vn_address}/{t.prefixlen} -> {t.peer} "
                 f"ospf={neighbours.get(t.device, '-')} "

@@ -106,7 +106,6 @@ def selector_policies(lab) -> dict[str, list[str]]:
     leaves one to go on, `in` where it is delivered. `update` adds what a
     join needs and leaves identical entries as they are."""
     graph = lab.plan.vn_graph().subgraph(lab.active_vn_nodes())
-    by_pair = {(sa.src, sa.dst): sa for sa in lab.sas}
     lines: dict[str, list[str]] = {n: [] for n in lab.active_vn_nodes()}
     for src in lab.active_vn_nodes():
         for dst in lab.active_vn_nodes():
@@ -118,7 +117,7 @@ def selector_policies(lab) -> dict[str, list[str]]:
                 continue
             selector = f"src {lab.plan.nodes[src].lan_prefix} dst {lab.plan.nodes[dst].lan_prefix}"
             for a, b in zip(path, path[1:]):
-                sa = by_pair[(lab.plan.nodes[a].base_address, lab.plan.nodes[b].base_address)]
+                sa, _ = lab.link_sas(a, b)
                 lines[a].append(ipsec.policy_line(selector, "out", sa, verb="update"))
                 lines[b].append(ipsec.policy_line(selector, "in" if b == dst else "fwd", sa, verb="update"))
     return lines
