@@ -63,13 +63,18 @@ def verdict_problems(name: str, expected: list[str], results: dict) -> list[str]
     return problems
 
 
+def chosen_profiles(spec: ProfileSet, only: list[str] | None) -> list[str]:
+    """`only` (all profiles if None), after checking every name is a profile."""
+    unknown = [p for p in only or [] if p not in spec.profiles]
+    if unknown:
+        raise UserError(f"profiles --only: unknown profiles {unknown} (known: {', '.join(spec.profiles)})")
+    return only or list(spec.profiles)
+
+
 def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> int:
     from testbed.suite import run_suite
     spec = load_profiles()
-    chosen = only or list(spec.profiles)
-    unknown = [p for p in chosen if p not in spec.profiles]
-    if unknown:
-        raise UserError(f"unknown profiles {unknown} (known: {', '.join(spec.profiles)})")
+    chosen = chosen_profiles(spec, only)
     rows, problems = [], []
     for profile in chosen:
         print(f"iiptran: negative profile {profile} on {spec.topology}", flush=True)
