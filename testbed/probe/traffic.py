@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from testbed.runtime.base import Runtime
 
-HOP = re.compile(r"^\s*(\d+)\s+(\S+)")
+HOP = re.compile(r"^\s*(\d+)\s")
+ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,15 @@ class Trace:
     output: str
 
 
-def traceroute(runtime: Runtime, node: str, destination: str, max_hops: int = 12) -> Trace:
-    """ICMP traceroute; each hop answers from the tunnel it was reached through."""
-    argv = ["traceroute", "-n", "-I", "-q", "1", "-w", "2", "-m", str(max_hops), destination]
+def traceroute(runtime: Runtime, node: str, destination: str, max_hops: int = 12, probes: int = 3) -> Trace:
+    """ICMP traceroute; each hop answers from the tunnel it was reached through.
+    A hop counts as answered if any of its probes was: one lost packet must
+    not read as a different path, as ping checks tolerate one lost echo."""
+    argv = ["traceroute", "-n", "-I", "-q", str(probes), "-w", "2", "-m", str(max_hops), destination]
     done = runtime.run(node, argv, timeout=max_hops * 3 + 10)
     hops = []
     for line in done.stdout.splitlines()[1:]:
-        match = HOP.match(line)
-        if match:
-            hops.append(match.group(2))
+        if HOP.match(line):
+            address = ADDRESS.search(line)
+            hops.append(address.group(0) if address else "*")
     return Trace(hops, done.stdout + done.stderr)
