@@ -130,7 +130,7 @@ def ospf_on_base(lab) -> str:
 
 def no_rp_filter(lab) -> str:
     for node, tunnel, _, _ in _link_ends(lab):
-        lab.runtime.run(node, ["sysctl", "-q", "-w", f"net.ipv4.conf.{tunnel.device}.rp_filter=0"], check=True)
+        lab.runtime.sysctl(node, {f"net.ipv4.conf.{tunnel.device}.rp_filter": "0"})
     return "reverse-path filtering off on every tunnel interface"
 
 

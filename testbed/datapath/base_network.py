@@ -22,8 +22,7 @@ NODE_SYSCTLS = {
 
 
 def configure_sysctls(runtime: Runtime, node: str) -> None:
-    argv = ["sysctl", "-q", "-w"] + [f"{k}={v}" for k, v in NODE_SYSCTLS.items()]
-    runtime.run(node, argv, check=True)
+    runtime.sysctl(node, NODE_SYSCTLS)
 
 
 def create_veths(runtime: Runtime, plan: LabPlan) -> None:

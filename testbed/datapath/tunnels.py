@@ -37,7 +37,7 @@ def accept_only_sources_routed_back(runtime: Runtime, node: str, device: str) ->
     packet decapsulated on it is accepted only if its source is routed back
     over the same link. This is the 'separate step following IPIP
     decapsulation' the RFC asks for, done by the kernel's rp_filter."""
-    runtime.run(node, ["sysctl", "-q", "-w", f"net.ipv4.conf.{device}.rp_filter={RP_FILTER_STRICT}"], check=True)
+    runtime.sysctl(node, {f"net.ipv4.conf.{device}.rp_filter": str(RP_FILTER_STRICT)})
 
 
 def create_xfrm_interface(runtime: Runtime, node: str, tunnel: TunnelEnd, if_id: int, base_device: str) -> None:

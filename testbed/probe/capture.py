@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import select
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -33,12 +32,13 @@ class Capture:
         self.pcap.parent.mkdir(parents=True, exist_ok=True)
         # Immediate mode: packets reach the file as they arrive, not when a
         # ring block fills (a SIGINT would otherwise discard the block).
-        argv = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", self.device, "-n", "-U", "-s", "0",
-                "-w", str(self.pcap)]
+        # The pcap goes to tcpdump's stdout, written here: the node's own
+        # filesystem may not be this one (a container).
+        argv = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", self.device, "-n", "-U", "-s", "0", "-w", "-"]
         if self.bpf:
             argv.append(self.bpf)
-        self.process = self.runtime.popen(self.node, argv, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True)
+        with self.pcap.open("wb") as out:
+            self.process = self.runtime.popen(self.node, argv, stdout=out, stderr=subprocess.PIPE, text=True)
         self._wait_ready()
         return self
 
@@ -75,12 +75,7 @@ class Capture:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self._settle()
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.runtime.stop_program(self.process)
 
     def __exit__(self, *exc) -> None:
         self.stop()

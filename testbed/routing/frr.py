@@ -88,8 +88,6 @@ def stop_lab_daemons(lab: str, node: str | None = None) -> None:
 def start_all(instances: list["FrrNode"]) -> None:
     """zebra everywhere, then ospfd everywhere, each wave in parallel: a
     daemon takes about a second to start under emulation."""
-    if not (FRR_DIR / "zebra").exists():
-        raise EnvironmentProblem("FRR is not installed (Debian package frr)")
     for daemon in DAEMONS:
         parallel([lambda frr=frr: frr.start_daemon(daemon) for frr in instances])
 
@@ -113,19 +111,22 @@ class FrrNode:
         self.conf_dir = self.run_dir
 
     def write_config(self, plan: NodePlan, ospf: OspfParams) -> None:
-        for directory in (FRR_RUN, self.run_dir):
-            directory.mkdir(exist_ok=True)
-            shutil.chown(directory, "frr", "frr")
-        (self.conf_dir / "zebra.conf").write_text(zebra_config(plan, self.conf_dir / "zebra.log"))
-        (self.conf_dir / "ospfd.conf").write_text(ospfd_config(plan, ospf, self.conf_dir / "ospfd.log"))
-        for path in self.conf_dir.iterdir():
-            shutil.chown(path, "frr", "frr")
+        """Config files in the node's filesystem, owned by the node's frr user."""
+        folder = self.runtime.host_path(self.node, self.run_dir)
+        if not self.runtime.host_path(self.node, FRR_DIR / "zebra").exists():
+            raise EnvironmentProblem(f"{self.node}: FRR is not installed there (Debian package frr)")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "zebra.conf").write_text(zebra_config(plan, self.conf_dir / "zebra.log"))
+        (folder / "ospfd.conf").write_text(ospfd_config(plan, ospf, self.conf_dir / "ospfd.log"))
+        # By name inside the node: the frr user's id differs between host and image.
+        files = [FRR_RUN, self.run_dir, self.conf_dir / "zebra.conf", self.conf_dir / "ospfd.conf"]
+        self.runtime.run(self.node, ["chown", "frr:frr", *map(str, files)], check=True)
 
     def start_daemon(self, daemon: str) -> None:
         argv = [str(FRR_DIR / daemon), "-d", "-N", self.pathspace,
                 "-f", str(self.conf_dir / f"{daemon}.conf"),
                 "-i", str(self.run_dir / f"{daemon}.pid")]
-        done = self.runtime.run(self.node, argv, timeout=60)
+        done = self.runtime.run_daemon(self.node, argv, timeout=60)
         if done.returncode != 0:
             raise TestbedError(f"{self.node}: {daemon} did not start: {done.stderr.strip()}")
 

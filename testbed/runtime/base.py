@@ -3,17 +3,43 @@ network namespace and a way to run a program in it; a backend provides both.
 """
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import subprocess
 from abc import ABC, abstractmethod
+from pathlib import Path
 
+from testbed.errors import WaitTimeout
 from testbed.report.evidence import RECORDER
+from testbed.runtime.netlink import write_sysctls
+from testbed.wait import wait_for
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False if none of it is left."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def program_version(argv: list[str]) -> str:
+    """First line a program prints about its version, run from here."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    out = (done.stdout or done.stderr).strip()
+    return out.splitlines()[0] if out else "unknown"
 
 
 class Runtime(ABC):
     """One lab's nodes on one backend. Names are scoped by the lab name."""
 
+    backend = ""
+
     def __init__(self, lab: str):
         self.lab = lab
+        self.timings: dict[str, float] = {}     # what the backend's own set-up cost, seconds
 
     @abstractmethod
     def create_node(self, node: str) -> None:
@@ -45,4 +71,38 @@ class Runtime(ABC):
         return done
 
     def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(self.exec_argv(node, argv), **kwargs)
+        """A program left running in the node; end it with `stop_program`. It
+        gets its own process group: the launcher (nsenter) may fork and does
+        not pass signals on."""
+        return subprocess.Popen(self.exec_argv(node, argv), start_new_session=True, **kwargs)
+
+    @staticmethod
+    def stop_program(process: subprocess.Popen, timeout: float = 10.0) -> None:
+        """SIGINT to the program's whole group; wait until all of it has exited (SIGKILL after timeout)."""
+        _signal_group(process.pid, signal.SIGINT)
+        try:
+            wait_for(lambda: process.poll() is not None and not _signal_group(process.pid, 0),
+                     f"process group {process.pid} ({shlex.join(map(str, process.args))[:80]}) to exit", timeout)
+        except WaitTimeout:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def run_daemon(self, node: str, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        """Start a program that detaches and keeps running in the node (FRR)."""
+        return self.run(node, argv, timeout=timeout)
+
+    def sysctl(self, node: str, settings: dict[str, str]) -> None:
+        """Set the node's net.* sysctls (from outside: a container cannot)."""
+        write_sysctls(self.netns(node), settings)
+        RECORDER.command(node, ["sysctl", "-w", *[f"{k}={v}" for k, v in settings.items()]], 0, "", "")
+
+    def host_path(self, node: str, path: Path) -> Path:
+        """Where a file of the node's filesystem is, seen from here."""
+        return path
+
+    def describe(self) -> dict[str, str]:
+        """What the report says about the backend."""
+        return {"backend": self.backend}
+
+    def after_teardown(self) -> None:
+        """Release what the backend holds for labs once a lab is gone."""

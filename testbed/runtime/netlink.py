@@ -30,6 +30,21 @@ def rtnl(netns: str) -> Iterator[IPRoute]:
         yield ipr
 
 
+def write_sysctls(netns: str, settings: dict[str, str]) -> None:
+    """Set net.* sysctls of a namespace from this thread, without a process:
+    /proc/sys/net shows the namespace of the thread that opens it. (Inside a
+    container /proc/sys is read-only; from here it is not.)"""
+    if not os.path.exists(f"{NETNS_DIR}/{netns}"):
+        raise FileNotFoundError(f"network namespace {netns} does not exist")
+    pushns(netns)
+    try:
+        for key, value in settings.items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as knob:
+                knob.write(str(value))
+    finally:
+        popns()
+
+
 @contextmanager
 def netns_fd(netns: str) -> Iterator[int]:
     fd = os.open(f"{NETNS_DIR}/{netns}", os.O_RDONLY)
