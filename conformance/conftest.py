@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from testbed.probe import inspect
 from testbed.probe.flows import FlowTraffic, capture_flow
 from testbed.probe.traffic import PingResult, ping
 from testbed.report.evidence import RECORDER, as_dicts
+from testbed.runtime.base import program_version
 from testbed.report.wireshark import write_esp_sa
 from testbed.requirements import catalogue
 from testbed.topology.loader import load
@@ -30,6 +30,7 @@ def pytest_addoption(parser):
     group.addoption("--lab", help="check the lab of this name that is already up")
     group.addoption("--fault", help="break the lab this way once it is up (a negative profile, testbed/faults.py)")
     group.addoption("--mode", help="datapath mode of the lab brought up for the run (default: the topology's)")
+    group.addoption("--backend", help="where the lab's nodes live: netns or docker (default: the topology's)")
     group.addoption("--report-dir", default="reports/adhoc", help="where captures and evidence go")
 
 
@@ -110,19 +111,13 @@ def report_dir(request) -> Path:
     return path
 
 
-def _version(argv: list[str]) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else "unknown"
-
-
 def _record_lab(lab: Lab, report_dir: Path, attached: bool) -> None:
     """What was built and how long it took, beside the junit.xml."""
     facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
-             "datapath_mode": lab.datapath.name, "datapath": lab.datapath.summary, "backend": "network namespaces",
+             "datapath_mode": lab.datapath.name, "datapath": lab.datapath.summary,
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
-             "frr": _version(["/usr/lib/frr/zebra", "--version"]), "iproute2": _version(["ip", "-V"]),
-             "timings": lab.timings}
+             **lab.runtime.describe(), "iproute2": program_version(["ip", "-V"]), "timings": lab.timings}
     (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 
@@ -136,7 +131,7 @@ def base_lab(request, report_dir):
         write_esp_sa(lab.sas + lab.retired_sas, report_dir)
         return
     lab = Lab.up(request.config.getoption("--topology"), request.config.getoption("--lab-name"),
-                 request.config.getoption("--mode"))
+                 request.config.getoption("--mode"), request.config.getoption("--backend"))
     try:
         _record_lab(lab, report_dir, attached=False)
         yield lab

@@ -10,7 +10,7 @@ from pathlib import Path
 from testbed.errors import TestbedError, UserError
 from testbed.names import check_lab_name
 from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
-from testbed.topology.model import DATAPATH_MODES
+from testbed.topology.model import BACKENDS, DATAPATH_MODES
 
 REPORTS = PROJECT / "reports"
 
@@ -29,10 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="datapath: iiptran (RFC 3884), or an alternative it is compared with "
                        "(default: the topology's 'datapath', else iiptran)")
 
+    def backed(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=BACKENDS,
+                       help="where nodes live: netns (network namespaces) or docker (containers of the "
+                       "images/node image) (default: the topology's 'backend', else netns)")
+
     p = sub.add_parser("up", help="bring a lab up and wait until it has converged")
     p.add_argument("topology", help="topology name (fig3, fig6) or path to a lab file")
     named(p)
     moded(p)
+    backed(p)
     p = sub.add_parser("down", help="tear a lab down")
     named(p)
     p.add_argument("--all", action="store_true", help="every lab on this machine, leftovers included")
@@ -56,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology")
     named(p)
     moded(p)
+    backed(p)
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>[-<mode>])")
     p.add_argument("--profile", help="run against this built-in broken configuration (a negative profile)")
     p = sub.add_parser("profiles", help="the suite against every negative profile: exactly the right checks fail")
@@ -72,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a command where the real datapath is (natively or in the guest)")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("kernel", help="say whether this kernel can run the datapath, and why")
+    sub.add_parser("images", help="build the Docker backend's node image from images/node (cached)")
     p = sub.add_parser("compare", help="which requirements changed verdict between two results.json")
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)
+    p.add_argument("--strict", action="store_true", help="exit 1 on any change, not only on new failures")
     return parser
 
 
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "compare":
         from testbed.report.compare import compare_files
-        return compare_files(args.old, args.new)
+        return compare_files(args.old, args.new, args.strict)
     if args.command == "run" and in_guest():
         # Inside the guest already: no need to load the lab machinery.
         import subprocess
@@ -141,6 +150,10 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "kernel":
         announce(path, reason)
         return 0
+    if args.command == "images":
+        return commands.build_images(path)
+    if args.command in ("test", "up") and commands.backend_of(args) == "docker" and path == "guest":
+        commands.build_images(path)     # the guest has no network: its engine imports the archive
     if path == "guest":
         announce(path, reason)
         return commands.in_guest(args, argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.lab import Lab, teardown
 from testbed.names import resolve_lab_name
-from testbed.runner import PROJECT, run_in_guest
+from testbed.runner import CACHE_DIR, PROJECT, run_in_guest
 from testbed.topology.loader import load
 
 REPORTS = PROJECT / "reports"
@@ -24,6 +24,27 @@ def validate(topology: str, quiet: bool = False) -> int:
     return 0
 
 
+def backend_of(args: argparse.Namespace) -> str:
+    return args.backend or load(args.topology).backend
+
+
+def build_images(path: str) -> int:
+    """The node image where the lab's engine will find it: in this machine's
+    engine when the datapath runs here, else as the archive the guest's engine imports."""
+    from testbed import images
+    from testbed.runtime import docker_engine
+    engine = docker_engine.client_if_running() if path == "native" else None
+    if engine is not None:
+        image = images.ensure_image(engine, CACHE_DIR)
+        print(f"iiptran: node image {images.image_tag()} ({image.short_id}) is in the Docker engine; "
+              f"FRR {image.labels.get(images.LABEL_FRR, 'undeclared')}")
+        return 0
+    archive = images.build_archive(CACHE_DIR)
+    print(f"iiptran: node image archive {archive.relative_to(PROJECT)} (FRR {images.archive_frr_version(archive)}); "
+          "the Docker engine the runner starts in the guest imports it")
+    return 0
+
+
 def lab_name(args: argparse.Namespace) -> str:
     return resolve_lab_name(args, Lab.running)
 
@@ -32,9 +53,12 @@ def report_dir(args: argparse.Namespace) -> Path:
     if args.report:
         return args.report.resolve()
     if args.command == "test":
-        mode = args.mode or load(args.topology).datapath
-        suffix = ("" if mode == "iiptran" else f"-{mode}") + (f"-{args.profile}" if args.profile else "")
-        return REPORTS / (load(args.topology).name + suffix)
+        topology = load(args.topology)
+        mode = args.mode or topology.datapath
+        backend = args.backend or topology.backend
+        suffix = (("" if mode == "iiptran" else f"-{mode}") + ("" if backend == "netns" else f"-{backend}")
+                  + (f"-{args.profile}" if args.profile else ""))
+        return REPORTS / (topology.name + suffix)
     if args.command == "matrix":
         return REPORTS / f"{load(args.topology).name}-matrix"
     if args.command == "profiles":
@@ -47,7 +71,7 @@ def native(args: argparse.Namespace) -> int:
     from testbed.suite import run_suite
     cmd = args.command
     if cmd == "up":
-        lab = Lab.up(args.topology, lab_name(args), args.mode)
+        lab = Lab.up(args.topology, lab_name(args), args.mode, args.backend)
         print(f"lab '{lab.name}' is up: converged {lab.timings['up_to_converged_s']} s after start")
         print(status.render(lab))
         return 0
@@ -81,7 +105,7 @@ def native(args: argparse.Namespace) -> int:
         return 0
     if cmd == "test":
         return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), mode=args.mode,
-                         fault=args.profile)
+                         fault=args.profile, backend=args.backend)
     if cmd == "profiles":
         from testbed.profiles import run_profiles
         return run_profiles(report_dir(args), args.name or "profile", args.only.split(",") if args.only else None)
@@ -106,16 +130,28 @@ def _command(cmd: list[str]) -> list[str]:
     return cmd[1:] if cmd[:1] == ["--"] else cmd
 
 
+def _labs_with_containers() -> set[str]:
+    """Labs that own containers in a Docker engine that is running (none started for this)."""
+    from testbed.runtime import docker_engine
+    from testbed.runtime.containers import LABEL_LAB, lab_containers
+    engine = docker_engine.client_if_running()
+    return {c.labels[LABEL_LAB] for c in lab_containers(engine)} if engine is not None else set()
+
+
 def down(args: argparse.Namespace) -> int:
-    from testbed.runtime.netns import NetnsRuntime, labs_with_namespaces
-    names = sorted(set(Lab.running()) | labs_with_namespaces()) if args.all else [lab_name(args)]
+    from testbed.lab import make_runtime
+    from testbed.runtime.netns import labs_with_namespaces
+    with_containers = _labs_with_containers() if args.all else set()
+    leftovers = labs_with_namespaces() | with_containers
+    names = sorted(set(Lab.running()) | leftovers) if args.all else [lab_name(args)]
     for name in names:
         try:
             lab = Lab.attach(name)
         except UserError:
-            if name not in labs_with_namespaces():
+            if name not in leftovers:
                 raise
-            teardown(NetnsRuntime(name))     # leftovers of a killed run: no state file
+            # Leftovers of a killed run (no state file), found by name or label.
+            teardown(make_runtime("docker" if name in with_containers else "netns", name))
             print(f"removed leftovers of lab '{name}'")
             continue
         lab.down()

@@ -21,7 +21,7 @@ from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
 from testbed.topology.loader import load, resolve_path
-from testbed.topology.model import Topology
+from testbed.topology.model import BACKENDS, Topology
 from testbed.topology.plan import LabPlan, build_plan
 
 STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
@@ -34,15 +34,24 @@ def teardown(runtime: Runtime) -> None:
     for node in runtime.existing_nodes():
         runtime.destroy_node(node)
     shutil.rmtree(STATE_ROOT / runtime.lab, ignore_errors=True)
+    runtime.after_teardown()
 
 
-def with_mode(topology: Topology, mode: str | None) -> Topology:
-    """The topology with its datapath mode overridden (CLI flag), if given."""
-    if mode is None or mode == topology.datapath:
-        return topology
-    if mode not in MODES:
+def make_runtime(backend: str, lab: str) -> Runtime:
+    if backend == "docker":
+        from testbed.runtime.containers import DockerRuntime
+        return DockerRuntime(lab)
+    return NetnsRuntime(lab)
+
+
+def with_overrides(topology: Topology, mode: str | None = None, backend: str | None = None) -> Topology:
+    """The topology with its datapath mode or backend overridden (CLI flags), if given."""
+    if mode is not None and mode not in MODES:
         raise UserError(f"unknown datapath mode '{mode}' (known: {', '.join(MODES)})")
-    return topology.model_copy(update={"datapath": mode})
+    if backend is not None and backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+    update = {key: value for key, value in (("datapath", mode), ("backend", backend)) if value is not None}
+    return topology.model_copy(update=update) if update else topology
 
 
 class Lab:
@@ -52,7 +61,7 @@ class Lab:
         self.topology_path = topology_path
         self.topology = topology or load(str(topology_path))
         self.plan: LabPlan = build_plan(self.topology)
-        self.runtime = runtime or NetnsRuntime(name)
+        self.runtime = runtime or make_runtime(self.topology.backend, name)
         self.state_dir = STATE_ROOT / name
         self.sas: list[ipsec.SecurityAssociation] = []
         # SAs a link had before it was rebuilt (interop checks): captures
@@ -73,6 +82,7 @@ class Lab:
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {"name": self.name, "topology": str(self.topology_path), "mode": self.topology.datapath,
+                "backend": self.topology.backend,
                 "joined": sorted(self.joined),
                 "sas": [sa.as_dict() for sa in self.sas],
                 "retired_sas": [sa.as_dict() for sa in self.retired_sas], "timings": self.timings}
@@ -90,7 +100,7 @@ class Lab:
         if not state.exists():
             raise UserError(f"no lab named '{name}' is up here (no {state})")
         data = json.loads(state.read_text())
-        topology = with_mode(load(data["topology"]), data.get("mode"))
+        topology = with_overrides(load(data["topology"]), data.get("mode"), data.get("backend"))
         lab = cls(name, Path(data["topology"]), topology=topology)
         lab.joined = set(data["joined"])
         lab.sas = [ipsec.SecurityAssociation(**sa) for sa in data["sas"]]
@@ -104,9 +114,10 @@ class Lab:
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
-    def up(cls, topology: str, name: str | None = None, mode: str | None = None) -> "Lab":
+    def up(cls, topology: str, name: str | None = None, mode: str | None = None,
+           backend: str | None = None) -> "Lab":
         path = resolve_path(topology)
-        model = with_mode(load(str(path)), mode)
+        model = with_overrides(load(str(path)), mode, backend)
         lab = cls(name or default_lab_name(model.name), path, topology=model)
         if lab.state_file.exists():
             raise UserError(f"a lab named '{lab.name}' is already up; run 'down --name {lab.name}' first")
@@ -127,6 +138,8 @@ class Lab:
         for node in self.plan.nodes:
             self.runtime.create_node(node)
             base_network.configure_sysctls(self.runtime, node)
+        self.timings["nodes_s"] = round(time.monotonic() - started, 2)
+        self.timings.update(self.runtime.timings)
         base_network.create_veths(self.runtime, self.plan)
         for node in self.plan.nodes.values():
             base_network.address_node(self.runtime, node)

@@ -11,7 +11,7 @@ CONFORMANCE = PROJECT / "conformance"
 
 def run_suite(report_dir: Path, topology: str | None = None, name: str | None = None,
               lab: str | None = None, select: str | None = None, mode: str | None = None,
-              fault: str | None = None) -> int:
+              fault: str | None = None, backend: str | None = None) -> int:
     """Either bring `topology` up as lab `name` for the run, or check the live `lab`."""
     # Only the suite's own plugins: a third-party pytest plugin installed on
     # the machine can neither change verdicts nor cost start-up time.
@@ -34,6 +34,8 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
             args.append(f"--mode={mode}")
         if fault:
             args.append(f"--fault={fault}")
+        if backend:
+            args.append(f"--backend={backend}")
     if select:
         args += ["-k", select]
     code = int(pytest.main(args))

@@ -22,8 +22,9 @@ def _read(path: Path) -> dict:
     return data
 
 
-def compare_files(old: Path, new: Path) -> int:
-    """Print the changes; exit code 1 if a requirement now fails that did not."""
+def compare_files(old: Path, new: Path, strict: bool = False) -> int:
+    """Print the changes; exit code 1 if a requirement now fails that did not
+    (strict: if any requirement changed verdict, e.g. between two backends)."""
     changes = compare(_read(old), _read(new))
     if not changes:
         print(f"no requirement changed verdict ({old} -> {new})")
@@ -32,4 +33,4 @@ def compare_files(old: Path, new: Path) -> int:
     regressions = [c for c in changes if c[2] == "failed"]
     if regressions:
         print(f"{len(regressions)} requirement(s) now fail")
-    return 1 if regressions else 0
+    return 1 if regressions or strict else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 
 from testbed.errors import TestbedError
-from testbed.runtime.base import Runtime
+from testbed.runtime.base import Runtime, program_version
 from testbed.runtime.netlink import list_namespaces
 
 PREFIX = "iipt"
@@ -27,6 +27,8 @@ def _ip_netns(*argv: str) -> None:
 
 
 class NetnsRuntime(Runtime):
+    backend = "netns"
+
     def netns(self, node: str) -> str:
         return namespace_name(self.lab, node)
 
@@ -41,6 +43,9 @@ class NetnsRuntime(Runtime):
 
     def exec_argv(self, node: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns(node), *argv]
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "network namespaces", "frr": program_version(["/usr/lib/frr/zebra", "--version"])}
 
     def existing_nodes(self) -> list[str]:
         prefix = namespace_name(self.lab, "")

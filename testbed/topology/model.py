@@ -127,12 +127,15 @@ class Flow(Strict):
 
 DATAPATH_MODES = ("iiptran", "tunnel-policy", "tunnel-interface")
 DatapathMode = Literal["iiptran", "tunnel-policy", "tunnel-interface"]
+BACKENDS = ("netns", "docker")
+Backend = Literal["netns", "docker"]
 
 
 class Topology(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
     description: str = ""
     datapath: DatapathMode = Field("iiptran", description="how virtual links are built (RFC 3884 3 vs 2.3, 4.1.1)")
+    backend: Backend = Field("netns", description="where nodes live: network namespaces, or Docker containers")
     defaults: Defaults = Defaults()
     base: Base
     vn_nodes: dict[str, VnNode] = Field(min_length=2)

@@ -5,6 +5,8 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /run/lock /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# For the Docker backend's engine (runc puts each container in a cgroup).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 hostname iiptran-guest
 ip link set lo up
 
