@@ -76,7 +76,7 @@ profiles: deps
 
 # Clean-up after down, failed bring-up and interrupt; report artifacts
 # from a real run (tshark decrypts a capture).
-selftest: profiles deps
+selftest: profiles deps images
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider tests/kernel
 
 test: unit matrix backends selftest

@@ -28,13 +28,14 @@ STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
 REQID_BASE = 100
 
 
-def teardown(runtime: Runtime) -> None:
-    """Remove a lab's daemons, nodes and state, knowing only its name (and backend)."""
+def teardown(runtime: Runtime, release: bool = True) -> None:
+    """Remove a lab's daemons, nodes and state, knowing only its name (and
+    backend). With release, also what the backend ran only for labs (an engine)."""
     stop_lab_daemons(runtime.lab)
-    for node in runtime.existing_nodes():
-        runtime.destroy_node(node)
+    runtime.destroy_nodes(runtime.existing_nodes())
     shutil.rmtree(STATE_ROOT / runtime.lab, ignore_errors=True)
-    runtime.after_teardown()
+    if release:
+        runtime.after_teardown()
 
 
 def make_runtime(backend: str, lab: str) -> Runtime:
@@ -124,7 +125,7 @@ class Lab:
         if lab.runtime.existing_nodes():
             # Nodes without a state file: what a killed run left behind.
             print(f"iiptran: removing leftovers of an earlier '{lab.name}' run", file=sys.stderr)
-            teardown(lab.runtime)
+            teardown(lab.runtime, release=False)     # the lab comes up on the same engine next
         try:
             lab._bring_up()
         except BaseException:
@@ -135,8 +136,8 @@ class Lab:
     def _bring_up(self) -> None:
         started = time.monotonic()
         self.save()
+        self.runtime.create_nodes(list(self.plan.nodes))
         for node in self.plan.nodes:
-            self.runtime.create_node(node)
             base_network.configure_sysctls(self.runtime, node)
         self.timings["nodes_s"] = round(time.monotonic() - started, 2)
         self.timings.update(self.runtime.timings)

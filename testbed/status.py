@@ -6,6 +6,9 @@ from tabulate import tabulate
 from testbed.probe.inspect import devices, sa_packet_counters
 
 
+NODE_KINDS = {"netns": "network namespaces", "docker": "Docker containers"}
+
+
 def render(lab) -> str:
     rows = []
     for node in lab.plan.nodes.values():
@@ -33,7 +36,7 @@ def render(lab) -> str:
     table = tabulate(rows, headers=["node", "role", "base interfaces", "tunnels (OSPF, SAs: packets)"],
                      tablefmt="simple")
     return (f"lab {lab.name} (topology {lab.topology.name}, {lab.topology_path}; "
-            f"datapath {lab.datapath.summary})\n{table}")
+            f"datapath {lab.datapath.summary}; nodes: {NODE_KINDS[lab.runtime.backend]})\n{table}")
 
 
 def _sa(sa, counters: dict[int, int]) -> str:

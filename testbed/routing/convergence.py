@@ -6,7 +6,7 @@ What is expected is derived from the plan and the lab's current membership
 from __future__ import annotations
 
 from testbed.probe.inspect import routes
-from testbed.routing.frr import parallel
+from testbed.parallel import parallel
 from testbed.topology.plan import LAN_DEVICE
 from testbed.wait import wait_for
 

@@ -10,10 +10,10 @@ import json
 import os
 import shutil
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem, TestbedError
+from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
 from testbed.topology.model import OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan
@@ -90,14 +90,6 @@ def start_all(instances: list["FrrNode"]) -> None:
     daemon takes about a second to start under emulation."""
     for daemon in DAEMONS:
         parallel([lambda frr=frr: frr.start_daemon(daemon) for frr in instances])
-
-
-def parallel(calls: list) -> list:
-    """Run blocking calls (each mostly waiting on a subprocess) side by side."""
-    if len(calls) < 2:
-        return [call() for call in calls]
-    with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-        return [future.result() for future in [pool.submit(call) for call in calls]]
 
 
 class FrrNode:

@@ -49,6 +49,14 @@ class Runtime(ABC):
     def destroy_node(self, node: str) -> None:
         """Remove a node and everything in it; no error if it is gone."""
 
+    def create_nodes(self, nodes: list[str]) -> None:
+        for node in nodes:
+            self.create_node(node)
+
+    def destroy_nodes(self, nodes: list[str]) -> None:
+        for node in nodes:
+            self.destroy_node(node)
+
     @abstractmethod
     def netns(self, node: str) -> str:
         """The node's network namespace, as pyroute2 and `ip -n` accept it."""

@@ -108,7 +108,9 @@ def private_engine_running() -> bool:
 
 
 def stop_private_engine() -> None:
-    """Stop the guest's engine (its containerd and shims go with it) and drop its data."""
+    """Stop the guest's engine (its containerd and shims go with it). Its
+    data stays on the tmpfs until the guest powers off, so a later lab in
+    the same guest finds the image imported already."""
     global _client, _engine_process
     pid = _pid()
     if pid is not None:
@@ -121,9 +123,6 @@ def stop_private_engine() -> None:
         except (WaitTimeout, subprocess.TimeoutExpired):
             os.kill(pid, signal.SIGKILL)
     _client, _engine_process = None, None
-    data = PRIVATE / "data"
-    if os.path.ismount(data):
-        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def _pid() -> int | None:

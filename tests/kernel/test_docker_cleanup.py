@@ -1,0 +1,87 @@
+"""The Docker backend leaves nothing behind: containers, the names of their
+namespaces, daemons, state, and the engine started for the labs."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from testbed.lab import STATE_ROOT, Lab
+from testbed.runtime import docker_engine
+from testbed.runtime.containers import lab_containers
+from testbed.runtime.netlink import list_namespaces
+from testbed.wait import wait_for
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def leftovers(name: str) -> list[str]:
+    found = [f"namespace name {ns}" for ns in list_namespaces() if ns.startswith(f"iipt-{name}-")]
+    engine = docker_engine.client_if_running()
+    if engine is not None:
+        found += [f"container {c.name}" for c in lab_containers(engine, name)]
+    daemons = subprocess.run(["pgrep", "-af", f"iipt-{name}-"], capture_output=True, text=True).stdout
+    found += [f"process {line}" for line in daemons.splitlines() if "pgrep" not in line]
+    if (STATE_ROOT / name).exists():
+        found.append(f"state folder {STATE_ROOT / name}")
+    return found
+
+
+def _killed_during_bring_up(name: str) -> None:
+    """`up --backend docker` killed with SIGKILL once FRR runs: no cleanup ran."""
+    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", name, "--backend", "docker"],
+                               cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any("process" in item for item in leftovers(name)) or process.poll() is not None,
+                 f"lab {name}'s routing daemons to start", timeout=300)
+    finally:
+        process.kill()
+        _, err = process.communicate()
+    assert any(item.startswith("container") for item in leftovers(name)), err
+
+
+def test_down_removes_containers_names_and_the_engine():
+    lab = Lab.up("fig6", "dockok", backend="docker")
+    assert lab.runtime.backend == "docker"
+    assert any(item.startswith("container") for item in leftovers("dockok"))
+    assert docker_engine.private_engine_running()
+    lab.down()
+    assert leftovers("dockok") == []
+    assert not docker_engine.private_engine_running(), "the engine started for the lab still runs"
+
+
+def test_leftovers_of_a_killed_run_are_found_by_label_on_the_next_up():
+    _killed_during_bring_up("dockre")
+    # As after a reboot of the host: the state under /run is gone, the
+    # containers are not.
+    shutil.rmtree(STATE_ROOT / "dockre")
+    lab = Lab.up("fig6", "dockre", backend="docker")
+    lab.down()
+    assert leftovers("dockre") == []
+
+
+def test_down_all_removes_a_killed_runs_containers():
+    _killed_during_bring_up("dockall")
+    done = subprocess.run([sys.executable, "-m", "testbed", "down", "--all"], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert leftovers("dockall") == []
+    assert not docker_engine.private_engine_running()
+
+
+def test_ctrl_c_during_bring_up_removes_everything():
+    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", "dockint",
+                                "--backend", "docker"], cwd=PROJECT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any("process" in item for item in leftovers("dockint")) or process.poll() is not None,
+                 "the lab's routing daemons to start", timeout=300)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert leftovers("dockint") == []
