@@ -153,6 +153,8 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "images":
         return commands.build_images(path)
     if args.command in ("test", "up") and commands.backend_of(args) == "docker" and path == "guest":
+        from testbed.runtime.docker_engine import require_engine_binaries
+        require_engine_binaries()
         commands.build_images(path)     # the guest has no network: its engine imports the archive
     if path == "guest":
         announce(path, reason)

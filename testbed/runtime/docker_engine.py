@@ -86,11 +86,16 @@ def _connect():
         return None
 
 
-def _start_private_engine() -> None:
+def require_engine_binaries() -> None:
+    """The guest runs the host's programs: check them before it boots."""
     missing = [b for b in ENGINE_BINARIES if shutil.which(b) is None]
     if missing:
         raise EnvironmentProblem(f"the Docker backend needs Debian's docker.io on the host (missing: "
                                  f"{', '.join(missing)}); `make docker-deps` installs it")
+
+
+def _start_private_engine() -> None:
+    require_engine_binaries()
     data = PRIVATE / "data"
     data.mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(data):

@@ -41,6 +41,7 @@ def test_figures_load(name):
     (lambda d: d["base"]["links"].clear(), "base.links", "connected"),
     (lambda d: d["virtual_links"][1].update(label="AB"), "virtual_links.1.label", "label 'AB'"),
     (lambda d: d.update(datapath="tunnel-magic"), "datapath", "'iiptran', 'tunnel-policy' or 'tunnel-interface'"),
+    (lambda d: d.update(backend="podman"), "backend", "'netns' or 'docker'"),
 ])
 def test_bad_file_names_file_and_field(tmp_path, edit, field, words):
     path = _broken(tmp_path, edit)
