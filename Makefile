@@ -8,9 +8,10 @@ PY     := $(VENV)/bin/python
 IIPTRAN := $(PY) -m testbed
 SYSTEM_PACKAGES := frr iproute2 tcpdump tshark traceroute iputils-ping procps kmod chromium \
                    qemu-system-x86 busybox-static
-# The Docker backend: an engine (Debian's docker.io unless one is installed
-# already, e.g. docker-ce) and mmdebstrap for the offline node image.
-BACKEND ?= netns
+# BACKEND=docker runs the test-fig* labs in containers (default: the
+# topology's backend field, else network namespaces).
+BACKEND ?=
+BACKEND_FLAG := $(if $(BACKEND),--backend $(BACKEND))
 
 .PHONY: all deps system-deps docker-deps images test unit test-fig3 test-fig6 matrix backends profiles \
         selftest bench down clean
@@ -26,6 +27,8 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The Docker backend: an engine (Debian's docker.io unless one is installed
+# already, e.g. docker-ce) and mmdebstrap for the offline node image.
 docker-deps:
 	@missing=$$(command -v dockerd >/dev/null || echo docker.io; command -v mmdebstrap >/dev/null || echo mmdebstrap); \
 	if [ -n "$$missing" ]; then \
@@ -52,10 +55,10 @@ images: deps docker-deps
 BACKEND_DEPS := $(if $(filter docker,$(BACKEND)),images)
 
 test-fig3: deps $(BACKEND_DEPS)
-	$(IIPTRAN) test fig3 --backend $(BACKEND)
+	$(IIPTRAN) test fig3 $(BACKEND_FLAG)
 
 test-fig6: deps $(BACKEND_DEPS)
-	$(IIPTRAN) test fig6 --backend $(BACKEND)
+	$(IIPTRAN) test fig6 $(BACKEND_FLAG)
 
 # The three datapath modes side by side on both figures; fails unless every
 # verdict is what RFC 3884 predicts for its mode (IIPtran: all pass).

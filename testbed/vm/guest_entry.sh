@@ -33,6 +33,8 @@ setsid -w -c /bin/sh "$JOB" <>/dev/ttyS0 >&0 2>&1
 sync
 # Power off. Init must not exit before that lands (the kernel would panic),
 # and nothing may be started once it has begun, so the waiter comes first.
+# `wait` also returns when an orphan reparented to init (a daemon of a
+# killed run) is reaped, hence the loop.
 sleep 60 >/dev/null 2>&1 &
 echo o >/proc/sysrq-trigger
-wait
+while :; do wait; done

@@ -12,6 +12,8 @@ from testbed import lab as lab_module
 from testbed.errors import WaitTimeout
 from testbed.lab import STATE_ROOT, Lab
 from testbed.routing.frr import FRR_RUN
+from testbed.runtime import docker_engine
+from testbed.runtime.containers import lab_containers
 from testbed.runtime.netlink import list_namespaces
 from testbed.wait import wait_for
 
@@ -19,8 +21,12 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def leftovers(name: str) -> list[str]:
+    """What a lab of either backend could leave on this machine."""
     found = [f"namespace {ns}" for ns in list_namespaces() if ns.startswith(f"iipt-{name}-")]
     found += [f"FRR folder {p}" for p in FRR_RUN.glob(f"iipt-{name}-*")]
+    engine = docker_engine.client_if_running()
+    if engine is not None:
+        found += [f"container {c.name}" for c in lab_containers(engine, name)]
     daemons = subprocess.run(["pgrep", "-af", f"iipt-{name}-"], capture_output=True, text=True).stdout
     found += [f"process {line}" for line in daemons.splitlines() if "pgrep" not in line]
     if (STATE_ROOT / name).exists():
@@ -44,17 +50,20 @@ def test_failed_bring_up_removes_everything(monkeypatch):
     assert leftovers("cleanfail") == []
 
 
-def test_ctrl_c_during_bring_up_removes_everything():
-    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", "cleanint"], cwd=PROJECT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("backend", ["netns", "docker"])
+def test_ctrl_c_during_bring_up_removes_everything(backend):
+    name = f"int{backend}"
+    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", name, "--backend", backend],
+                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Interrupt once FRR runs: the lab is half-built, daemons included.
-        wait_for(lambda: any("process" in item for item in leftovers("cleanint")) or process.poll() is not None,
-                 "the lab's routing daemons to start", timeout=120)
+        wait_for(lambda: any("process" in item for item in leftovers(name)) or process.poll() is not None,
+                 "the lab's routing daemons to start", timeout=300)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, err
-    assert leftovers("cleanint") == []
+    assert leftovers(name) == []
+    assert not docker_engine.private_engine_running(), "the engine started for the lab still runs"

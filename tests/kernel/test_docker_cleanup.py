@@ -1,32 +1,20 @@
 """The Docker backend leaves nothing behind: containers, the names of their
-namespaces, daemons, state, and the engine started for the labs."""
+namespaces, daemons, state, and the engine started for the labs. (Ctrl-C
+for both backends: test_cleanup.py.)"""
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from testbed.lab import STATE_ROOT, Lab
 from testbed.runtime import docker_engine
-from testbed.runtime.containers import lab_containers
-from testbed.runtime.netlink import list_namespaces
 from testbed.wait import wait_for
 
+from test_cleanup import leftovers
+
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def leftovers(name: str) -> list[str]:
-    found = [f"namespace name {ns}" for ns in list_namespaces() if ns.startswith(f"iipt-{name}-")]
-    engine = docker_engine.client_if_running()
-    if engine is not None:
-        found += [f"container {c.name}" for c in lab_containers(engine, name)]
-    daemons = subprocess.run(["pgrep", "-af", f"iipt-{name}-"], capture_output=True, text=True).stdout
-    found += [f"process {line}" for line in daemons.splitlines() if "pgrep" not in line]
-    if (STATE_ROOT / name).exists():
-        found.append(f"state folder {STATE_ROOT / name}")
-    return found
 
 
 def _killed_during_bring_up(name: str) -> None:
@@ -70,18 +58,3 @@ def test_down_all_removes_a_killed_runs_containers():
     assert leftovers("dockall") == []
     assert not docker_engine.private_engine_running()
 
-
-def test_ctrl_c_during_bring_up_removes_everything():
-    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", "dockint",
-                                "--backend", "docker"], cwd=PROJECT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: any("process" in item for item in leftovers("dockint")) or process.poll() is not None,
-                 "the lab's routing daemons to start", timeout=300)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, err
-    assert leftovers("dockint") == []
