@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from testbed.errors import TestbedError, UserError
@@ -87,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _in_finalizer(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _strip_dashes(cmd: list[str]) -> list[str]:
     return cmd[1:] if cmd[:1] == ["--"] else cmd
 
@@ -98,12 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     # children (e.g. a library's helper) keep the default and just exit.
     main_pid = os.getpid()
 
-    def on_sigterm(signum, frame):
+    def on_stop_signal(signum, frame):
         if os.getpid() != main_pid:
             os._exit(128 + signum)
+        if _in_finalizer(frame):
+            # Python prints and drops an exception raised inside __del__ (every
+            # finished subprocess passes through Popen.__del__), and the run
+            # would go on: deliver the signal again once the finalizer is done.
+            threading.Timer(0.05, os.kill, (main_pid, signum)).start()
+            return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
     try:
         return dispatch(args, argv)
     except TestbedError as exc:
