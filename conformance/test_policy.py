@@ -31,8 +31,7 @@ def _forged(lab, victim: str, peer: str, marker: bytes) -> bytes:
 
 @pytest.mark.req("POL-SPOOF")
 def test_plaintext_ipip_from_a_spoofed_peer_is_not_delivered(lab, report_dir):
-    ends = [(node.name, t.peer) for node in lab.plan.vn_nodes if lab.active(node.name)
-            for t in node.tunnels if lab.active(t.peer)]
+    ends = [(node, tunnel.peer) for node, tunnel in lab.active_link_ends()]
     victims = sorted({victim for victim, _ in ends})
     markers = {end: secrets.token_bytes(8) for end in ends}
     # A delivered echo request is counted by the victim's ICMP layer; nothing

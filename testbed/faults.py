@@ -65,10 +65,8 @@ def base_source(lab) -> str:
 
 def _link_ends(lab):
     """(node, tunnel end, out SA, in SA) for every provisioned virtual link end."""
-    for node in lab.active_vn_nodes():
-        for tunnel in lab.plan.nodes[node].tunnels:
-            if lab.active(tunnel.peer):
-                yield node, tunnel, *lab.link_sas(node, tunnel.peer)
+    for node, tunnel in lab.active_link_ends():
+        yield node, tunnel, *lab.link_sas(node, tunnel.peer)
 
 
 def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT) -> None:

@@ -22,7 +22,7 @@ from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
 from testbed.topology.loader import load, resolve_path
 from testbed.topology.model import BACKENDS, Topology
-from testbed.topology.plan import LabPlan, build_plan
+from testbed.topology.plan import LabPlan, TunnelEnd, build_plan
 
 STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
 REQID_BASE = 100
@@ -220,3 +220,8 @@ class Lab:
 
     def active_vn_nodes(self) -> list[str]:
         return [n.name for n in self.plan.vn_nodes if self.active(n.name)]
+
+    def active_link_ends(self) -> list[tuple[str, TunnelEnd]]:
+        """(node, tunnel end) of every virtual link whose two ends are active."""
+        return [(node, tunnel) for node in self.active_vn_nodes()
+                for tunnel in self.plan.nodes[node].tunnels if self.active(tunnel.peer)]

@@ -15,19 +15,15 @@ CONVERGENCE_TIMEOUT = 90.0
 
 def expected_adjacencies(lab) -> dict[str, set[str]]:
     """VN node -> tunnel devices whose OSPF neighbour must be Full."""
-    return {node: {t.device for t in lab.plan.nodes[node].tunnels if lab.active(t.peer)}
-            for node in lab.active_vn_nodes()}
+    expected: dict[str, set[str]] = {node: set() for node in lab.active_vn_nodes()}
+    for node, tunnel in lab.active_link_ends():
+        expected[node].add(tunnel.device)
+    return expected
 
 
 def vn_prefixes(lab) -> set[str]:
-    prefixes = set()
-    for node in lab.active_vn_nodes():
-        plan = lab.plan.nodes[node]
-        prefixes.add(plan.lan_prefix)
-        for t in plan.tunnels:
-            if lab.active(t.peer):
-                prefixes.add(t.subnet)
-    return prefixes
+    prefixes = {lab.plan.nodes[node].lan_prefix for node in lab.active_vn_nodes()}
+    return prefixes | {tunnel.subnet for _, tunnel in lab.active_link_ends()}
 
 
 def missing(lab) -> list[str]:
