@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem
+from testbed.runner import PROJECT, in_guest
 
-PROJECT = Path(__file__).resolve().parents[1]
 RECIPE_DIR = PROJECT / "images" / "node"
 REPOSITORY = "iiptran/node"
 SUITE = "bookworm"
@@ -110,7 +110,7 @@ def ensure_image(client, cache_dir: Path):
     except docker.errors.ImageNotFound:
         pass
     if not archive_path(cache_dir).exists():
-        if os.environ.get("IIPTRAN_IN_GUEST") == "1":
+        if in_guest():
             raise EnvironmentProblem(f"no node image archive {archive_path(cache_dir)} (the guest has no network "
                                      "to build one); run `make images` on the host")
         try:

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem, WaitTimeout
+from testbed.runner import in_guest
 from testbed.wait import wait_for
 
 PRIVATE = Path("/run/iiptran-docker")
@@ -30,10 +31,6 @@ ENGINE_FLAGS = ["--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-
 
 _client = None
 _engine_process: subprocess.Popen | None = None   # when this process started it
-
-
-def in_guest() -> bool:
-    return os.environ.get("IIPTRAN_IN_GUEST") == "1"
 
 
 def client():
