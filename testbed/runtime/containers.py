@@ -19,9 +19,9 @@ from testbed.errors import TestbedError
 from testbed.parallel import parallel
 from testbed.report.evidence import RECORDER
 from testbed.runtime import docker_engine
-from testbed.runtime.base import Runtime
+from testbed.runtime.base import Runtime, program_version
 from testbed.runtime.netlink import list_namespaces
-from testbed.runtime.netns import namespace_name
+from testbed.runtime.netns import named_nodes, namespace_name
 
 LABEL_LAB, LABEL_NODE = "org.iiptran.lab", "org.iiptran.node"
 # FRR 8.4 refuses to start without CAP_SYS_ADMIN in its bounding set (its
@@ -139,19 +139,16 @@ class DockerRuntime(Runtime):
 
     def existing_nodes(self) -> list[str]:
         nodes = {c.labels.get(LABEL_NODE, "") for c in lab_containers(self.engine, self.lab)}
-        prefix = namespace_name(self.lab, "")
-        nodes |= {n[len(prefix):] for n in list_namespaces() if n.startswith(prefix) and "-" not in n[len(prefix):]}
-        return sorted(n for n in nodes if n)
+        return sorted(n for n in nodes | set(named_nodes(self.lab)) if n)
 
     def describe(self) -> dict[str, str]:
         from testbed import images
         image = self.engine.images.get(images.image_tag())
         nodes = self.existing_nodes()
-        frr = self.run(nodes[0], ["/usr/lib/frr/zebra", "--version"]).stdout.strip() if nodes else ""
+        frr = program_version(self.exec_argv(nodes[0], ["/usr/lib/frr/zebra", "--version"])) if nodes else "unknown"
         return {"backend": "docker", "engine": docker_engine.describe(self.engine),
                 "image": f"{images.image_tag()} ({image.short_id})",
-                "image_frr": image.labels.get(images.LABEL_FRR, "undeclared"),
-                "frr": frr.splitlines()[0] if frr else "unknown"}
+                "image_frr": image.labels.get(images.LABEL_FRR, "undeclared"), "frr": frr}
 
     def after_teardown(self) -> None:
         # The engine the guest started for labs goes when no lab uses it.

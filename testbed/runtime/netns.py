@@ -14,6 +14,12 @@ def namespace_name(lab: str, node: str) -> str:
     return f"{PREFIX}-{lab}-{node}"
 
 
+def named_nodes(lab: str) -> list[str]:
+    """Nodes of `lab` whose namespace is named in /run/netns (either backend names them so)."""
+    prefix = namespace_name(lab, "")
+    return [n[len(prefix):] for n in list_namespaces() if n.startswith(prefix) and "-" not in n[len(prefix):]]
+
+
 def labs_with_namespaces() -> set[str]:
     """Lab names that own namespaces on this machine right now."""
     return {name[len(PREFIX) + 1:].rsplit("-", 1)[0] for name in list_namespaces()
@@ -48,6 +54,4 @@ class NetnsRuntime(Runtime):
         return {"backend": "network namespaces", "frr": program_version(["/usr/lib/frr/zebra", "--version"])}
 
     def existing_nodes(self) -> list[str]:
-        prefix = namespace_name(self.lab, "")
-        return [n[len(prefix):] for n in list_namespaces() if n.startswith(prefix)
-                and "-" not in n[len(prefix):]]
+        return named_nodes(self.lab)
