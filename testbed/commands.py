@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from testbed.errors import UserError
-from testbed.lab import Lab, teardown
+from testbed.lab import Lab, teardown, with_overrides
 from testbed.names import resolve_lab_name
 from testbed.runner import CACHE_DIR, PROJECT, run_in_guest
 from testbed.topology.loader import load
@@ -24,8 +24,13 @@ def validate(topology: str, quiet: bool = False) -> int:
     return 0
 
 
+def _topology_as_run(args: argparse.Namespace):
+    """The topology of `test`/`up` with the command line's --mode and --backend applied."""
+    return with_overrides(load(args.topology), args.mode, args.backend)
+
+
 def backend_of(args: argparse.Namespace) -> str:
-    return args.backend or load(args.topology).backend
+    return _topology_as_run(args).backend
 
 
 def build_images(path: str) -> int:
@@ -53,10 +58,9 @@ def report_dir(args: argparse.Namespace) -> Path:
     if args.report:
         return args.report.resolve()
     if args.command == "test":
-        topology = load(args.topology)
-        mode = args.mode or topology.datapath
-        backend = args.backend or topology.backend
-        suffix = (("" if mode == "iiptran" else f"-{mode}") + ("" if backend == "netns" else f"-{backend}")
+        topology = _topology_as_run(args)
+        suffix = (("" if topology.datapath == "iiptran" else f"-{topology.datapath}")
+                  + ("" if topology.backend == "netns" else f"-{topology.backend}")
                   + (f"-{args.profile}" if args.profile else ""))
         return REPORTS / (topology.name + suffix)
     if args.command == "matrix":
