@@ -25,7 +25,6 @@ SUITE = "bookworm"
 SOURCES = [f"deb http://deb.debian.org/debian {SUITE} main",
            f"deb http://deb.debian.org/debian {SUITE}-updates main",
            f"deb http://deb.debian.org/debian-security {SUITE}-security main"]
-BASE_IMAGE = f"debian:{SUITE}-slim"
 COMMAND = ["sleep", "infinity"]
 LABEL_IMAGE, LABEL_RECIPE, LABEL_FRR = "org.iiptran.image", "org.iiptran.recipe", "org.iiptran.frr-version"
 # Docs, man pages and translations are a third of the tree and nothing in a
