@@ -15,7 +15,7 @@ from testbed.probe.capture import Capture
 from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.flows import FlowTraffic
 from testbed.probe.traffic import ping
-from testbed.report.evidence import RECORDER
+from testbed import events
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_decrypted_esp_is_ipip_carrying_the_flow(lab, wire):
         inner = plain.inner
         if inner is not None and ICMP in inner and Raw in inner and marker in bytes(inner[Raw]):
             carrying.append((packet, inner))
-    RECORDER.packets("decrypted ESP carrying the flow (outer / ESP / inner)", [
+    events.packets("decrypted ESP carrying the flow (outer / ESP / inner)", [
         f"{p[IP].src} > {p[IP].dst} ESP spi 0x{p[ESP].spi:08x} seq {p[ESP].seq} / next header 4 / "
         f"{inner.summary()}" for p, inner in carrying])
     assert carrying, f"no decrypted packet carries the flow's marker {marker.hex()}"

@@ -14,7 +14,7 @@ from testbed.probe import inspect
 from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.flows import FlowTraffic
 from testbed.probe.inject import send_raw_ip
-from testbed.report.evidence import RECORDER
+from testbed import events
 
 SENT = 3
 
@@ -43,7 +43,7 @@ def _inject(lab, traffic: FlowTraffic, packet: IP, receiver: str, counter: str, 
     after = inspect.xfrm_stats(lab.runtime, receiver)
     moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     delivered = inspect.snmp_counters(lab.runtime, traffic.dst)["Icmp.InEchos"] - echoes
-    RECORDER.note(receiver, f"{what}: {SENT} sent from {router}", [
+    events.note(receiver, f"{what}: {SENT} sent from {router}", [
         f"ESP spi 0x{packet[ESP].spi:08x} seq {packet[ESP].seq} {packet.src} > {packet.dst}",
         f"{receiver}'s xfrm counters that moved: {moved}",
         f"echo requests delivered at {traffic.dst}: {delivered}"])

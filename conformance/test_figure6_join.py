@@ -6,7 +6,7 @@ import pytest
 
 from testbed import expect
 from testbed.probe.traffic import ping
-from testbed.report.evidence import RECORDER
+from testbed import events
 
 
 @pytest.mark.req("JOIN-NOSA")
@@ -16,7 +16,7 @@ def test_join_reaches_every_destination_and_leaves_existing_sas_alone(lab, join_
                     "so its join could not be observed")
     first = join_record.first_reach[joining_node]
     assert first, f"the topology names no flow from {joining_node}"
-    RECORDER.note(joining_node, "pings from the new node's VN-local address, existing members untouched",
+    events.note(joining_node, "pings from the new node's VN-local address, existing members untouched",
                   [f"-> {dst}: {result.received}/{result.sent} replies" for dst, result in first.items()])
     # Reached with only its own link configured: nothing on A, B, C changed yet.
     dropped = {dst: result for dst, result in first.items() if not result.ok}

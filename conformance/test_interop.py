@@ -21,7 +21,7 @@ from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.flows import TOS, access_capture
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
-from testbed.report.evidence import RECORDER
+from testbed import events
 from testbed.routing.convergence import wait_converged
 
 MARKER = b"iiptran-equivalence-sample"
@@ -84,7 +84,7 @@ def mixed(lab, report_dir):
 def test_iiptran_end_and_tunnel_mode_end_carry_traffic_both_ways(lab, mixed):
     link = mixed.link
     modes = {n: inspect.sa_modes(lab.runtime, n).get(link.sas[0].spi) for n in (link.node, link.peer)}
-    RECORDER.note(link.node, "the mixed link", [f"{link.node}: {link.node_mode.summary}",
+    events.note(link.node, "the mixed link", [f"{link.node}: {link.node_mode.summary}",
                                                  f"{link.peer}: {link.peer_mode.summary}",
                                                  f"kernel SA modes for spi 0x{link.sas[0].spi:08x}: {modes}"])
     assert modes[link.node] != modes[link.peer], f"both ends hold the shared SA in {modes[link.node]} mode"
@@ -100,7 +100,7 @@ def test_iiptran_end_and_tunnel_mode_end_carry_traffic_both_ways(lab, mixed):
 @pytest.mark.req("WIRE-EQUIV")
 def test_same_vn_packet_gives_the_same_esp_payload_either_way(lab, mixed):
     before, after = mixed.before.view, mixed.after.view
-    RECORDER.packets("the sample VN packet's ESP, before and after the end was rebuilt", [
+    events.packets("the sample VN packet's ESP, before and after the end was rebuilt", [
         f"{which}: spi 0x{s.packet[ESP].spi:08x} seq {s.packet[ESP].seq} id {s.packet.id} | {s.view}"
         for which, s in (("before", mixed.before), ("after", mixed.after))])
     different = {field: (before[field], after[field]) for field in before if before[field] != after[field]}

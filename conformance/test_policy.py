@@ -14,7 +14,7 @@ from testbed.probe import inspect
 from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
-from testbed.report.evidence import RECORDER
+from testbed import events
 
 INJECTED = 3
 POLICY_DROPS = ("XfrmInNoPols", "XfrmInTmplMismatch", "XfrmInPolBlock")
@@ -63,7 +63,7 @@ def test_plaintext_ipip_from_a_spoofed_peer_is_not_delivered(lab, report_dir):
             peers = [p for v, p in ends if v == victim]
             problems.append(f"{victim} accepted {delivered} forged plaintext IPIP echo requests spoofing "
                             f"its peers {peers}")
-    RECORDER.note("", "forged packets delivered, and the kernel's policy drop counters, per victim", drops)
+    events.note("", "forged packets delivered, and the kernel's policy drop counters, per victim", drops)
     assert not problems, "\n".join(problems)
 
 
@@ -100,7 +100,7 @@ def test_vn_packet_with_a_source_from_behind_another_tunnel_is_not_accepted(lab)
     spoofed = _echoes_delivered(lab, peer, hub.name, expect.lan_address(lab, other))
     rp_drops = inspect.snmp_counters(lab.runtime, hub.name, "netstat").get("TcpExt.IPReversePathFilter", 0) \
         - rp_before
-    RECORDER.note(hub.name, f"echo requests from {peer} into the VN towards {hub.name}", [
+    events.note(hub.name, f"echo requests from {peer} into the VN towards {hub.name}", [
         f"with {peer}'s own VN-local source: {own} of {INJECTED} delivered",
         f"with {other}'s VN-local source: {spoofed} of {INJECTED} delivered; "
         f"{hub.name}'s reverse-path filter drops: {rp_drops}"])

@@ -13,7 +13,7 @@ from testbed import expect
 from testbed.probe.esp import decrypt
 from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic, access_capture
 from testbed.probe.traffic import ping
-from testbed.report.evidence import RECORDER
+from testbed import events
 
 @pytest.fixture(scope="session")
 def encapsulated(lab, flow_traffic: FlowTraffic):
@@ -31,7 +31,7 @@ def encapsulated(lab, flow_traffic: FlowTraffic):
         return found
 
     seen = {"src": requests(traffic.src_access), "dst": requests(traffic.dst_access)}
-    RECORDER.packets(f"{traffic.name}: decrypted echo requests (outer ttl/tos/flags | inner ttl/tos/flags)", [
+    events.packets(f"{traffic.name}: decrypted echo requests (outer ttl/tos/flags | inner ttl/tos/flags)", [
         f"{where}: {o.src}>{o.dst} ttl {o.ttl} tos 0x{o.tos:02x} {o.flags} | {i.src}>{i.dst} ttl {i.ttl} "
         f"tos 0x{i.tos:02x} {i.flags}" for where, pairs in seen.items() for o, i in pairs])
     for where, pairs in seen.items():
@@ -93,7 +93,7 @@ def test_ttl_expiring_in_the_vn_is_not_encapsulated_and_time_exceeded_reaches_th
                       source=expect.lan_address(lab, spec.src), extra=["-t", str(routers)])
     leaked = [p for p in onward.packets if (d := decrypt(p, lab.sas)) and d.inner is not None
               and marker in bytes(d.inner)]
-    RECORDER.note(spec.src, f"ping with TTL {routers}: expires at {last_router}", [result.output])
+    events.note(spec.src, f"ping with TTL {routers}: expires at {last_router}", [result.output])
     assert not leaked, (f"{len(leaked)} packets with the expired TTL were encapsulated on towards {spec.dst}: "
                         f"{[p.summary() for p in leaked[:3]]}")
     want_from = lab.plan.nodes[last_router].tunnel_to(path[-3]).vn_address

@@ -12,7 +12,7 @@ import time
 
 from tabulate import tabulate
 
-from testbed.runner import PROJECT
+from testbed.paths import REPORTS
 
 
 def inner(topology: str, rounds: int) -> None:
@@ -43,7 +43,7 @@ def outer(topology: str) -> None:
     wall = time.monotonic() - started
     from testbed.report.html import write_report
     from testbed.topology.loader import load
-    report_dir = PROJECT / "reports" / load(topology).name
+    report_dir = REPORTS / load(topology).name
     started = time.monotonic()
     write_report(report_dir)
     report_s = time.monotonic() - started

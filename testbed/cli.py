@@ -10,10 +10,9 @@ from pathlib import Path
 
 from testbed.errors import TestbedError, UserError
 from testbed.names import check_lab_name
-from testbed.runner import PROJECT, RUNNERS, announce, decide, in_guest
+from testbed.paths import in_guest
+from testbed.runner import RUNNERS, announce, decide
 from testbed.topology.model import BACKENDS, DATAPATH_MODES
-
-REPORTS = PROJECT / "reports"
 
 
 def build_parser() -> argparse.ArgumentParser:

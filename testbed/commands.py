@@ -10,10 +10,9 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.lab import Lab, teardown, with_overrides
 from testbed.names import resolve_lab_name
-from testbed.runner import CACHE_DIR, PROJECT, run_in_guest
+from testbed.paths import CACHE_DIR, PROJECT, REPORTS
+from testbed.runner import run_in_guest
 from testbed.topology.loader import load
-
-REPORTS = PROJECT / "reports"
 
 
 def validate(topology: str, quiet: bool = False) -> int:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem
-from testbed.runner import PROJECT, in_guest
+from testbed.paths import PROJECT, in_guest
 
 RECIPE_DIR = PROJECT / "images" / "node"
 REPOSITORY = "iiptran/node"

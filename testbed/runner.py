@@ -9,15 +9,9 @@ import sys
 from pathlib import Path
 
 from testbed.errors import UserError
+from testbed.paths import CACHE_DIR, RUN_DIR, in_guest
 
-PROJECT = Path(__file__).resolve().parents[1]
-CACHE_DIR = PROJECT / ".cache"
-RUN_DIR = PROJECT / ".run"
 RUNNERS = ("auto", "native", "guest")
-
-
-def in_guest() -> bool:
-    return os.environ.get("IIPTRAN_IN_GUEST") == "1"
 
 
 def decide(runner: str) -> tuple[str, str]:

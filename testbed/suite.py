@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from testbed.runner import PROJECT
+from testbed.paths import PROJECT
 
 CONFORMANCE = PROJECT / "conformance"
 

@@ -11,7 +11,7 @@ from scapy.layers.l2 import Ether  # noqa: F401
 from scapy.utils import rdpcap
 
 from testbed.errors import TestbedError, WaitTimeout
-from testbed.report.evidence import RECORDER
+from testbed import events
 from testbed.runtime.base import Runtime
 from testbed.wait import wait_for
 
@@ -80,7 +80,7 @@ class Capture:
     def __exit__(self, *exc) -> None:
         self.stop()
         self.packets = list(rdpcap(str(self.pcap))) if self.pcap.exists() and self.pcap.stat().st_size else []
-        RECORDER.pcap(self.node, self.device, self.pcap, len(self.packets))
+        events.pcap(self.node, self.device, self.pcap, len(self.packets))
 
 
 class MultiCapture:

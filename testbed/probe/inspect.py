@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from testbed.runtime.netlink import rtnl
 
-from testbed.report.evidence import RECORDER
+from testbed import events
 from testbed.runtime.base import Runtime
 
 SPI = re.compile(r"\bspi (0x[0-9a-f]+)")
@@ -51,7 +51,7 @@ def routes(runtime: Runtime, node: str) -> list[Route]:
                 (names.get(route.get_attr("RTA_OIF"), "?"),)
             found.append(Route(f"{dst}/{route['dst_len']}", devices, route.get_attr("RTA_GATEWAY"),
                                route.get_attr("RTA_PREFSRC")))
-    RECORDER.note(node, "routes (main table, via netlink)",
+    events.note(node, "routes (main table, via netlink)",
                   [f"{r.destination} dev {','.join(r.devices)}" + (f" via {r.gateway}" if r.gateway else "")
                    + (f" src {r.source}" if r.source else "") for r in found])
     return found
@@ -86,7 +86,7 @@ def devices(runtime: Runtime, node: str) -> dict[str, Device]:
                                for key in ("local", "remote", "ttl", "tos"))
             found[name] = Device(name, kind or "", tuple(addrs.get(link["index"], [])),
                                  bool(link["flags"] & 1), stats["rx_packets"], stats["tx_packets"], tunnel)
-    RECORDER.note(node, "interfaces (via netlink)",
+    events.note(node, "interfaces (via netlink)",
                   [f"{d.name} {d.kind} {'up' if d.up else 'down'} {' '.join(d.addresses)} "
                    f"rx {d.rx_packets} tx {d.tx_packets} {dict(d.tunnel) if d.tunnel else ''}".rstrip()
                    for d in found.values()])

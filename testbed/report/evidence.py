@@ -1,15 +1,15 @@
-"""What each check saw: commands run in nodes (with output), captures, decoded packets.
-
-The runtime and the probes report here; the suite's hooks attribute the
-items to the test that is running and write them beside the junit.xml.
-Key material in `ip xfrm` output is redacted before it is stored.
+"""What each check saw, collected from the events the runtime and the
+probes emit (testbed/events.py): commands run in nodes (with output),
+captures, decoded packets. The suite's hooks attribute the items to the
+test that is running and write them beside the junit.xml. Key material in
+`ip xfrm` output is redacted before it is stored.
 """
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
+
+from testbed import events
 
 KEY = re.compile(r"\b(aead|enc|auth|auth-trunc|comp)\s+(\S+)\s+0x[0-9a-fA-F]+")
 MAX_OUTPUT = 20000
@@ -29,16 +29,18 @@ class Item:
     path: str = ""
 
 
-@dataclass
 class Recorder:
-    items: list[Item] | None = None
-    report_dir: Path | None = None
-    history: dict[str, list[Item]] = field(default_factory=dict)
+    """Listens to the events while a test runs; keeps what it needs as evidence."""
+
+    def __init__(self) -> None:
+        self.items: list[Item] | None = None
 
     def start(self) -> None:
         self.items = []
+        events.listen(self.on_event)
 
     def stop(self) -> list[Item]:
+        events.unlisten(self.on_event)
         items, self.items = self.items or [], None
         return items
 
@@ -49,27 +51,18 @@ class Recorder:
             self.items.append(Item("packets", f"(more than {MAX_ITEMS} items; the rest are not kept)"))
         return len(self.items) > MAX_ITEMS
 
-    def command(self, node: str, argv: list[str], returncode: int, stdout: str, stderr: str) -> None:
-        if self._full():
+    def on_event(self, event: events.Event) -> None:
+        if self.items is None:
             return
-        text = redact((stdout or "") + (stderr or ""))
-        if len(text) > MAX_OUTPUT:
-            text = text[:MAX_OUTPUT] + f"\n... ({len(text) - MAX_OUTPUT} more characters)"
-        self.items.append(Item("command", f"{shlex.join(argv)}  (exit {returncode})", text, node=node))
-
-    def pcap(self, node: str, device: str, path: Path, count: int) -> None:
-        if self.items is not None:   # captures are always kept: they are the proof
-            self.items.append(Item("pcap", f"capture on {node}:{device}, {count} packets", node=node,
-                                   path=str(path)))
-
-    def note(self, node: str, title: str, lines: list[str]) -> None:
-        """State read through netlink rather than a command, as text."""
-        if not self._full():
-            self.items.append(Item("command", title, "\n".join(lines), node=node))
-
-    def packets(self, title: str, lines: list[str]) -> None:
-        if self.items is not None:
-            self.items.append(Item("packets", title, "\n".join(lines)))
+        if event.kind == "pcap":        # captures are always kept: they are the proof
+            self.items.append(Item("pcap", event.title, node=event.node, path=event.path))
+        elif event.kind == "packets":
+            self.items.append(Item("packets", event.title, event.body))
+        elif not self._full():
+            body = redact(event.body)
+            if len(body) > MAX_OUTPUT:
+                body = body[:MAX_OUTPUT] + f"\n... ({len(body) - MAX_OUTPUT} more characters)"
+            self.items.append(Item("command", event.title, body, node=event.node))
 
 
 RECORDER = Recorder()

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from testbed.errors import WaitTimeout
-from testbed.report.evidence import RECORDER
+from testbed import events
 from testbed.runtime.netlink import write_sysctls
 from testbed.wait import wait_for
 
@@ -73,7 +73,7 @@ class Runtime(ABC):
             check: bool = False) -> subprocess.CompletedProcess:
         done = subprocess.run(self.exec_argv(node, argv), capture_output=True, text=True,
                               timeout=timeout, check=False)
-        RECORDER.command(node, argv, done.returncode, done.stdout, done.stderr)
+        events.command(node, argv, done.returncode, done.stdout, done.stderr)
         if check:
             done.check_returncode()
         return done
@@ -102,7 +102,7 @@ class Runtime(ABC):
     def sysctl(self, node: str, settings: dict[str, str]) -> None:
         """Set the node's net.* sysctls (from outside: a container cannot)."""
         write_sysctls(self.netns(node), settings)
-        RECORDER.command(node, ["sysctl", "-w", *[f"{k}={v}" for k, v in settings.items()]], 0, "", "")
+        events.command(node, ["sysctl", "-w", *[f"{k}={v}" for k, v in settings.items()]], 0, "", "")
 
     def host_path(self, node: str, path: Path) -> Path:
         """Where a file of the node's filesystem is, seen from here."""

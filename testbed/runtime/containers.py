@@ -17,7 +17,7 @@ from pyroute2 import netns as pyroute2_netns
 
 from testbed.errors import TestbedError
 from testbed.parallel import parallel
-from testbed.report.evidence import RECORDER
+from testbed import events
 from testbed.runtime import docker_engine
 from testbed.runtime.base import Runtime, program_version
 from testbed.runtime.netlink import list_namespaces
@@ -64,7 +64,7 @@ class DockerRuntime(Runtime):
     def _node_image(self):
         if self._image is None:
             from testbed import images
-            from testbed.runner import CACHE_DIR
+            from testbed.paths import CACHE_DIR
             engine = self.engine
             started = time.monotonic()
             self._image = images.ensure_image(engine, CACHE_DIR)
@@ -131,7 +131,7 @@ class DockerRuntime(Runtime):
         container = self.engine.containers.get(self.container_name(node))
         result = container.exec_run(argv, demux=True)
         stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
-        RECORDER.command(node, ["docker", "exec", container.name, *argv], result.exit_code, stdout, stderr)
+        events.command(node, ["docker", "exec", container.name, *argv], result.exit_code, stdout, stderr)
         return subprocess.CompletedProcess(argv, result.exit_code, stdout, stderr)
 
     def host_path(self, node: str, path: Path) -> Path:

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem, WaitTimeout
-from testbed.runner import in_guest
+from testbed.paths import in_guest
 from testbed.wait import wait_for
 
 PRIVATE = Path("/run/iiptran-docker")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from testbed.errors import EnvironmentProblem, UserError, WaitTimeout
 from testbed.names import resolve_lab_name
-from testbed.runner import CACHE_DIR, PROJECT, RUN_DIR
+from testbed.paths import CACHE_DIR, REPORTS, RUN_DIR
 
 BOOT_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 1800.0
@@ -83,7 +83,7 @@ def _boot(lab: str) -> Channel:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    reports = PROJECT / "reports"
+    reports = REPORTS
     reports.mkdir(exist_ok=True)
     spec = GuestSpec(run_dir=folder, writable=[reports], control_socket=folder / "ctl.sock",
                      console_log=folder / "console.log")

@@ -1,0 +1,16 @@
+"""Where the project and its scratch folders are, and whether this process
+runs inside the real-kernel guest. The bottom of the package: every layer
+may import it, it imports nothing of the project."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+CACHE_DIR = PROJECT / ".cache"
+RUN_DIR = PROJECT / ".run"
+REPORTS = PROJECT / "reports"
+
+
+def in_guest() -> bool:
+    return os.environ.get("IIPTRAN_IN_GUEST") == "1"
