@@ -7,6 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 IIPTRAN := $(PY) -m testbed
 SYSTEM_PACKAGES := frr iproute2 tcpdump tshark traceroute iputils-ping procps kmod chromium \
+                   strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins \
                    qemu-system-x86 busybox-static
 # BACKEND=docker runs the test-fig* labs in containers (default: the
 # topology's backend field, else network namespaces).

@@ -1,17 +1,22 @@
 """RFC 3884 2.3 and 3.2: virtual links are interfaces, so the VN forwards by
-its routing table and dynamic routing runs over the tunnels."""
+its routing table and dynamic routing runs over the tunnels, never over the
+base network. Routes come from the kernel; adjacencies from each node's
+routing daemon through its stack's adapter."""
 from __future__ import annotations
 
 import pytest
 
-from testbed import expect
-from testbed.datapath.tunnels import TOS_INHERIT, set_tunnel_state
+from testbed import events, expect
+from testbed.datapath.tunnels import TOS_INHERIT
 from testbed.probe import inspect
+from testbed.probe.capture import MultiCapture
+from testbed.probe.flows import access_capture
 from testbed.probe.traffic import traceroute
-from testbed.routing.convergence import expected_adjacencies, vn_prefixes, wait_converged
+from testbed.routing.convergence import expected_adjacencies, vn_prefixes
 from testbed.topology.plan import LAN_DEVICE
-from testbed.wait import wait_for
 
+OSPF = 89
+HELLOS_WATCHED = 2.5      # hello intervals a base-link capture lasts
 
 
 @pytest.mark.req("FWD-IFACE")
@@ -39,21 +44,51 @@ def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
     assert not problems, "\n".join(problems)
 
 
+def _dynamic(lab) -> None:
+    if not lab.routing.dynamic:
+        pytest.skip(f"not applicable: the VN routes statically ({lab.routing.name}); no routing protocol runs")
+
+
 @pytest.mark.req("FWD-OSPF")
 def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
+    _dynamic(lab)
     problems = []
     for node, wanted in expected_adjacencies(lab).items():
-        stray = sorted(set(lab.frr(node).ospf_interfaces()) - wanted - {LAN_DEVICE})
-        if stray:
-            problems.append(f"{node}: OSPF runs on {stray}, which are not virtual links (base and VN "
-                            "routing must not mix)")
-        states = lab.frr(node).ospf_neighbors()
+        states = lab.routing.neighbours(lab, node)
+        events.note(node, f"{lab.routing.name} adjacencies as the daemon reports them",
+                    [f"{device}: {state}" for device, state in sorted(states.items())])
         for device in sorted(wanted):
-            if not states.get(device, "").startswith("Full"):
-                problems.append(f"{node}: OSPF on {device} is {states.get(device, 'absent')}, want Full")
+            if states.get(device) != "Full":
+                problems.append(f"{node}: adjacency on {device} is {states.get(device, 'absent')}, want Full")
         for device in sorted(set(states) - wanted):
-            problems.append(f"{node}: OSPF neighbour on {device}, which is not a virtual link")
+            problems.append(f"{node}: neighbour on {device}, which is not a virtual link")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.req("FWD-NOBASE")
+def test_no_vn_routing_on_base_interfaces_daemon_view(lab):
+    _dynamic(lab)
+    problems = []
+    for node, wanted in expected_adjacencies(lab).items():
+        stray = sorted(set(lab.routing.protocol_interfaces(lab, node)) - wanted - {LAN_DEVICE})
+        if stray:
+            problems.append(f"{node}: {lab.routing.name} runs on {stray}, which are not virtual links (base and "
+                            "VN routing must not mix)")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.req("FWD-NOBASE")
+def test_no_ospf_in_clear_on_the_base_network(lab, report_dir):
+    """Whatever the daemons say: no OSPF packet crosses any VN node's access
+    link in clear while several hello intervals pass."""
+    captures = [access_capture(lab, report_dir, node, "ospf-on-base", bpf=f"ip proto {OSPF}")
+                for node in lab.active_vn_nodes()]
+    window = HELLOS_WATCHED * lab.topology.defaults.ospf.hello
+    with MultiCapture(captures) as caps:
+        caps.watch(window)
+    seen = [(cap.node, p.summary()) for cap in caps.captures for p in cap.packets]
+    events.note("", f"OSPF in clear on the access links during {window:.1f} s", [f"{n}: {s}" for n, s in seen])
+    assert not seen, f"OSPF in clear on the base network: {seen[:5]}"
 
 
 @pytest.mark.req("FWD-ROUTES")
@@ -74,6 +109,27 @@ def test_routes_to_all_vn_prefixes_go_via_tunnel_devices(lab):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.req("FWD-ROUTES")
+def test_kernel_sends_every_vn_address_through_a_tunnel(lab):
+    """The kernel's own lookup (`ip route get`: rules, more-specific routes,
+    everything) for every VN address of every other node, from every node."""
+    addresses = {expect.lan_address(lab, n): n for n in lab.active_vn_nodes()}
+    for node, tunnel in lab.active_link_ends():
+        addresses[tunnel.vn_address] = node
+    problems, lines = [], []
+    for node in lab.active_vn_nodes():
+        tunnel_devices = {t.device for t in lab.plan.nodes[node].tunnels}
+        for address, owner in sorted(addresses.items()):
+            if owner == node:
+                continue
+            device = inspect.egress_device(lab.runtime, node, address)
+            lines.append(f"{node} -> {address} ({owner}): {device}")
+            if device not in tunnel_devices:
+                problems.append(f"{node} sends {address} ({owner}'s) out of {device}, not a tunnel")
+    events.note("", "the kernel's route lookup for every VN address", lines)
+    assert not problems, "\n".join(problems)
+
+
 def _assert_path(lab, src: str, dst: str, path: list[str]) -> None:
     want = expect.hop_addresses(lab, path)
     trace = traceroute(lab.runtime, src, expect.lan_address(lab, dst))
@@ -89,42 +145,16 @@ def test_flow_follows_the_ospf_path_across_the_tunnels(lab, flow):
 
 
 @pytest.mark.req("FWD-REROUTE")
-def test_cut_link_reroutes_and_leaves_sad_spd_unchanged(lab, reroutable_flow):
+def test_cut_link_reroutes_and_leaves_sad_spd_unchanged(lab, reroute_record):
     """Figure 3: with A's link 3 cut, X->Y moves to link 4; no SA or policy changes."""
-    _, spec = reroutable_flow
-    path = expect.vn_path(lab, spec.src, spec.dst)
-    cut = expect.reroutable_link(lab.plan.vn_graph(), path)
-    new_path = expect.vn_path(lab, spec.src, spec.dst, cut=cut)
-    node, peer = cut
-    device = lab.plan.nodes[node].tunnel_to(peer).device
-    assert device in inspect.devices(lab.runtime, node), (
-        f"{node} has no interface {device} for virtual link {node}-{peer}: there is no link routing could "
-        "lose and route around; forwarding follows the SA selectors (RFC 3884 2.3)")
-    before = {n: inspect.xfrm_entries(lab.runtime, n) for n in lab.active_vn_nodes()}
-    set_tunnel_state(lab.runtime, node, device, up=False)
-    try:
-        wait_for(lambda: _first_hop_device(lab, node, spec.dst) not in (device, None),
-                 f"{node}'s route to {spec.dst} to leave {device}", timeout=30)
-        wait_for(lambda: not _reroute_pending(lab, spec.src, spec.dst, new_path),
-                 f"the VN to route {spec.src}->{spec.dst} over {'-'.join(new_path)}", timeout=30)
-        _assert_path(lab, spec.src, spec.dst, new_path)
-        after = {n: inspect.xfrm_entries(lab.runtime, n) for n in lab.active_vn_nodes()}
-        changed = [n for n in before if before[n] != after[n]]
-        assert not changed, f"SAD/SPD changed on {changed} when link {node}-{peer} was cut"
-    finally:
-        set_tunnel_state(lab.runtime, node, device, up=True)
-        wait_converged(lab)
-
-
-def _first_hop_device(lab, node: str, dst: str) -> str | None:
-    route = inspect.route_to(inspect.routes(lab.runtime, node), expect.lan_address(lab, dst))
-    return route.device if route else None
-
-
-def _reroute_pending(lab, src: str, dst: str, path: list[str]) -> bool:
-    """True while some node on the new path still routes to dst elsewhere."""
-    for a, b in zip(path, path[1:]):
-        want = lab.plan.nodes[a].tunnel_to(b).device
-        if _first_hop_device(lab, a, dst) != want:
-            return True
-    return False
+    _dynamic(lab)
+    record = reroute_record
+    node, peer = record.cut
+    assert not record.problem, f"the cut of {node}-{peer} could not be observed: {record.problem}"
+    want = expect.hop_addresses(lab, record.new_path)
+    events.note(node, f"link {node}-{peer} cut: {record.flow} traced", [record.trace])
+    assert record.hops == want, (f"with {node}-{peer} cut, {record.flow} hops {record.hops}, want {want} (path "
+                                 f"{'-'.join(record.new_path)})\n{record.trace}")
+    changed = {n: sorted(set(record.sad_before[n]) ^ set(record.sad_after.get(n, [])))
+               for n in record.sad_before if record.sad_before[n] != record.sad_after.get(n)}
+    assert not changed, f"SAD/SPD changed when link {node}-{peer} was cut: {changed}"

@@ -1,56 +1,53 @@
-"""RFC 2003 3.1 encapsulation rules, read from the wire (decrypting the ESP):
-outer TTL, TOS copied, DF copied (RFC 3884 A.1), inner TTL handling."""
+"""RFC 2003 3.1 encapsulation rules, read from the wire (decrypting the ESP
+with the keys the kernels hold): outer TTL of every encapsulator, TOS
+copied, DF copied (RFC 3884 A.1), inner TTL handling, TTL 0, options."""
 from __future__ import annotations
 
-import re
 import secrets
 
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.packet import Raw
 
-from testbed import expect
+from guards import guard
+from testbed import events, expect
+from testbed.probe import inspect
+from testbed.probe.capture import Capture
 from testbed.probe.esp import decrypt
 from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic, access_capture
+from testbed.probe.forge import forge, resync, send_from_base
+from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
-from testbed import events
+
 
 @pytest.fixture(scope="session")
 def encapsulated(lab, flow_traffic: FlowTraffic):
-    """Decrypted echo requests of the flow at its source's and destination's access links."""
+    """Per virtual link of the path, the flow's decrypted echo requests as
+    that link's encapsulator sent them (on its own access link)."""
     traffic = flow_traffic
-
-    def requests(packets) -> list[tuple[IP, IP]]:
-        found = []
-        for packet in packets:
-            plain = decrypt(packet, lab.sas)
-            inner = plain.inner if plain else None
-            if inner is not None and ICMP in inner and inner[ICMP].type == 8 and Raw in inner \
-                    and traffic.marker in bytes(inner[Raw]):
-                found.append((plain.outer, inner))
-        return found
-
-    seen = {"src": requests(traffic.src_access), "dst": requests(traffic.dst_access)}
-    events.packets(f"{traffic.name}: decrypted echo requests (outer ttl/tos/flags | inner ttl/tos/flags)", [
-        f"{where}: {o.src}>{o.dst} ttl {o.ttl} tos 0x{o.tos:02x} {o.flags} | {i.src}>{i.dst} ttl {i.ttl} "
-        f"tos 0x{i.tos:02x} {i.flags}" for where, pairs in seen.items() for o, i in pairs])
-    for where, pairs in seen.items():
-        assert pairs, f"no decrypted echo request of the flow captured at the {where} access link"
-    return traffic, seen
+    hops = {(a, b): [(p[IP], traffic.plain(p).inner) for p in traffic.requests_on_hop(lab, a, b, traffic.access[a])]
+            for a, b in zip(traffic.path, traffic.path[1:])}
+    events.packets(f"{traffic.name}: decrypted echo requests per virtual link (outer ttl/tos/flags | inner)", [
+        f"{a}->{b}: {o.src}>{o.dst} ttl {o.ttl} tos 0x{o.tos:02x} {o.flags} ihl {o.ihl} | {i.src}>{i.dst} "
+        f"ttl {i.ttl} tos 0x{i.tos:02x} {i.flags}" for (a, b), pairs in hops.items() for o, i in pairs])
+    empty = [f"{a}-{b}" for (a, b), pairs in hops.items() if not pairs]
+    assert not empty, f"no decrypted echo request of the flow captured at the encapsulator of {empty}"
+    return traffic, hops
 
 
 @pytest.mark.req("IPIP-OUTER-TTL")
 def test_outer_ttl_is_the_tunnels_fixed_value(lab, encapsulated):
-    _, seen = encapsulated
+    _, hops = encapsulated
     want = lab.topology.defaults.tunnel.ttl
-    ttls = sorted({outer.ttl for outer, _ in seen["src"]})
-    assert ttls == [want], f"outer TTL {ttls} as the source's packets leave it, want the configured {want}"
+    wrong = {f"{a}->{b}": sorted({outer.ttl for outer, _ in pairs}) for (a, b), pairs in hops.items()
+             if {outer.ttl for outer, _ in pairs} != {want}}
+    assert not wrong, f"outer TTL as each encapsulator sends: {wrong}, want the configured {want}"
 
 
 @pytest.mark.req("IPIP-TOS")
 def test_outer_tos_is_copied_from_the_inner_header(lab, encapsulated):
-    _, seen = encapsulated
-    pairs = [(outer.tos, inner.tos) for where in seen.values() for outer, inner in where]
+    _, hops = encapsulated
+    pairs = [(outer.tos, inner.tos) for found in hops.values() for outer, inner in found]
     assert all(inner == TOS for _, inner in pairs), f"inner TOS {pairs}, the sender set 0x{TOS:02x}"
     wrong = [(hex(o), hex(i)) for o, i in pairs if o != i]
     assert not wrong, f"outer TOS differs from the inner TOS (outer, inner): {wrong}"
@@ -58,8 +55,8 @@ def test_outer_tos_is_copied_from_the_inner_header(lab, encapsulated):
 
 @pytest.mark.req("IPIP-DF")
 def test_outer_df_is_set_when_the_inner_df_is(lab, encapsulated):
-    _, seen = encapsulated
-    pairs = [(outer, inner) for where in seen.values() for outer, inner in where]
+    _, hops = encapsulated
+    pairs = [(outer, inner) for found in hops.values() for outer, inner in found]
     assert all("DF" in str(inner.flags) for _, inner in pairs), "the sender's packets lack DF (ping -M do)"
     cleared = [outer.summary() for outer, _ in pairs if "DF" not in str(outer.flags)]
     assert not cleared, f"inner DF set but outer DF clear in {len(cleared)} packets: {cleared[:3]}"
@@ -67,81 +64,95 @@ def test_outer_df_is_set_when_the_inner_df_is(lab, encapsulated):
 
 @pytest.mark.req("IPIP-INNER-TTL")
 def test_inner_ttl_untouched_at_encapsulation_and_decremented_per_vn_hop(lab, encapsulated):
-    traffic, seen = encapsulated
-    first = sorted({inner.ttl for _, inner in seen["src"]})
-    assert first == [SENT_TTL], f"inner TTL {first} on the first tunnel, want {SENT_TTL} (sent, not decremented)"
-    routers = len(expect.vn_path(lab, traffic.src, traffic.dst)) - 2
-    last = sorted({inner.ttl for _, inner in seen["dst"]})
-    assert last == [SENT_TTL - routers], (f"inner TTL {last} on the last tunnel, want {SENT_TTL - routers} "
-                                          f"({routers} VN routers on the path each decrement once)")
+    _, hops = encapsulated
+    wrong = {}
+    for index, ((a, b), pairs) in enumerate(hops.items()):
+        seen = sorted({inner.ttl for _, inner in pairs})
+        if seen != [SENT_TTL - index]:
+            wrong[f"{a}->{b}"] = (seen, SENT_TTL - index)
+    assert not wrong, (f"inner TTL per virtual link (seen, want): {wrong}; sent with {SENT_TTL}, untouched when "
+                       "encapsulated at the source, less one per VN router")
 
 
-@pytest.mark.req("IPIP-TTL-EXPIRY")
-def test_ttl_expiring_in_the_vn_is_not_encapsulated_and_time_exceeded_reaches_the_sender(lab, report_dir, flow):
-    """RFC 2003 3.1: a packet whose TTL reaches 0 at a VN router is not sent on
-    through the next tunnel; the router's Time Exceeded goes back to the
-    original sender, across the VN."""
-    name, spec = flow
-    path = expect.vn_path(lab, spec.src, spec.dst)
-    routers = len(path) - 2
-    if routers < 1:
-        pytest.skip(f"not applicable: flow {name} crosses no VN router")
-    last_router = path[-2]
+def _first_flow(lab):
+    name, spec = next(iter(lab.topology.flows.items()))
+    return name, spec.src, spec.dst
+
+
+def _echo(lab, src: str, dst: str, marker: bytes, **fields) -> IP:
+    return IP(src=expect.lan_address(lab, src), dst=expect.lan_address(lab, dst), **fields) / \
+        ICMP(type=8, id=0x7474) / Raw(marker)
+
+
+def _encapsulated_with(lab, src: str, packets, marker: bytes) -> list[IP]:
+    """src's echo requests carrying `marker`, as src itself encapsulated them
+    (not the ICMP errors that quote them on the way back)."""
+    base = lab.plan.nodes[src].base_address
+    found = []
+    for packet in packets:
+        if IP not in packet or packet[IP].src != base:
+            continue
+        plain = decrypt(packet, lab.sa_book.sas)
+        inner = plain.inner if plain else None
+        if inner is not None and ICMP in inner and inner[ICMP].type == 8 and marker in bytes(inner):
+            found.append(inner)
+    return found
+
+
+@pytest.mark.req("IPIP-TTL0-ENCAP")
+def test_datagram_with_ttl_zero_is_not_encapsulated(lab, report_dir):
+    """A locally built datagram with TTL 0 (a raw socket can make one) must
+    not enter the tunnel; the same datagram with TTL 1 does (the control)."""
+    name, src, dst = _first_flow(lab)
+    zero, control = secrets.token_bytes(8), secrets.token_bytes(8)
+    with access_capture(lab, report_dir, src, f"ttl-zero-{name}") as cap:
+        for marker, ttl in ((zero, 0), (control, 1)):
+            send_raw_ip(lab.runtime, src, bytes(_echo(lab, src, dst, marker, ttl=ttl)), expect.lan_address(lab, dst))
+    lab.observe_sas()
+    sent_zero = _encapsulated_with(lab, src, cap.packets, zero)
+    sent_control = _encapsulated_with(lab, src, cap.packets, control)
+    events.packets(f"{src}'s encapsulated datagrams", [f"TTL 0: {len(sent_zero)}", f"TTL 1: {len(sent_control)}"])
+    guard(sent_control, f"control: {src} did not encapsulate the TTL-1 datagram either")
+    assert not sent_zero, f"{src} encapsulated a datagram with TTL 0: {sent_zero[0].summary()}"
+
+
+@pytest.mark.req("IPIP-TTL0-DECAP")
+def test_inner_datagram_with_ttl_zero_is_discarded_by_the_decapsulator(lab, report_dir):
+    """The previous hop's SA carries (validly protected) an inner datagram
+    with TTL 0 to the destination, which must discard it after decapsulation."""
+    name, src, dst = _first_flow(lab)
+    previous = expect.vn_path(lab, src, dst)[-2]
+    tunnel = lab.plan.nodes[dst].tunnel_to(previous)
     marker = secrets.token_bytes(8)
-    with access_capture(lab, report_dir, spec.dst, f"ttl-expiry-{name}") as onward:
-        result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=2, pattern_hex=marker.hex(),
-                      source=expect.lan_address(lab, spec.src), extra=["-t", str(routers)])
-    leaked = [p for p in onward.packets if (d := decrypt(p, lab.sas)) and d.inner is not None
-              and marker in bytes(d.inner)]
-    events.note(spec.src, f"ping with TTL {routers}: expires at {last_router}", [result.output])
-    assert not leaked, (f"{len(leaked)} packets with the expired TTL were encapsulated on towards {spec.dst}: "
-                        f"{[p.summary() for p in leaked[:3]]}")
-    want_from = lab.plan.nodes[last_router].tunnel_to(path[-3]).vn_address
-    assert "Time to live exceeded" in result.output, (
-        f"{spec.src} got no Time Exceeded for a packet that expired at {last_router}\n{result.output}")
-    assert f"From {want_from}" in result.output, (
-        f"Time Exceeded did not come from {last_router}'s tunnel address {want_from}\n{result.output}")
+    packets, sa = forge(lab, previous, dst, _echo(lab, previous, dst, marker, ttl=0))
+    echoes = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"]
+    with Capture(lab.runtime, dst, tunnel.device, report_dir / f"ttl-zero-decap-{name}.pcap", "icmp",
+                 direction="in") as cap:
+        send_from_base(lab, dst, packets)
+    delivered = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"] - echoes
+    resync(lab, previous, dst, len(packets))
+    arrived = [p for p in cap.packets if IP in p and marker in bytes(p)]
+    events.note(dst, f"an inner TTL-0 echo request under SA 0x{sa.spi:08x} from {previous}",
+                [f"decapsulated on {tunnel.device}: {len(arrived)}", f"delivered to ICMP: {delivered}"])
+    guard(arrived, f"the forged packet never came out of {dst}'s {tunnel.device}: it was dropped before "
+                   "decapsulation")
+    guard(arrived[0][IP].ttl == 0, f"it arrived with TTL {arrived[0][IP].ttl}, not 0")
+    assert delivered == 0, f"{dst} delivered {delivered} datagram(s) that arrived with inner TTL 0"
 
 
-NARROW_BASE_MTU = 1400
-# ESP overhead without padding: SPI + sequence (8), IV (8 for GCM, 16 for
-# CBC), pad length + next header (2), ICV (16).
-ESP_OVERHEAD = {"rfc4106-gcm-aes": 34, "cbc-aes-hmac-sha256": 42}
-OUTER_HEADER = 20
-FRAG_NEEDED = re.compile(r"From (\S+) icmp_seq=\d+ Frag needed and DF set \(mtu = (\d+)\)")
-
-
-@pytest.mark.req("IPIP-PMTU")
-def test_too_big_packet_gets_fragmentation_needed_back_to_the_sender(lab, flow):
-    """RFC 2003 4 / RFC 3884 A.1: a VN router whose next tunnel crosses a base
-    path narrower than the packet (DF set) sends Fragmentation Needed back to
-    the original sender, with an MTU that leaves room for the outer header and
-    ESP; a packet of that size then gets through."""
-    name, spec = flow
-    path = expect.vn_path(lab, spec.src, spec.dst)
-    if len(path) < 3:
-        pytest.skip(f"not applicable: flow {name} crosses no VN router")
-    router, onward = lab.plan.nodes[path[1]], lab.plan.nodes[path[2]]
-    gateway = dict(router.routes)["0.0.0.0/0"]
-    narrow = ["ip", "route", "replace", f"{onward.base_address}/32", "via", gateway, "dev",
-              router.veths[0].device, "mtu", "lock", str(NARROW_BASE_MTU)]
-    lab.runtime.run(router.name, narrow, check=True)
-    src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
-    try:
-        big = ping(lab.runtime, spec.src, dst, count=2, source=src, size=NARROW_BASE_MTU - 28, extra=["-M", "do"])
-        answers = FRAG_NEEDED.findall(big.output)
-        assert answers, (f"{spec.src} got no Fragmentation Needed for a {NARROW_BASE_MTU}-byte DF packet that "
-                         f"cannot cross {router.name}'s narrowed path to {onward.name}\n{big.output}")
-        sender, mtu = answers[0][0], int(answers[0][1])
-        router_addresses = {t.vn_address for t in router.tunnels} | {expect.lan_address(lab, router.name)}
-        assert sender in router_addresses, f"Fragmentation Needed came from {sender}, not from {router.name}"
-        overhead = OUTER_HEADER + ESP_OVERHEAD[router.tunnel_to(onward.name).algorithm]
-        assert mtu + overhead <= NARROW_BASE_MTU, (
-            f"announced MTU {mtu} leaves no room for the outer header and ESP ({overhead} bytes) "
-            f"within {NARROW_BASE_MTU}")
-        fits = ping(lab.runtime, spec.src, dst, count=2, source=src, size=mtu - 28, extra=["-M", "do"])
-        assert fits.ok, f"a {mtu}-byte DF packet (the announced MTU) does not get through\n{fits.output}"
-    finally:
-        lab.runtime.run(router.name, ["ip", "route", "del", f"{onward.base_address}/32"])
-        for node in path:
-            lab.runtime.run(node, ["ip", "route", "flush", "cache"])
+@pytest.mark.req("IPIP-NO-OPTIONS")
+def test_inner_ip_options_are_not_copied_to_the_outer_header(lab, report_dir):
+    name, src, dst = _first_flow(lab)
+    marker = secrets.token_bytes(8)
+    with access_capture(lab, report_dir, src, f"options-{name}") as cap:
+        ping(lab.runtime, src, expect.lan_address(lab, dst), count=1, pattern_hex=marker.hex(),
+             source=expect.lan_address(lab, src), extra=["-R"])
+    lab.observe_sas()
+    pairs = [(p[IP], plain.inner) for p in cap.packets
+             if (plain := decrypt(p, lab.sa_book.sas)) and plain.inner is not None and marker in bytes(plain.inner)]
+    events.packets("encapsulated echo requests with IP options (outer ihl | inner ihl, options)",
+                   [f"{o.ihl} | {i.ihl} {i.options}" for o, i in pairs])
+    guard(pairs, f"no encapsulated echo request of {src} with the marker was captured")
+    guard(all(inner.ihl > 5 for _, inner in pairs), "control: the inner header carries no options (ping -R)")
+    copied = [outer.summary() for outer, _ in pairs if outer.ihl != 5 or outer.options]
+    assert not copied, f"outer header carries options: {copied}"

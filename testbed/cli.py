@@ -12,7 +12,7 @@ from testbed.errors import TestbedError, UserError
 from testbed.names import check_lab_name
 from testbed.paths import in_guest
 from testbed.runner import RUNNERS, announce, decide
-from testbed.topology.model import BACKENDS, DATAPATH_MODES
+from testbed.topology.model import BACKENDS, DATAPATH_MODES, KEYINGS, ROUTINGS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,16 +29,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="datapath: iiptran (RFC 3884), or an alternative it is compared with "
                        "(default: the topology's 'datapath', else iiptran)")
 
-    def backed(p: argparse.ArgumentParser) -> None:
+    def varied(p: argparse.ArgumentParser) -> None:
+        """The lab-wide fields a run may override besides the datapath."""
         p.add_argument("--backend", choices=BACKENDS,
                        help="where nodes live: netns (network namespaces) or docker (containers of the "
                        "images/node image) (default: the topology's 'backend', else netns)")
+        p.add_argument("--routing", choices=ROUTINGS,
+                       help="VN routing: frr (OSPF) or static routes over the tunnels (default: the topology's)")
+        p.add_argument("--keying", choices=KEYINGS,
+                       help="who installs the SAs: manual (the testbed's keys) or ikev2 (strongSwan) "
+                       "(default: the topology's 'keying', else manual)")
 
     p = sub.add_parser("up", help="bring a lab up and wait until it has converged")
     p.add_argument("topology", help="topology name (fig3, fig6) or path to a lab file")
     named(p)
     moded(p)
-    backed(p)
+    varied(p)
     p = sub.add_parser("down", help="tear a lab down")
     named(p)
     p.add_argument("--all", action="store_true", help="every lab on this machine, leftovers included")
@@ -62,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology")
     named(p)
     moded(p)
-    backed(p)
+    varied(p)
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>[-<mode>])")
     p.add_argument("--profile", help="run against this built-in broken configuration (a negative profile)")
     p = sub.add_parser("profiles", help="the suite against every negative profile: exactly the right checks fail")
@@ -157,6 +163,8 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             raise UserError("test --profile: negative profiles break IIPtran labs; drop --mode")
     if args.command in ("test", "up", "matrix"):
         commands.validate(args.topology, quiet=True)   # bad input: exit 2 before any VM boots
+    if args.command in ("test", "up"):
+        commands.topology_as_run(args)                 # the overrides fit the topology
     if args.command == "run" and not _strip_dashes(args.cmd):
         raise UserError("run: give a command after --")
     if args.command == "exec" and not _strip_dashes(args.cmd):

@@ -23,13 +23,20 @@ def validate(topology: str, quiet: bool = False) -> int:
     return 0
 
 
-def _topology_as_run(args: argparse.Namespace):
-    """The topology of `test`/`up` with the command line's --mode and --backend applied."""
-    return with_overrides(load(args.topology), args.mode, args.backend)
+def overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The lab-wide fields the command line overrides (--mode, --backend, --routing, --keying)."""
+    given = {"datapath": getattr(args, "mode", None), "backend": getattr(args, "backend", None),
+             "routing": getattr(args, "routing", None), "keying": getattr(args, "keying", None)}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def topology_as_run(args: argparse.Namespace):
+    """The topology of `test`/`up` with the command line's overrides applied."""
+    return with_overrides(load(args.topology), overrides(args))
 
 
 def backend_of(args: argparse.Namespace) -> str:
-    return _topology_as_run(args).backend
+    return topology_as_run(args).backend
 
 
 def build_images(path: str) -> int:
@@ -57,9 +64,11 @@ def report_dir(args: argparse.Namespace) -> Path:
     if args.report:
         return args.report.resolve()
     if args.command == "test":
-        topology = _topology_as_run(args)
+        topology = topology_as_run(args)
         suffix = (("" if topology.datapath == "iiptran" else f"-{topology.datapath}")
                   + ("" if topology.backend == "netns" else f"-{topology.backend}")
+                  + ("" if topology.routing == "frr" else f"-{topology.routing}")
+                  + ("" if topology.keying == "manual" else f"-{topology.keying}")
                   + (f"-{args.profile}" if args.profile else ""))
         return REPORTS / (topology.name + suffix)
     if args.command == "matrix":
@@ -74,7 +83,7 @@ def native(args: argparse.Namespace) -> int:
     from testbed.suite import run_suite
     cmd = args.command
     if cmd == "up":
-        lab = Lab.up(args.topology, lab_name(args), args.mode, args.backend)
+        lab = Lab.up(args.topology, lab_name(args), overrides(args))
         print(f"lab '{lab.name}' is up: converged {lab.timings['up_to_converged_s']} s after start")
         print(status.render(lab))
         return 0
@@ -107,8 +116,8 @@ def native(args: argparse.Namespace) -> int:
         print(f"lab '{lab.name}': {apply(lab, args.fault)}")
         return 0
     if cmd == "test":
-        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), mode=args.mode,
-                         fault=args.profile, backend=args.backend)
+        return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), overrides=overrides(args),
+                         fault=args.profile)
     if cmd == "profiles":
         from testbed.profiles import run_profiles
         return run_profiles(report_dir(args), args.name or "profile", args.only.split(",") if args.only else None)

@@ -1,7 +1,9 @@
 """A running lab: bring-up, join, teardown, and re-attaching to a live lab.
 
-State (topology, which nodes joined, the SAs with their keys) is kept in
-/run/iiptran/<lab>/ with mode 0700: outside the repository, gone at reboot.
+State (topology, overrides, which nodes joined, the SAs the testbed
+installed and every SA read from the nodes' kernels, with their keys) is
+kept in /run/iiptran/<lab>/ with mode 0700: outside the repository, gone
+at reboot.
 """
 from __future__ import annotations
 
@@ -11,17 +13,21 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from testbed.datapath import base_network, ipsec, tunnels
 from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError
 from testbed.names import check_lab_name, default_lab_name
+from testbed.probe import xfrm
+from testbed.probe.sa_book import SaBook
 from testbed.routing.convergence import wait_converged
-from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
+from testbed.routing.frr import FrrNode
+from testbed.routing.stacks import STACKS, RoutingStack
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
-from testbed.topology.loader import load, resolve_path
-from testbed.topology.model import BACKENDS, Topology
+from testbed.topology.loader import check_consistency, load, resolve_path
+from testbed.topology.model import OVERRIDABLE, Topology
 from testbed.topology.plan import LabPlan, TunnelEnd, build_plan
 
 STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
@@ -31,7 +37,10 @@ REQID_BASE = 100
 def teardown(runtime: Runtime, release: bool = True) -> None:
     """Remove a lab's daemons, nodes and state, knowing only its name (and
     backend). With release, also what the backend ran only for labs (an engine)."""
-    stop_lab_daemons(runtime.lab)
+    for stack in STACKS.values():
+        stack.stop_lab(runtime.lab)
+    from testbed.keying import strongswan
+    strongswan.stop_lab(runtime, STATE_ROOT / runtime.lab)
     runtime.destroy_nodes(runtime.existing_nodes())
     shutil.rmtree(STATE_ROOT / runtime.lab, ignore_errors=True)
     if release:
@@ -45,35 +54,72 @@ def make_runtime(backend: str, lab: str) -> Runtime:
     return NetnsRuntime(lab)
 
 
-def with_overrides(topology: Topology, mode: str | None = None, backend: str | None = None) -> Topology:
-    """The topology with its datapath mode or backend overridden (CLI flags), if given."""
-    if mode is not None and mode not in MODES:
-        raise UserError(f"unknown datapath mode '{mode}' (known: {', '.join(MODES)})")
-    if backend is not None and backend not in BACKENDS:
-        raise UserError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
-    update = {key: value for key, value in (("datapath", mode), ("backend", backend)) if value is not None}
-    return topology.model_copy(update=update) if update else topology
+def with_overrides(topology: Topology, overrides: dict[str, str] | None = None) -> Topology:
+    """The topology with lab-wide fields overridden (CLI flags: --mode,
+    --backend, --routing, --keying), checked as the file's own values are."""
+    update = {key: value for key, value in (overrides or {}).items() if value is not None}
+    for key, value in update.items():
+        if key not in OVERRIDABLE:
+            raise UserError(f"'{key}' cannot be overridden (only {', '.join(OVERRIDABLE)})")
+        if value not in OVERRIDABLE[key]:
+            raise UserError(f"unknown {key} '{value}' (known: {', '.join(OVERRIDABLE[key])})")
+    if not update:
+        return topology
+    changed = topology.model_copy(update=update)
+    problems = check_consistency(changed)
+    if problems:
+        raise UserError("; ".join(f"with {', '.join(f'{k}={v}' for k, v in update.items())}: {where}: {msg}"
+                                  for where, msg in problems))
+    return changed
 
 
 class Lab:
     def __init__(self, name: str, topology_path: Path, runtime: Runtime | None = None,
-                 topology: Topology | None = None):
+                 topology: Topology | None = None, overrides: dict[str, str] | None = None):
         self.name = check_lab_name(name)
         self.topology_path = topology_path
-        self.topology = topology or load(str(topology_path))
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self.topology = topology or with_overrides(load(str(topology_path)), self.overrides)
         self.plan: LabPlan = build_plan(self.topology)
         self.runtime = runtime or make_runtime(self.topology.backend, name)
         self.state_dir = STATE_ROOT / name
+        # The SAs the testbed itself installed (manual keying): what it
+        # needs to take them down again. The suite never judges by these.
         self.sas: list[ipsec.SecurityAssociation] = []
-        # SAs a link had before it was rebuilt (interop checks): captures
-        # taken earlier still need their keys.
-        self.retired_sas: list[ipsec.SecurityAssociation] = []
+        # Every SA read from the nodes' kernels during the lab's life:
+        # what captures are decrypted with and Wireshark is given.
+        self.sa_book = SaBook()
+        self.links: set[str] = set()          # labels of the virtual links built
         self.joined: set[str] = set()
         self.timings: dict[str, float] = {}
+        # Deliberate misbehaviour a negative profile adds to lab events
+        # ("members-updated", "link-state"); empty in a sound lab.
+        self.hooks: dict[str, list[Callable]] = {}
+        # Deliberate misconfiguration a negative profile asks for at bring-up
+        # (what the IKE daemons are told, testbed/faults/ike.py); empty in a sound lab.
+        self.tweaks: dict[str, object] = {}
+        self._ike = None
 
     @property
     def datapath(self) -> Datapath:
         return MODES[self.topology.datapath]
+
+    @property
+    def routing(self) -> RoutingStack:
+        return STACKS[self.topology.routing]
+
+    @property
+    def ike(self):
+        """The IKE-keyed links' daemons (created on first use)."""
+        if self._ike is None:
+            from testbed.keying.ike_links import IkeLinks
+            self._ike = IkeLinks(self)
+        return self._ike
+
+    def ike_links(self) -> list[tuple[str, TunnelEnd]]:
+        """(node, tunnel end) of every active link keyed by IKE, once per link (its first end)."""
+        return [(node, t) for node, t in self.active_link_ends()
+                if t.keying == "ikev2" and self.topology.virtual_links[t.link_index].ends[0] == node]
 
     # -- persistence -------------------------------------------------------
     @property
@@ -82,11 +128,10 @@ class Lab:
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = {"name": self.name, "topology": str(self.topology_path), "mode": self.topology.datapath,
-                "backend": self.topology.backend,
-                "joined": sorted(self.joined),
+        data = {"name": self.name, "topology": str(self.topology_path), "overrides": self.overrides,
+                "joined": sorted(self.joined), "links": sorted(self.links),
                 "sas": [sa.as_dict() for sa in self.sas],
-                "retired_sas": [sa.as_dict() for sa in self.retired_sas], "timings": self.timings}
+                "observed_sas": [sa.as_dict() for sa in self.sa_book.sas], "timings": self.timings}
         tmp = self.state_file.with_suffix(".tmp")
         # Created 0600 from the start: the file holds the SA keys.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -101,11 +146,11 @@ class Lab:
         if not state.exists():
             raise UserError(f"no lab named '{name}' is up here (no {state})")
         data = json.loads(state.read_text())
-        topology = with_overrides(load(data["topology"]), data.get("mode"), data.get("backend"))
-        lab = cls(name, Path(data["topology"]), topology=topology)
+        lab = cls(name, Path(data["topology"]), overrides=data.get("overrides", {}))
         lab.joined = set(data["joined"])
+        lab.links = set(data.get("links", []))
         lab.sas = [ipsec.SecurityAssociation(**sa) for sa in data["sas"]]
-        lab.retired_sas = [ipsec.SecurityAssociation(**sa) for sa in data.get("retired_sas", [])]
+        lab.sa_book = SaBook([ipsec.SecurityAssociation(**sa) for sa in data.get("observed_sas", [])])
         lab.timings = data.get("timings", {})
         return lab
 
@@ -115,11 +160,13 @@ class Lab:
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
-    def up(cls, topology: str, name: str | None = None, mode: str | None = None,
-           backend: str | None = None) -> "Lab":
+    def up(cls, topology: str, name: str | None = None, overrides: dict[str, str] | None = None,
+           before_up: Callable[["Lab"], None] | None = None) -> "Lab":
+        """Build and converge a lab. `before_up` (a negative profile's
+        configuration fault) may change how the lab is built."""
         path = resolve_path(topology)
-        model = with_overrides(load(str(path)), mode, backend)
-        lab = cls(name or default_lab_name(model.name), path, topology=model)
+        model = with_overrides(load(str(path)), overrides)
+        lab = cls(name or default_lab_name(model.name), path, topology=model, overrides=overrides)
         if lab.state_file.exists():
             raise UserError(f"a lab named '{lab.name}' is already up; run 'down --name {lab.name}' first")
         if lab.runtime.existing_nodes():
@@ -127,6 +174,8 @@ class Lab:
             print(f"iiptran: removing leftovers of an earlier '{lab.name}' run", file=sys.stderr)
             teardown(lab.runtime, release=False)     # the lab comes up on the same engine next
         try:
+            if before_up is not None:
+                before_up(lab)
             lab._bring_up()
         except BaseException:
             lab.down()
@@ -146,77 +195,108 @@ class Lab:
             base_network.address_node(self.runtime, node)
         for node in self.plan.vn_nodes:
             tunnels.create_lan(self.runtime, node)
-        for node in self.plan.vn_nodes:
-            if not node.detached:
-                self._provision_links(node.name)
+        self._provision_links(self.active_vn_nodes())
         self.datapath.membership_changed(self)
         self.timings["datapath_s"] = round(time.monotonic() - started, 2)
         self.save()
-        self._start_routing([n.name for n in self.plan.vn_nodes if not n.detached])
+        self.routing.start(self, self.active_vn_nodes())
         wait_converged(self)
         self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
-        self.save()
+        self.observe_sas()
 
     def active(self, node: str) -> bool:
         return not self.plan.nodes[node].detached or node in self.joined
 
-    def _provision_links(self, node: str) -> None:
-        """Tunnels + SAs for node's virtual links whose other end is active."""
-        me = self.plan.nodes[node]
-        for tunnel in me.tunnels:
-            if not self.active(tunnel.peer):
-                continue
-            if any(sa.link == tunnel.label for sa in self.sas):
-                continue
-            peer_tunnel = self.plan.nodes[tunnel.peer].tunnel_to(node)
-            reqid = REQID_BASE + 2 * tunnel.link_index
-            self.sas += self.datapath.provision_link(self, node, tunnel, peer_tunnel, reqid)
-            self.save()
-
-    def _start_routing(self, nodes: list[str]) -> None:
-        instances = [self.frr(node) for node in nodes]
-        for frr in instances:
-            frr.write_config(self.plan.nodes[frr.node], self.topology.defaults.ospf)
-        start_all(instances)
+    def _provision_links(self, nodes: list[str]) -> None:
+        """Devices and SAs for the nodes' virtual links whose other end is
+        active: manual keys written here, IKE-keyed links negotiated."""
+        negotiated: list[tuple[str, TunnelEnd]] = []
+        for node in nodes:
+            for tunnel in self.plan.nodes[node].tunnels:
+                if not self.active(tunnel.peer) or tunnel.label in self.links:
+                    continue
+                peer_tunnel = self.plan.nodes[tunnel.peer].tunnel_to(node)
+                if tunnel.keying == "ikev2":
+                    self.datapath.build_devices(self, node, tunnel, peer_tunnel)
+                    negotiated.append((node, tunnel))
+                else:
+                    reqid = REQID_BASE + 2 * tunnel.link_index
+                    self.sas += self.datapath.provision_link(self, node, tunnel, peer_tunnel, reqid)
+                self.links.add(tunnel.label)
+                self.save()
+        if negotiated:
+            self.ike.establish(negotiated)
 
     def join(self, node: str, update_members: bool = True) -> None:
         """Bring a detached VN node in (RFC 3884 4.2.3.2): links, SAs, routing.
 
         With update_members=False only the new node and its new links are
         configured; `update_members()` then makes whatever change the
-        datapath needs on the nodes that were members already (none for
-        iiptran; new selector policies for tunnel-policy)."""
+        datapath and the routing need on the nodes that were members
+        already (none for iiptran with OSPF; new selector policies for
+        tunnel-policy; routes towards the new node for static routing)."""
         plan = self.plan.nodes.get(node)
         if plan is None or plan.role != "vn":
             raise UserError(f"{self.topology_path}: no VN node named '{node}'")
         if self.active(node):
             raise UserError(f"{node} is already part of lab '{self.name}'")
         self.joined.add(node)
-        self._provision_links(node)
+        self._provision_links([node])
         self.datapath.membership_changed(self, only=[node])
-        self._start_routing([node])
+        self.routing.start(self, [node])
         self.save()
-        wait_converged(self)
+        if self.routing.dynamic:
+            wait_converged(self)
         if update_members:
             self.update_members()
+        self.observe_sas()
 
     def update_members(self) -> None:
         self.datapath.membership_changed(self)
+        self.routing.membership_changed(self)
+        self.fire("members-updated")
+        wait_converged(self)
+        self.observe_sas()
+
+    def set_link_state(self, node: str, peer: str, up: bool) -> None:
+        """Take node's end of its virtual link to peer down or up, as a link failure would."""
+        tunnels.set_tunnel_state(self.runtime, node, self.plan.nodes[node].tunnel_to(peer).device, up)
+        self.fire("link-state", node=node, peer=peer, up=up)
+
+    def fire(self, event: str, **details) -> None:
+        for hook in self.hooks.get(event, []):
+            hook(self, **details)
 
     def down(self) -> None:
         """Remove everything this lab made; safe to call on a half-built lab."""
         teardown(self.runtime)
 
     # -- access for probes and tests --------------------------------------
+    def observe_sas(self) -> dict[str, xfrm.Sad]:
+        """Every active VN node's SAD and SPD as its kernel holds them now;
+        the SAs go into the book the captures are decrypted with."""
+        readings = self.sa_book.observe(self.runtime, self.active_vn_nodes())
+        self.save()
+        return readings
+
+    def kernel_sad(self, node: str) -> xfrm.Sad:
+        return xfrm.read(self.runtime, node)
+
     def frr(self, node: str) -> FrrNode:
         return FrrNode(self.runtime, node)
 
-    def link_sas(self, node: str, peer: str) -> tuple[ipsec.SecurityAssociation, ipsec.SecurityAssociation]:
-        """The SA pair of the virtual link node-peer, seen from node: (out, in)."""
+    def installed_link_sas(self, node: str, peer: str) -> tuple[ipsec.SecurityAssociation,
+                                                                 ipsec.SecurityAssociation]:
+        """The SA pair the testbed installed on the manually keyed link
+        node-peer, seen from node: (out, in). For provisioning and faults;
+        checks read the kernel instead."""
         tunnel = self.plan.nodes[node].tunnel_to(peer)
         by_endpoints = {(sa.src, sa.dst): sa for sa in self.sas}
-        out = by_endpoints[(tunnel.local_base, tunnel.remote_base)]
-        return out, by_endpoints[(tunnel.remote_base, tunnel.local_base)]
+        try:
+            out = by_endpoints[(tunnel.local_base, tunnel.remote_base)]
+            return out, by_endpoints[(tunnel.remote_base, tunnel.local_base)]
+        except KeyError:
+            raise UserError(f"virtual link {tunnel.label} ({node}-{peer}) has no manually keyed SAs") from None
 
     def active_vn_nodes(self) -> list[str]:
         return [n.name for n in self.plan.vn_nodes if self.active(n.name)]

@@ -8,17 +8,18 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from testbed.report.results import DEVIATION
 from testbed.requirements import catalogue, mode_predictions
 
 AGREES, DOCUMENTED, DIFFERS = "as predicted", "Linux differs (documented)", "differs"
 NOT_APPLICABLE, NOT_CHECKED = "n/a", "not checked"
+RECORDED = "known deviation (recorded)"
 
 
 def run_matrix(report_dir: Path, topology: str, name: str, modes: list[str]) -> int:
-    from testbed.suite import run_suite
-    for mode in modes:
-        print(f"iiptran: matrix: {topology} with datapath {mode}", flush=True)
-        run_suite(report_dir / mode, topology=topology, name=name, mode=mode)
+    from testbed.batch import Run, run_all
+    run_all([Run(f"{topology} with datapath {mode}", topology, f"{name[:10]}m{i}", report_dir / mode,
+                 ["--mode", mode]) for i, mode in enumerate(modes)])
     matrix = build_matrix(report_dir, modes)
     (report_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n")
     page = write_matrix_page(report_dir, matrix)
@@ -32,6 +33,9 @@ def judge(verdict: str, predicted_failure: bool, documented: bool, tests: int = 
         # A skip that says why is "not applicable"; no test at all (a run that
         # broke before collecting) is a gap, never a pass.
         return NOT_APPLICABLE if tests else NOT_CHECKED
+    if verdict == DEVIATION:
+        # conformance/deviations.yaml recorded it; the run fails if it passes.
+        return RECORDED
     if (verdict == "failed") == predicted_failure:
         return AGREES
     return DOCUMENTED if documented else DIFFERS
@@ -68,7 +72,7 @@ def build_matrix(report_dir: Path, modes: list[str]) -> dict:
 
 def _cell_text(cell: dict) -> str:
     mark = {AGREES: "", NOT_APPLICABLE: "", DOCUMENTED: " (Linux)", DIFFERS: " (!= RFC)",
-            NOT_CHECKED: " (not checked)"}[cell["judgement"]]
+            NOT_CHECKED: " (not checked)", RECORDED: ""}[cell["judgement"]]
     return f"{cell['verdict']}{mark}"
 
 

@@ -1,22 +1,26 @@
 """Negative profiles: the suite's proof that it can tell broken from sound.
 
 Each profile is a built-in broken IIPtran configuration (a fault of
-testbed/faults.py applied to a lab once it is up). The whole suite runs
-against it, and exactly the requirements conformance/profiles.yaml lists
-for it must fail; every other requirement must pass, or be not applicable
-as it is in a sound run.
+testbed/faults applied to a lab). The whole suite runs against it, and
+exactly the requirements conformance/profiles.yaml lists for it must
+fail; every other requirement must pass, be not applicable as it is in a
+sound run, or be a known deviation. A profile may instead expect the
+bring-up itself to fail, with an error naming what is wrong (an IKE peer
+that cannot authenticate), within bounded time.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from tabulate import tabulate
 
 from testbed.errors import TestbedError, UserError
 from testbed.requirements import CATALOGUE, catalogue
+from testbed.topology.model import Keying
 
 PROFILES = CATALOGUE.with_name("profiles.yaml")
 
@@ -24,7 +28,16 @@ PROFILES = CATALOGUE.with_name("profiles.yaml")
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     why: str
-    breaks: list[str]
+    breaks: list[str] = []
+    topology: str | None = None               # another topology than the file's default
+    keying: Keying | None = None              # the lab's keying for this profile
+    fails_bringup: str | None = None          # a regex the bring-up's error must match
+
+    @model_validator(mode="after")
+    def _one_expectation(self) -> "Profile":
+        if bool(self.breaks) == bool(self.fails_bringup):
+            raise ValueError("give either 'breaks' (requirements that fail) or 'fails_bringup' (the error)")
+        return self
 
 
 class ProfileSet(BaseModel):
@@ -42,7 +55,7 @@ def load_profiles(path: Path = PROFILES) -> ProfileSet:
     known = catalogue()
     for name, profile in found.profiles.items():
         if name not in FAULTS:
-            raise TestbedError(f"{path}: profile '{name}' is no fault of testbed/faults.py")
+            raise TestbedError(f"{path}: profile '{name}' is no fault of testbed/faults")
         unknown = [r for r in profile.breaks if r not in known]
         if unknown:
             raise TestbedError(f"{path}: profile '{name}' names unknown requirements {unknown}")
@@ -63,6 +76,16 @@ def verdict_problems(name: str, expected: list[str], results: dict) -> list[str]
     return problems
 
 
+def bringup_problems(name: str, pattern: str, results: dict) -> list[str]:
+    """A profile whose bring-up must fail: every test errored at set-up, with the expected words."""
+    messages = [t["message"] for t in results["tests"].values()]
+    if not messages or any(t["outcome"] != "error" for t in results["tests"].values()):
+        return [f"{name}: the bring-up was expected to fail, but tests ran"]
+    if not any(re.search(pattern, m) for m in messages):
+        return [f"{name}: the bring-up failed, but not with /{pattern}/: {messages[0][:300]}"]
+    return []
+
+
 def chosen_profiles(spec: ProfileSet, only: list[str] | None) -> list[str]:
     """`only` (all profiles if None), after checking every name is a profile."""
     unknown = [p for p in only or [] if p not in spec.profiles]
@@ -72,23 +95,29 @@ def chosen_profiles(spec: ProfileSet, only: list[str] | None) -> list[str]:
 
 
 def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> int:
-    from testbed.suite import run_suite
+    from testbed.batch import Run, run_all
     spec = load_profiles()
     chosen = chosen_profiles(spec, only)
+    runs = []
+    for index, profile in enumerate(chosen):
+        entry = spec.profiles[profile]
+        options = ["--profile", profile] + (["--keying", entry.keying] if entry.keying else [])
+        runs.append(Run(f"negative profile {profile}", entry.topology or spec.topology, f"{name}{index}",
+                        report_dir / profile, options))
     rows, problems = [], []
-    for profile in chosen:
-        print(f"iiptran: negative profile {profile} on {spec.topology}", flush=True)
-        folder = report_dir / profile
-        run_suite(folder, topology=spec.topology, name=name, fault=profile)
-        results_file = folder / "results.json"
+    for run, profile in zip(run_all(runs), chosen):
+        entry = spec.profiles[profile]
+        results_file = run.report / "results.json"
         if not results_file.exists():
-            problems.append(f"{profile}: the run wrote no results.json")
+            problems.append(f"{profile}: the run wrote no results.json (log: {run.log})")
             continue
         results = json.loads(results_file.read_text())
-        found = verdict_problems(profile, spec.profiles[profile].breaks, results)
+        found = (bringup_problems(profile, entry.fails_bringup, results) if entry.fails_bringup
+                 else verdict_problems(profile, entry.breaks, results))
         problems += found
         failed = sorted(r for r, e in results["requirements"].items() if e["verdict"] == "failed")
-        rows.append([profile, ", ".join(failed) or "-", "as expected" if not found else f"{len(found)} wrong"])
-    print(tabulate(rows, headers=["negative profile", "requirements failed", "verdict"]))
+        shown = "bring-up failed" if entry.fails_bringup and not found else ", ".join(failed) or "-"
+        rows.append([profile, shown, "as expected" if not found else f"{len(found)} wrong", f"{run.seconds:.0f} s"])
+    print(tabulate(rows, headers=["negative profile", "requirements failed", "verdict", "time"]))
     print("profiles: " + ("each broke exactly what it should" if not problems else "\n  ".join(["", *problems])))
     return 0 if not problems else 1

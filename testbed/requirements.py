@@ -74,3 +74,45 @@ def mode_predictions(path: Path = MODE_PREDICTIONS) -> dict[str, ModePrediction]
             if req not in known:
                 raise TestbedError(f"{path}: {mode} names unknown requirement {req}")
     return predictions
+
+
+DEVIATIONS = CATALOGUE.with_name("deviations.yaml")
+
+
+class Deviation(BaseModel):
+    """Where the kernel departs from an RFC rule (conformance/deviations.yaml):
+    the verdict is 'known deviation', never a pass; the run fails if it starts passing."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rfc: str = Field(min_length=10)           # the rule, quoted
+    linux: str = Field(min_length=10)         # what Linux does instead, and why
+    evidence: str = Field(min_length=10)      # what a run showed
+    where: dict[str, list[str]] = {}          # lab facts it holds for (datapath, keying, routing); all if empty
+
+
+@lru_cache(maxsize=None)
+def deviations(path: Path = DEVIATIONS) -> dict[str, Deviation]:
+    if not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        found = {req: Deviation.model_validate(entry) for req, entry in raw.items()}
+    except (ValidationError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        raise TestbedError(f"{path}: invalid known deviations: {exc}") from None
+    known = catalogue()
+    for req, entry in found.items():
+        if req not in known:
+            raise TestbedError(f"{path}: deviation for unknown requirement {req}")
+        unknown = [k for k in entry.where if k not in ("datapath", "keying", "routing")]
+        if unknown:
+            raise TestbedError(f"{path}: {req}: 'where' names {unknown}; use datapath, keying or routing")
+    return found
+
+
+def deviations_for(topology) -> dict[str, Deviation]:
+    """The recorded deviations that hold for a lab of this topology (with its
+    overrides applied): every fact a deviation names must match; a lab whose
+    links mix keyings matches a deviation of any keying it uses."""
+    keyings = {link.keying or topology.keying for link in topology.virtual_links}
+    facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": {topology.routing}}
+    return {req: d for req, d in deviations().items()
+            if all(facts[key] & set(values) for key, values in d.where.items())}

@@ -10,9 +10,10 @@ CONFORMANCE = PROJECT / "conformance"
 
 
 def run_suite(report_dir: Path, topology: str | None = None, name: str | None = None,
-              lab: str | None = None, select: str | None = None, mode: str | None = None,
-              fault: str | None = None, backend: str | None = None) -> int:
-    """Either bring `topology` up as lab `name` for the run, or check the live `lab`."""
+              lab: str | None = None, select: str | None = None, overrides: dict[str, str] | None = None,
+              fault: str | None = None) -> int:
+    """Either bring `topology` up as lab `name` for the run (its lab-wide
+    fields overridden by `overrides`, broken by `fault`), or check the live `lab`."""
     # Only the suite's own plugins: a third-party pytest plugin installed on
     # the machine can neither change verdicts nor cost start-up time.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -30,12 +31,9 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
         args.append(f"--lab={lab}")
     else:
         args += [f"--topology={topology}", f"--lab-name={name}"]
-        if mode:
-            args.append(f"--mode={mode}")
+        args += [f"--override={key}={value}" for key, value in (overrides or {}).items() if value is not None]
         if fault:
             args.append(f"--fault={fault}")
-        if backend:
-            args.append(f"--backend={backend}")
     if select:
         args += ["-k", select]
     code = int(pytest.main(args))

@@ -5,7 +5,10 @@ One end keeps the lab's construction; the other is rebuilt in the other
 interface construction (iiptran <-> tunnel-interface), both with the same
 fresh SA pair, so each end only knows its own side: ipip + transport SAs
 selecting protocol 4, or an xfrm interface + tunnel SAs with any inner
-traffic. `restore` puts the link back as the lab built it.
+traffic. `restore` puts the link back as the lab built it. A link keyed by
+IKE is taken out of IKE's hands for the mix (the two constructions cannot
+negotiate one CHILD_SA: one wants transport mode, the other tunnel mode)
+and given back to IKE by `restore`.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from testbed.datapath import ipsec
 from testbed.datapath.modes import MODES, Datapath
 
 COUNTERPART = {"iiptran": "tunnel-interface", "tunnel-interface": "iiptran"}
+REQID = 90            # the mixed link's hand-made SA pair (IKE allocates its own reqids from 1)
 
 
 @dataclass
@@ -29,14 +33,16 @@ class MixedLink:
 def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> list:
     """Tear both ends of the link down, whichever construction each has now
     (what is already gone is skipped), and build them again, each its own
-    way, with a fresh SA pair; the old SAs are retired."""
+    way, with a fresh SA pair."""
     tunnel, peer_tunnel = lab.plan.nodes[node].tunnel_to(peer), lab.plan.nodes[peer].tunnel_to(node)
-    out, back = lab.link_sas(node, peer)
+    if tunnel.keying == "manual" or any(sa.link == tunnel.label for sa in lab.sas):
+        out, back = lab.installed_link_sas(node, peer)
+    else:
+        out, back = ipsec.link_sas(tunnel, REQID)       # nothing installed by hand yet: removals find nothing
     for construction in {lab.datapath, *becomes}:
         construction.remove_end(lab, node, tunnel, out, back)
         construction.remove_end(lab, peer, peer_tunnel, back, out)
     new_out, new_back = ipsec.link_sas(tunnel, out.reqid, becomes[0].sa_mode, becomes[0].if_id(tunnel))
-    lab.retired_sas += [out, back]
     lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]
     lab.save()
     becomes[0].build_end(lab, node, tunnel, new_out, new_back)
@@ -54,6 +60,9 @@ def mix(lab, node: str, peer: str) -> MixedLink:
     other = counterpart(lab)
     if other is None:
         raise ValueError(f"datapath {lab.datapath.name} has no interface construction to mix with")
+    tunnel = lab.plan.nodes[node].tunnel_to(peer)
+    if tunnel.keying == "ikev2":
+        lab.ike.suspend(node, tunnel)
     sas = _rebuild(lab, node, peer, (other, lab.datapath))
     return MixedLink(node, peer, other, lab.datapath, sas)
 
@@ -61,4 +70,14 @@ def mix(lab, node: str, peer: str) -> MixedLink:
 def restore(lab, node: str, peer: str) -> None:
     """The link as the lab builds it, from whatever state it is in (a mix
     that failed half-way included)."""
-    _rebuild(lab, node, peer, (lab.datapath, lab.datapath))
+    out, back = _rebuild(lab, node, peer, (lab.datapath, lab.datapath))
+    tunnel = lab.plan.nodes[node].tunnel_to(peer)
+    if tunnel.keying == "ikev2":
+        # Back to IKE: the manual SAs and policies go, the devices stay.
+        for end, end_tunnel, mine, theirs in ((node, tunnel, out, back),
+                                              (peer, lab.plan.nodes[peer].tunnel_to(node), back, out)):
+            lines = [line for line in lab.datapath.end_batch(end_tunnel, mine, theirs)]
+            ipsec.apply_batch(lab.runtime, end, ipsec.removal(lines), missing_ok=True)
+        lab.sas = [sa for sa in lab.sas if sa not in (out, back)]
+        lab.save()
+        lab.ike.establish([(node, tunnel)])

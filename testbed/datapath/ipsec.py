@@ -42,13 +42,15 @@ class SecurityAssociation:
     def xfrm_crypto(self) -> list[str]:
         if self.algorithm == "rfc4106-gcm-aes":
             return ["aead", "rfc4106(gcm(aes))", f"0x{self.key}", "128"]
+        if self.algorithm == "cbc-aes":      # encryption without integrity: only a fault installs it
+            return ["enc", "cbc(aes)", f"0x{self.key}"]
         return ["enc", "cbc(aes)", f"0x{self.key}", "auth-trunc", "hmac(sha256)", f"0x{self.auth_key}", "128"]
 
 
 def new_sa(src: str, dst: str, reqid: int, algorithm: str, link: str, mode: str = "transport",
            if_id: int = 0) -> SecurityAssociation:
     spi = 0x1000 + secrets.randbelow(0xEFFFF000)
-    auth_key = "" if algorithm == "rfc4106-gcm-aes" else secrets.token_hex(32)
+    auth_key = secrets.token_hex(32) if algorithm == "cbc-aes-hmac-sha256" else ""
     key = secrets.token_hex(20 if algorithm == "rfc4106-gcm-aes" else 16)
     return SecurityAssociation(src, dst, spi, reqid, algorithm, key, auth_key, link, mode, if_id)
 
@@ -61,32 +63,62 @@ def link_sas(tunnel: TunnelEnd, reqid: int, mode: str = "transport",
     return out, back
 
 
-def state_line(sa: SecurityAssociation, replay_window: int = REPLAY_WINDOW) -> str:
-    """`ip xfrm state add` for one SA. A transport SA selects IPIP between
-    its endpoints; a tunnel SA carries whatever its policies send it."""
+def state_line(sa: SecurityAssociation, replay_window: int = REPLAY_WINDOW, bound: bool = True,
+               protocol: int | None = IPPROTO_IPIP) -> str:
+    """`ip xfrm state add` for one SA. A transport SA selects `protocol`
+    (IPIP) between its endpoints (unless `bound` is off: a fault); a tunnel
+    SA carries whatever its policies send it."""
     words = ["xfrm state add", f"src {sa.src} dst {sa.dst} proto esp spi 0x{sa.spi:08x}",
              f"reqid {sa.reqid} mode {sa.mode} replay-window {replay_window}", *_quote(sa.xfrm_crypto())]
-    if sa.mode == "transport":
-        words.append(f"sel src {sa.src}/32 dst {sa.dst}/32 proto {IPPROTO_IPIP}")
+    if sa.mode == "transport" and bound:
+        words.append(f"sel src {sa.src}/32 dst {sa.dst}/32" + (f" proto {protocol}" if protocol else ""))
     if sa.if_id:
         words.append(f"if_id {sa.if_id}")
     return " ".join(words)
 
 
-def policy_line(selector: str, direction: str, sa: SecurityAssociation, verb: str = "add") -> str:
-    """`ip xfrm policy` for traffic matching `selector`, protected by `sa`."""
+def policy_line(selector: str, direction: str, sa: SecurityAssociation, verb: str = "add",
+                any_reqid: bool = False) -> str:
+    """`ip xfrm policy` for traffic matching `selector`, protected by `sa`
+    (by any SA of its addresses and mode with `any_reqid`: a fault)."""
+    reqid = 0 if any_reqid else sa.reqid
     words = [f"xfrm policy {verb} {selector} dir {direction}",
-             f"tmpl src {sa.src} dst {sa.dst} proto esp reqid {sa.reqid} mode {sa.mode} level required"]
+             f"tmpl src {sa.src} dst {sa.dst} proto esp reqid {reqid} mode {sa.mode} level required"]
     if sa.if_id:
         words.append(f"if_id {sa.if_id}")
     return " ".join(words)
 
 
-def xfrm_batch(local: str, remote: str, out: SecurityAssociation, back: SecurityAssociation) -> list[str]:
-    """`ip -batch` lines installing both SAs and both IIPtran policies on one end."""
-    return [state_line(out), state_line(back),
-            policy_line(f"src {local}/32 dst {remote}/32 proto {IPPROTO_IPIP}", "out", out),
-            policy_line(f"src {remote}/32 dst {local}/32 proto {IPPROTO_IPIP}", "in", back)]
+def ipip_selector(src: str, dst: str) -> str:
+    return f"src {src}/32 dst {dst}/32 proto {IPPROTO_IPIP}"
+
+
+def xfrm_batch(local: str, remote: str, out: SecurityAssociation, back: SecurityAssociation,
+               bound: bool = True) -> list[str]:
+    """`ip -batch` lines installing both SAs and both IIPtran policies on one
+    end. `bound` off (a fault): SAs without selectors, templates for any reqid."""
+    return [state_line(out, bound=bound), state_line(back, bound=bound),
+            policy_line(ipip_selector(local, remote), "out", out, any_reqid=not bound),
+            policy_line(ipip_selector(remote, local), "in", back, any_reqid=not bound)]
+
+
+SHUNT_PRIORITY = 1000000      # below any IPsec policy's precedence (a lower number wins)
+
+
+def block_shunts(local: str, remote: str) -> list[str]:
+    """`ip -batch` lines blocking IPIP between two endpoints in both directions
+    at the lowest precedence: whenever no IPsec policy of the link is in force
+    (an IKE daemon renegotiating, or failing), the link fails closed."""
+    return [f"xfrm policy update {ipip_selector(local, remote)} dir out action block priority {SHUNT_PRIORITY}",
+            f"xfrm policy update {ipip_selector(remote, local)} dir in action block priority {SHUNT_PRIORITY}"]
+
+
+def host_to_host_batch(local: str, remote: str, out: SecurityAssociation, back: SecurityAssociation) -> list[str]:
+    """`ip -batch` lines for transport-mode ESP between two hosts, all their
+    traffic (end-to-end IPsec, as hosts inside the VN would use it)."""
+    return [state_line(out, protocol=None), state_line(back, protocol=None),
+            policy_line(f"src {local}/32 dst {remote}/32", "out", out),
+            policy_line(f"src {remote}/32 dst {local}/32", "in", back)]
 
 
 def removal(lines: list[str]) -> list[str]:

@@ -35,6 +35,11 @@ class Datapath:
     def if_id(self, tunnel: TunnelEnd) -> int:
         return 0
 
+    def build_devices(self, lab, node: str, tunnel: TunnelEnd, peer_tunnel: TunnelEnd) -> None:
+        """Both ends' interfaces only, for a link whose SAs another party
+        (an IKE daemon) installs."""
+        raise NotImplementedError(f"datapath {self.name} builds its links with manual keys only")
+
     def build_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
                   back: ipsec.SecurityAssociation) -> None:
         """One end: its device (if the mode has one) and its IPsec state."""
@@ -52,6 +57,10 @@ class Datapath:
         """Called once a bring-up or a join has provisioned its links; `only`
         limits the change to those nodes (a join's first step)."""
 
+    def set_outer_ttl(self, lab, node: str, tunnel: TunnelEnd, ttl: int) -> None:
+        """The outer TTL of node's end of a link (a check that makes it too small, and puts it back)."""
+        tunnels.pin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base, ttl)
+
 
 class Iiptran(Datapath):
     name = "iiptran"
@@ -61,6 +70,13 @@ class Iiptran(Datapath):
     def build_end(self, lab, node, tunnel, out, back):
         tunnels.create_tunnel(lab.runtime, node, tunnel, lab.topology.defaults.tunnel.ttl)
         ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
+
+    def build_devices(self, lab, node, tunnel, peer_tunnel):
+        for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
+            tunnels.create_tunnel(lab.runtime, end, end_tunnel, lab.topology.defaults.tunnel.ttl)
+
+    def set_outer_ttl(self, lab, node, tunnel, ttl):
+        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, ttl, tunnels.TOS_INHERIT)
 
     def end_batch(self, tunnel, out, back):
         as_transport = [replace(sa, mode="transport", if_id=0) for sa in (out, back)]
@@ -77,6 +93,7 @@ class TunnelInterface(Datapath):
     def build_end(self, lab, node, tunnel, out, back):
         tunnels.create_xfrm_interface(lab.runtime, node, tunnel, self.if_id(tunnel),
                                       lab.plan.nodes[node].veths[0].device)
+        tunnels.pin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base, lab.topology.defaults.tunnel.ttl)
         ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
 
     def end_batch(self, tunnel, out, back):
@@ -92,6 +109,7 @@ class TunnelPolicy(Datapath):
     dynamic_routing = False
 
     def build_end(self, lab, node, tunnel, out, back):
+        tunnels.pin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base, lab.topology.defaults.tunnel.ttl)
         ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
 
     def membership_changed(self, lab, only=None):
@@ -117,7 +135,7 @@ def selector_policies(lab) -> dict[str, list[str]]:
                 continue
             selector = f"src {lab.plan.nodes[src].lan_prefix} dst {lab.plan.nodes[dst].lan_prefix}"
             for a, b in zip(path, path[1:]):
-                sa, _ = lab.link_sas(a, b)
+                sa, _ = lab.installed_link_sas(a, b)
                 lines[a].append(ipsec.policy_line(selector, "out", sa, verb="update"))
                 lines[b].append(ipsec.policy_line(selector, "in" if b == dst else "fwd", sa, verb="update"))
     return lines

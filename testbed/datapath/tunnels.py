@@ -53,6 +53,17 @@ def create_xfrm_interface(runtime: Runtime, node: str, tunnel: TunnelEnd, if_id:
     accept_only_sources_routed_back(runtime, node, tunnel.device)
 
 
+def pin_outer_ttl(runtime: Runtime, node: NodePlan, remote_base: str, ttl: int) -> None:
+    """The outer TTL of a tunnel-mode SA to remote_base: Linux takes it from
+    the hop limit of the route to the tunnel's far end (a tunnel SA has no
+    TTL of its own), so the lab's tunnel TTL is set there, as an operator
+    configuring IPsec tunnel mode to match RFC 2003's fixed TTL would."""
+    gateway = dict(node.routes)["0.0.0.0/0"]
+    with rtnl(runtime.netns(node.name)) as ns:
+        ns.route("replace", dst=f"{remote_base}/32", gateway=gateway,
+                 oif=ns.link_lookup(ifname=node.veths[0].device)[0], metrics={"hoplimit": ttl})
+
+
 def _address_and_up(ns, tunnel: TunnelEnd) -> None:
     index = ns.link_lookup(ifname=tunnel.device)[0]
     ns.addr("add", index=index, address=tunnel.vn_address, prefixlen=tunnel.prefixlen)

@@ -10,8 +10,9 @@ from scapy.layers.inet import IP  # noqa: F401  (registers the IP dissectors)
 from scapy.layers.l2 import Ether  # noqa: F401
 from scapy.utils import rdpcap
 
-from testbed.errors import TestbedError, WaitTimeout
 from testbed import events
+from testbed.errors import TestbedError, WaitTimeout
+from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
 from testbed.wait import wait_for
 
@@ -21,28 +22,36 @@ SETTLE_TIMEOUT = 5.0
 
 
 class Capture:
-    """`with Capture(...) as cap:` captures until the block ends; then `cap.packets`."""
+    """`with Capture(...) as cap:` captures until the block ends; then `cap.packets`.
+    `direction` ('in' or 'out') keeps only packets the device received or sent."""
 
-    def __init__(self, runtime: Runtime, node: str, device: str, pcap: Path, bpf: str = ""):
+    def __init__(self, runtime: Runtime, node: str, device: str, pcap: Path, bpf: str = "",
+                 direction: str | None = None):
         self.runtime, self.node, self.device, self.pcap, self.bpf = runtime, node, device, pcap, bpf
+        self.direction = direction
         self.process: subprocess.Popen | None = None
         self.packets: list = []
 
-    def __enter__(self) -> "Capture":
+    def start(self) -> None:
         self.pcap.parent.mkdir(parents=True, exist_ok=True)
         # Immediate mode: packets reach the file as they arrive, not when a
         # ring block fills (a SIGINT would otherwise discard the block).
         # The pcap goes to tcpdump's stdout, written here: the node's own
         # filesystem may not be this one (a container).
         argv = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", self.device, "-n", "-U", "-s", "0", "-w", "-"]
+        if self.direction:
+            argv[1:1] = ["-Q", self.direction]
         if self.bpf:
             argv.append(self.bpf)
         with self.pcap.open("wb") as out:
             self.process = self.runtime.popen(self.node, argv, stdout=out, stderr=subprocess.PIPE, text=True)
-        self._wait_ready()
+
+    def __enter__(self) -> "Capture":
+        self.start()
+        self.wait_ready()
         return self
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
         """tcpdump says 'listening on' once its socket is open."""
         deadline = time.monotonic() + READY_TIMEOUT
         seen = ""
@@ -59,51 +68,78 @@ class Capture:
         self.stop()
         raise WaitTimeout(f"gave up waiting for tcpdump on {self.node}:{self.device} to start: {seen.strip()}")
 
-    def _settle(self) -> None:
-        """Wait until tcpdump has written what it was handed: the file stops growing."""
-        sizes: list[int] = []
+    def size(self) -> int:
+        return self.pcap.stat().st_size if self.pcap.exists() else 0
 
-        def stable() -> bool:
-            sizes.append(self.pcap.stat().st_size if self.pcap.exists() else 0)
-            return len(sizes) >= SETTLE_POLLS and len(set(sizes[-SETTLE_POLLS:])) == 1
-
-        try:
-            wait_for(stable, f"the capture on {self.node}:{self.device} to settle", SETTLE_TIMEOUT, 0.15)
-        except WaitTimeout:
-            pass   # a busy link keeps growing the file; stop anyway, it is all evidence
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self._settle()
+        if self.running():
+            settle([self])
             self.runtime.stop_program(self.process)
+
+    def collect(self) -> None:
+        self.packets = list(rdpcap(str(self.pcap))) if self.size() else []
+        events.pcap(self.node, self.device, self.pcap, len(self.packets))
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        self.packets = list(rdpcap(str(self.pcap))) if self.pcap.exists() and self.pcap.stat().st_size else []
-        events.pcap(self.node, self.device, self.pcap, len(self.packets))
+        self.collect()
+
+
+def settle(captures: list[Capture]) -> None:
+    """Wait until tcpdump has written what it was handed: the files stop growing."""
+    sizes: list[tuple[int, ...]] = []
+
+    def stable() -> bool:
+        sizes.append(tuple(cap.size() for cap in captures))
+        return len(sizes) >= SETTLE_POLLS and len(set(sizes[-SETTLE_POLLS:])) == 1
+
+    try:
+        wait_for(stable, f"{len(captures)} capture(s) to settle", SETTLE_TIMEOUT, 0.15)
+    except WaitTimeout:
+        pass   # a busy link keeps growing the file; stop anyway, it is all evidence
 
 
 class MultiCapture:
-    """Several captures started together and stopped together."""
+    """Several captures started together (each tcpdump starting while the
+    others do) and stopped together."""
 
     def __init__(self, captures: list[Capture]):
         self.captures = captures
 
     def __enter__(self) -> "MultiCapture":
-        entered = []
+        started = []
         try:
             for cap in self.captures:
-                entered.append(cap.__enter__())
+                cap.start()
+                started.append(cap)
+            for cap in self.captures:
+                cap.wait_ready()
         except BaseException:
-            for cap in entered:
-                cap.__exit__(None, None, None)
+            self._stop(started)
             raise
         return self
 
+    def _stop(self, captures: list[Capture]) -> None:
+        running = [cap for cap in captures if cap.running()]
+        if running:
+            settle(running)
+            parallel([lambda cap=cap: cap.runtime.stop_program(cap.process) for cap in running])
+
     def __exit__(self, *exc) -> None:
+        self._stop(self.captures)
         for cap in self.captures:
-            cap.__exit__(*exc)
+            cap.collect()
 
     @property
     def packets(self) -> list:
         return [p for cap in self.captures for p in cap.packets]
+
+    @staticmethod
+    def watch(seconds: float) -> None:
+        """Capture for a fixed window. Used where the check is that nothing
+        happens in that time (e.g. no OSPF hello in clear for several hello
+        intervals): the window is what is measured, not a wait for an event."""
+        time.sleep(seconds)

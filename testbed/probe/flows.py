@@ -3,19 +3,25 @@
 The source pings the destination's VN-local address from its own VN-local
 address (traffic between the networks behind two VN nodes, which every
 datapath mode is built to carry; the unbound case is the source-address
-checks' business) with a random payload marker,
-a distinctive TOS, DF set and a known TTL, while captures run on every
-router-to-router link (a virtual link is a base path) and on the router side
-of the source's and destination's access links (before any base hop).
+checks' business) with a random payload marker, a distinctive TOS, DF set
+and a known TTL, while captures run on every router-to-router link and on
+the router side of the access link of every VN node on the flow's path
+(each encapsulator's own packets, before any base hop). Nothing is
+filtered: plaintext between two VN nodes behind one base router only shows
+on their access links.
 """
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from scapy.layers.inet import ICMP, IP
+from scapy.packet import Raw
 
 from testbed import expect
 from testbed.probe.capture import Capture, MultiCapture
+from testbed.probe.esp import IPPROTO_ESP, Decrypted, decrypt
 from testbed.probe.traffic import ping
 
 TOS = 0xB8          # DSCP EF: a value no default would produce
@@ -28,10 +34,45 @@ class FlowTraffic:
     name: str
     src: str
     dst: str
+    path: list[str]                 # the VN path the routing is expected to take
     marker: bytes
-    base_links: list        # packets captured on router-to-router links
-    src_access: list        # packets on the source's access link (router side)
-    dst_access: list        # packets on the destination's access link (router side)
+    base_links: list                # packets captured on router-to-router links
+    access: dict[str, list]         # VN node -> packets on its access link (router side)
+    # id(packet) -> its plaintext; None where no SA matched, a string where keys did not verify
+    decrypted: dict[int, Decrypted | str | None] = field(default_factory=dict)
+
+    @property
+    def src_access(self) -> list:
+        return self.access[self.src]
+
+    @property
+    def dst_access(self) -> list:
+        return self.access[self.dst]
+
+    @property
+    def everywhere(self) -> list:
+        return self.base_links + [p for packets in self.access.values() for p in packets]
+
+    def plain(self, packet) -> Decrypted | None:
+        found = self.decrypted.get(id(packet))
+        return found if isinstance(found, Decrypted) else None
+
+    def carries_request(self, packet) -> bool:
+        """Is this captured packet ESP whose plaintext is one of the flow's echo requests?"""
+        plain = self.plain(packet)
+        inner = plain.inner if plain else None
+        return (inner is not None and ICMP in inner and inner[ICMP].type == 8 and Raw in inner
+                and self.marker in bytes(inner[Raw]))
+
+    def requests_on_hop(self, lab, a: str, b: str, where: list | None = None) -> list:
+        """The flow's echo requests as ESP from a's base address to b's (one virtual link)."""
+        pair = (lab.plan.nodes[a].base_address, lab.plan.nodes[b].base_address)
+        return [p for p in (self.everywhere if where is None else where)
+                if IP in p and (p[IP].src, p[IP].dst) == pair and self.carries_request(p)]
+
+    def hops_without_requests(self, lab) -> list[str]:
+        """Virtual links of the path on which none of the flow's ESP was seen."""
+        return [f"{a}-{b}" for a, b in zip(self.path, self.path[1:]) if not self.requests_on_hop(lab, a, b)]
 
 
 def _base_link_captures(lab, report_dir: Path, tag: str) -> list[Capture]:
@@ -46,21 +87,36 @@ def _base_link_captures(lab, report_dir: Path, tag: str) -> list[Capture]:
     return captures
 
 
-def access_capture(lab, report_dir: Path, node: str, tag: str) -> Capture:
+def access_capture(lab, report_dir: Path, node: str, tag: str, bpf: str = "esp") -> Capture:
     veth = lab.plan.nodes[node].veths[0]
     return Capture(lab.runtime, veth.peer_node, veth.peer_device,
-                   report_dir / f"{tag}-{veth.peer_node}-{veth.peer_device}.pcap", "esp")
+                   report_dir / f"{tag}-{veth.peer_node}-{veth.peer_device}.pcap", bpf)
+
+
+def decrypt_all(packets: list, sas) -> dict[int, Decrypted | str | None]:
+    """Every ESP packet's plaintext (None: no SA matches; a string: why the keys did not verify)."""
+    found: dict[int, Decrypted | str | None] = {}
+    for packet in packets:
+        if IP in packet and packet[IP].proto == IPPROTO_ESP:
+            try:
+                found[id(packet)] = decrypt(packet, sas)
+            except Exception as exc:      # scapy raises several types when an ICV does not verify
+                found[id(packet)] = f"{type(exc).__name__}: {exc}"
+    return found
 
 
 def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTraffic:
     marker = secrets.token_bytes(8)
+    path = expect.vn_path(lab, src, dst)
     base = _base_link_captures(lab, report_dir, f"wire-{name}")
-    at_src = access_capture(lab, report_dir, src, f"access-{name}-src")
-    at_dst = access_capture(lab, report_dir, dst, f"access-{name}-dst")
-    with MultiCapture([*base, at_src, at_dst]):
+    access = {node: access_capture(lab, report_dir, node, f"access-{name}-{node}", bpf="") for node in path}
+    with MultiCapture([*base, *access.values()]):
         result = ping(lab.runtime, src, expect.lan_address(lab, dst), count=COUNT, pattern_hex=marker.hex(),
                       source=expect.lan_address(lab, src), extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])
     if not result.ok:
         raise AssertionError(f"{src} -> {dst}: no reply\n{result.output}")
-    return FlowTraffic(name, src, dst, marker, [p for c in base for p in c.packets], at_src.packets,
-                       at_dst.packets)
+    lab.observe_sas()          # the keys in force now decrypt what was just captured
+    traffic = FlowTraffic(name, src, dst, path, marker, [p for c in base for p in c.packets],
+                          {node: cap.packets for node, cap in access.items()})
+    traffic.decrypted = decrypt_all(traffic.everywhere, lab.sa_book.sas)
+    return traffic

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from testbed.runtime.netlink import rtnl
@@ -10,8 +9,6 @@ from testbed.runtime.netlink import rtnl
 from testbed import events
 from testbed.runtime.base import Runtime
 
-SPI = re.compile(r"\bspi (0x[0-9a-f]+)")
-PACKETS = re.compile(r"\d+\(bytes\), (\d+)\(packets\)")
 
 
 @dataclass(frozen=True)
@@ -93,48 +90,6 @@ def devices(runtime: Runtime, node: str) -> dict[str, Device]:
     return found
 
 
-def xfrm_text(runtime: Runtime, node: str) -> str:
-    """SAD and SPD as iproute2 prints them (keys included: internal use)."""
-    states = runtime.run(node, ["ip", "xfrm", "state"], check=True).stdout
-    policies = runtime.run(node, ["ip", "xfrm", "policy"], check=True).stdout
-    return states + policies
-
-
-# Lines of `ip xfrm` output that change as traffic flows or time passes.
-VOLATILE = ("anti-replay context", "lifetime", "limit:", "expire ", "add 20", "stats:",
-            "replay-window 0 replay", "(bytes)")
-
-
-def xfrm_entries(runtime: Runtime, node: str) -> list[str]:
-    """Each SA and policy as one normalised text block, counters left out:
-    what defines the SAD/SPD, for before/after comparisons."""
-    entries: list[list[str]] = []
-    for line in xfrm_text(runtime, node).splitlines():
-        if not line.strip():
-            continue
-        if not line[0].isspace():
-            entries.append([])
-        text = " ".join(line.split())
-        if entries and not any(text.startswith(v) or v in text for v in VOLATILE):
-            entries[-1].append(text)
-    return sorted(" | ".join(entry) for entry in entries)
-
-
-def sa_packet_counters(runtime: Runtime, node: str) -> dict[int, int]:
-    """SPI -> packets processed by that SA."""
-    counters = {}
-    spi = None
-    for line in runtime.run(node, ["ip", "-s", "xfrm", "state"], check=True).stdout.splitlines():
-        found = SPI.search(line)
-        if found:
-            spi = int(found.group(1), 16)
-        used = PACKETS.search(line)
-        if used and spi is not None:
-            counters[spi] = int(used.group(1))
-            spi = None
-    return counters
-
-
 def xfrm_stats(runtime: Runtime, node: str) -> dict[str, int]:
     out = runtime.run(node, ["cat", "/proc/net/xfrm_stat"], check=True).stdout
     return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
@@ -162,10 +117,23 @@ def source_for(runtime: Runtime, node: str, destination: str) -> str:
     return (answer[0].get_attr("RTA_PREFSRC") or "none") if answer else "none (no route)"
 
 
-SA_MODE = re.compile(r"\bspi (0x[0-9a-f]+) reqid \d+ mode (\w+)")
+def egress_device(runtime: Runtime, node: str, destination: str) -> str:
+    """The device the node's kernel sends a packet to `destination` out of
+    (`ip route get`: policy rules and every table count), or why none."""
+    from pyroute2 import NetlinkError
+    try:
+        with rtnl(runtime.netns(node)) as ns:
+            answer = ns.route("get", dst=destination)
+            names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}
+    except NetlinkError as exc:
+        return f"none ({exc})"
+    return names.get(answer[0].get_attr("RTA_OIF"), "?") if answer else "none (no route)"
 
 
-def sa_modes(runtime: Runtime, node: str) -> dict[int, str]:
-    """SPI -> mode ('transport', 'tunnel') of each SA the node's kernel holds."""
-    out = runtime.run(node, ["ip", "xfrm", "state"], check=True).stdout
-    return {int(spi, 16): mode for spi, mode in SA_MODE.findall(out)}
+def path_mtu(runtime: Runtime, node: str, destination: str) -> int | None:
+    """The path MTU the node's kernel has learned towards `destination` (a
+    route exception), or None if it knows none."""
+    with rtnl(runtime.netns(node)) as ns:
+        answer = ns.route("get", dst=destination)
+    metrics = answer[0].get_attr("RTA_METRICS") if answer else None
+    return metrics.get_attr("RTAX_MTU") if metrics else None

@@ -12,13 +12,16 @@ from pathlib import Path
 from testbed.datapath.ipsec import SecurityAssociation
 
 # Wireshark's names for the algorithms (ESP preferences, 'esp_sa' UAT).
-ENCRYPTION = {"rfc4106-gcm-aes": "AES-GCM with 16 octet ICV [RFC4106]", "cbc-aes-hmac-sha256": "AES-CBC [RFC3602]"}
-AUTHENTICATION = {"rfc4106-gcm-aes": "NULL", "cbc-aes-hmac-sha256": "HMAC-SHA-256-128 [RFC4868]"}
+ENCRYPTION = {"rfc4106-gcm-aes": "AES-GCM with 16 octet ICV [RFC4106]", "cbc-aes-hmac-sha256": "AES-CBC [RFC3602]",
+              "cbc-aes": "AES-CBC [RFC3602]"}
+AUTHENTICATION = {"rfc4106-gcm-aes": "NULL", "cbc-aes-hmac-sha256": "HMAC-SHA-256-128 [RFC4868]", "cbc-aes": "NULL"}
 
 
 def esp_sa_lines(sas: list[SecurityAssociation]) -> list[str]:
     lines = []
     for sa in sas:
+        if sa.algorithm not in ENCRYPTION:
+            continue          # an algorithm Wireshark is not told about here
         fields = ["IPv4", sa.src, sa.dst, f"0x{sa.spi:08x}", ENCRYPTION[sa.algorithm], f"0x{sa.key}",
                   AUTHENTICATION[sa.algorithm], f"0x{sa.auth_key}" if sa.auth_key else ""]
         lines.append(",".join(f'"{field}"' for field in fields))

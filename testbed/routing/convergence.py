@@ -1,7 +1,9 @@
 """Readiness: every expected adjacency Full, every VN prefix installed.
 
 What is expected is derived from the plan and the lab's current membership
-(detached nodes count once they have joined).
+(detached nodes count once they have joined). Routes are read from the
+kernel; adjacencies from each node's routing daemon, through its stack's
+adapter (testbed/routing/stacks.py).
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ def missing(lab) -> list[str]:
     """What is not converged yet, in words; empty when converged.
 
     Routes are read first (a netlink dump, cheap even under emulation); the
-    OSPF neighbour tables (one vtysh process per node) are asked only once
-    every route is in, since routes follow Full adjacencies anyway.
+    neighbour tables (one daemon query per node) are asked only once every
+    route is in, since routes follow Full adjacencies anyway.
     """
     gaps = []
     wanted = vn_prefixes(lab)
@@ -41,14 +43,14 @@ def missing(lab) -> list[str]:
         installed = {r.destination for r in routes(lab.runtime, node)
                      if set(r.devices) <= tunnel_devices | {LAN_DEVICE}}
         gaps += [f"{node} has no route to {prefix} via a tunnel" for prefix in sorted(wanted - installed)]
-    if gaps:
+    if gaps or not lab.routing.dynamic:
         return gaps
-    tables = parallel([lab.frr(node).ospf_neighbors for node in adjacencies])
+    tables = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in adjacencies])
     for (node, devices), states in zip(adjacencies.items(), tables):
         for device in sorted(devices):
             state = states.get(device, "absent")
-            if not state.startswith("Full"):
-                gaps.append(f"{node} OSPF on {device} is {state}")
+            if state != "Full":
+                gaps.append(f"{node} {lab.routing.name} adjacency on {device} is {state}")
     return gaps
 
 
@@ -63,14 +65,15 @@ def wait_converged(lab, timeout: float = CONVERGENCE_TIMEOUT) -> None:
         last[:] = missing(lab)
         return not last
 
-    wait_for(converged, f"lab '{lab.name}' to converge (all OSPF adjacencies Full, all VN routes)",
+    wait_for(converged, f"lab '{lab.name}' to converge (all adjacencies Full, all VN routes)",
              timeout, interval=0.3, describe=lambda: "; ".join(last[:6]))
 
 
 def _snapshot(lab) -> tuple:
     """Every active VN node's OSPF neighbour states and routes."""
     nodes = lab.active_vn_nodes()
-    states = parallel([lab.frr(node).ospf_neighbors for node in nodes]) if lab.datapath.dynamic_routing else []
+    dynamic = lab.datapath.dynamic_routing and lab.routing.dynamic
+    states = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in nodes]) if dynamic else []
     tables = [sorted((r.destination, r.devices) for r in routes(lab.runtime, node)) for node in nodes]
     return tuple(tuple(sorted(s.items())) for s in states), tuple(tuple(t) for t in tables)
 
@@ -78,7 +81,7 @@ def _snapshot(lab) -> tuple:
 def _one_sided(lab, states: tuple) -> list[str]:
     """Links Full on one end but not on the other (the far end has not
     noticed yet, e.g. until its dead interval runs out)."""
-    full = {node: {device for device, state in node_states if state.startswith("Full")}
+    full = {node: {device for device, state in node_states if state == "Full"}
             for node, node_states in zip(lab.active_vn_nodes(), states)}
     gaps = []
     for node, devices in full.items():

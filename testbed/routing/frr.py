@@ -159,3 +159,9 @@ class FrrNode:
                 device = entry.get("ifaceName", "").split(":")[0]
                 states[device] = entry.get("state") or entry.get("nbrState", "")
         return states
+
+    def ospf_state_changes(self) -> dict[str, int]:
+        """Interface device -> how many times its neighbour's state changed (a drop and return shows)."""
+        data = self.vtysh_json("show ip ospf neighbor detail json")
+        return {entry.get("ifaceName", "").split(":")[0]: int(entry.get("stateChangeCounter", 0))
+                for entries in data.get("neighbors", {}).values() for entry in entries}

@@ -95,6 +95,14 @@ class Runtime(ABC):
             _signal_group(process.pid, signal.SIGKILL)
             process.wait()
 
+    def spawn(self, node: str, argv: list[str], log: Path) -> None:
+        """Start a program that stays in the foreground (charon) in the node,
+        detached from this process; found again by its network namespace."""
+        with log.open("ab") as out:
+            subprocess.Popen(self.exec_argv(node, argv), stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        events.command(node, argv, 0, f"(started in the background, output in {log})", "")
+
     def run_daemon(self, node: str, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
         """Start a program that detaches and keeps running in the node (FRR)."""
         return self.run(node, argv, timeout=timeout)

@@ -134,6 +134,12 @@ class DockerRuntime(Runtime):
         events.command(node, ["docker", "exec", container.name, *argv], result.exit_code, stdout, stderr)
         return subprocess.CompletedProcess(argv, result.exit_code, stdout, stderr)
 
+    def spawn(self, node: str, argv: list[str], log: Path) -> None:
+        """In the container's cgroup, like FRR; its output stays inside."""
+        container = self.engine.containers.get(self.container_name(node))
+        container.exec_run(argv, detach=True)
+        events.command(node, ["docker", "exec", "-d", container.name, *argv], 0, "", "")
+
     def host_path(self, node: str, path: Path) -> Path:
         return Path(f"/proc/{self._pid(node)}/root") / path.relative_to("/")
 

@@ -59,3 +59,26 @@ def list_namespaces() -> list[str]:
         return sorted(os.listdir(NETNS_DIR))
     except FileNotFoundError:
         return []
+
+
+def pids_in_namespace(netns: str, name: str | None = None) -> list[int]:
+    """Processes whose network namespace is `netns` (optionally only those
+    whose command is `name`): deleting a namespace does not end them."""
+    try:
+        target = os.stat(f"{NETNS_DIR}/{netns}")
+    except FileNotFoundError:
+        return []
+    found = []
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{proc}/ns/net")
+            if (ns.st_ino, ns.st_dev) != (target.st_ino, target.st_dev):
+                continue
+            if name is not None and open(f"/proc/{proc}/comm").read().strip() != name:
+                continue
+        except OSError:
+            continue
+        found.append(int(proc))
+    return found

@@ -82,6 +82,10 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
         for field in ("src", "dst"):
             if getattr(flow, field) not in t.vn_nodes:
                 problems.append((f"flows.{flow_name}.{field}", f"unknown VN node '{getattr(flow, field)}'"))
+    for i, link in enumerate(t.virtual_links):
+        if (link.keying or t.keying) == "ikev2" and t.datapath != "iiptran":
+            problems.append((f"virtual_links.{i}.keying", f"IKEv2 keying builds IIPtran links; datapath "
+                                                          f"'{t.datapath}' is keyed manually only"))
     problems += _overlaps(t)
     graph = Graph()
     for router in t.base.routers:

@@ -47,10 +47,16 @@ class TunnelParams(Strict):
     ttl: int = Field(64, ge=1, le=255, description="fixed outer TTL (RFC 2003 3.1)")
 
 
+class IkeParams(Strict):
+    auth: Literal["certs", "psk"] = Field("certs", description="certificates of a per-lab CA, or a pre-shared key")
+    rekey_time: int = Field(3600, ge=10, le=86400, description="CHILD_SA rekey interval, seconds")
+
+
 class Defaults(Strict):
     ospf: OspfParams = OspfParams()
     ipsec: IpsecParams = IpsecParams()
     tunnel: TunnelParams = TunnelParams()
+    ike: IkeParams = IkeParams()
 
 
 class BaseLink(Strict):
@@ -107,6 +113,7 @@ class VirtualLink(Strict):
     label: str | None = Field(None, description="the RFC figure's name for the link, e.g. '3'")
     cost: int | None = Field(None, ge=1, le=65535)
     ipsec: IpsecParams | None = None
+    keying: Literal["manual", "ikev2"] | None = Field(None, description="overrides the lab's keying for this link")
 
     @field_validator("ends")
     @classmethod
@@ -129,6 +136,12 @@ DATAPATH_MODES = ("iiptran", "tunnel-policy", "tunnel-interface")
 DatapathMode = Literal["iiptran", "tunnel-policy", "tunnel-interface"]
 BACKENDS = ("netns", "docker")
 Backend = Literal["netns", "docker"]
+ROUTINGS = ("frr", "static")
+Routing = Literal["frr", "static"]
+KEYINGS = ("manual", "ikev2")
+Keying = Literal["manual", "ikev2"]
+# Lab-wide fields a command line may override, with their allowed values.
+OVERRIDABLE = {"datapath": DATAPATH_MODES, "backend": BACKENDS, "routing": ROUTINGS, "keying": KEYINGS}
 
 
 class Topology(Strict):
@@ -136,6 +149,8 @@ class Topology(Strict):
     description: str = ""
     datapath: DatapathMode = Field("iiptran", description="how virtual links are built (RFC 3884 3 vs 2.3, 4.1.1)")
     backend: Backend = Field("netns", description="where nodes live: network namespaces, or Docker containers")
+    routing: Routing = Field("frr", description="VN routing: FRR OSPF, or static routes over the tunnels")
+    keying: Keying = Field("manual", description="who installs the SAs: the testbed (manual keys) or IKEv2")
     defaults: Defaults = Defaults()
     base: Base
     vn_nodes: dict[str, VnNode] = Field(min_length=2)

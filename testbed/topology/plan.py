@@ -44,6 +44,7 @@ class TunnelEnd:
     peer: str
     cost: int
     algorithm: str
+    keying: str = "manual"
 
     @property
     def subnet(self) -> str:
@@ -123,10 +124,11 @@ def build_plan(t: Topology) -> LabPlan:
         label = link.label or f"{a}-{b}"
         cost = link.cost or t.defaults.ospf.cost
         algorithm = (link.ipsec or t.defaults.ipsec).algorithm
+        keying = link.keying or t.keying
         for me, peer, mine, theirs in ((a, b, vn_a, vn_b), (b, a, vn_b, vn_a)):
             nodes[me].tunnels.append(TunnelEnd(
                 index, label, f"t-{peer}", nodes[me].base_address, nodes[peer].base_address,
-                mine, theirs, plen, peer, cost, algorithm))
+                mine, theirs, plen, peer, cost, algorithm, keying))
     return LabPlan(t, nodes)
 
 

@@ -18,7 +18,28 @@ def test_every_profile_is_a_fault_and_breaks_something():
     assert spec.topology == "fig6"
     assert set(spec.profiles) <= set(FAULTS)
     for name, profile in spec.profiles.items():
-        assert profile.breaks, f"profile {name} breaks nothing: it would prove nothing"
+        assert profile.breaks or profile.fails_bringup, f"profile {name} breaks nothing: it would prove nothing"
+
+
+def test_a_profile_names_one_expectation():
+    import pytest
+    from pydantic import ValidationError
+
+    from testbed.profiles import Profile
+    with pytest.raises(ValidationError, match="either 'breaks'"):
+        Profile(why="both", breaks=["POL-SPOOF"], fails_bringup="x")
+    with pytest.raises(ValidationError, match="either 'breaks'"):
+        Profile(why="neither")
+
+
+def test_a_bringup_that_must_fail_is_judged_by_its_error():
+    from testbed.profiles import bringup_problems
+    errored = {"tests": {"t1": {"outcome": "error", "message": "TestbedError: virtual link AB (A-B): IKE could not "
+                                "set up its SAs: B's charon: received AUTHENTICATION_FAILED notify error"}}}
+    assert bringup_problems("p", "virtual link AB .*AUTHENTICATION_FAILED", errored) == []
+    assert bringup_problems("p", "virtual link AC", errored)[0].startswith("p: the bring-up failed, but not with")
+    ran = {"tests": {"t1": {"outcome": "passed", "message": ""}}}
+    assert bringup_problems("p", "x", ran) == ["p: the bring-up was expected to fail, but tests ran"]
 
 
 def test_exactly_the_listed_requirements_must_fail():

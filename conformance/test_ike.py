@@ -1,0 +1,308 @@
+"""IKEv2 with IIPtran (RFC 3884 3, 4.2.3.2, 4.2.4; RFC 7296 1.3, 2.8; RFC
+4301 4.4.1): what each link's daemons negotiated, how a rekey and a daemon
+restart look to the VN's traffic and routing, what a join and a reroute
+ask of IKE (nothing, for the links that exist). The daemons' own view
+(vici) is checked against what the kernels hold."""
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import subprocess
+import time
+
+import pytest
+from scapy.layers.inet import IP
+
+from guards import guard
+from testbed import events, expect
+from testbed.probe.capture import MultiCapture
+from testbed.probe.esp import IPPROTO_ESP
+from testbed.probe.flows import access_capture
+from testbed.probe.traffic import ping
+from testbed.routing.convergence import wait_converged
+from testbed.wait import wait_for
+
+RATE_INTERVAL = 0.02          # 50 packets a second across the link
+REKEY_PACKETS = 300           # six seconds of traffic around the rekey
+MAX_LOSS_PERCENT = 1.0
+RECOVERY_TIMEOUT = 90.0
+SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+def _ike_links(lab):
+    links = lab.ike_links()
+    if not links:
+        pytest.skip("not applicable: every virtual link of this lab is keyed manually")
+    return links
+
+
+def _ts_ok(selectors: list[str], address: str) -> bool:
+    return selectors in ([f"{address}/32[ipencap]"], [f"{address}/32[4]"])
+
+
+@pytest.mark.req("IKE-CHILD-SA")
+def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_ipsec):
+    problems, lines = [], []
+    for first, tunnel in _ike_links(lab):
+        for node, end in ((first, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(first))):
+            ikes = lab.ike.link_sas(node, end)
+            lines += [f"{node} {end.label}: {ike}" for ike in ikes]
+            if len(ikes) != 1:
+                problems.append(f"{node}: {len(ikes)} IKE_SAs for link {end.label}, want exactly one")
+                continue
+            ike = ikes[0]
+            if ike.get("state") != "ESTABLISHED" or (ike.get("local-host"), ike.get("remote-host")) != (
+                    end.local_base, end.remote_base):
+                problems.append(f"{node}: link {end.label}'s IKE_SA is {ike.get('state')} between "
+                                f"{ike.get('local-host')} and {ike.get('remote-host')}, want ESTABLISHED between "
+                                f"{end.local_base} and {end.remote_base}")
+            children = [c for c in ike.get("child-sas", {}).values() if c.get("state") == "INSTALLED"]
+            if len(children) != 1:
+                problems.append(f"{node}: {len(children)} installed CHILD_SAs on link {end.label}, want one")
+                continue
+            child = children[0]
+            if child.get("mode") != "TRANSPORT":
+                problems.append(f"{node}: link {end.label}'s CHILD_SA is in {child.get('mode')} mode")
+            if not (_ts_ok(child.get("local-ts"), end.local_base) and _ts_ok(child.get("remote-ts"), end.remote_base)):
+                problems.append(f"{node}: link {end.label}'s traffic selectors are {child.get('local-ts')} <=> "
+                                f"{child.get('remote-ts')}, want IPIP (protocol 4) between {end.local_base} and "
+                                f"{end.remote_base} only")
+            held = {sa.spi for sa in kernel_ipsec[node].states}
+            for key in ("spi-in", "spi-out"):
+                if int(child.get(key, "0"), 16) not in held:
+                    problems.append(f"{node}: the CHILD_SA's {key} {child.get(key)} is not in the kernel's SAD")
+    events.note("", "IKE_SAs and CHILD_SAs as the daemons report them (vici list-sas)", lines)
+    assert not problems, "\n".join(problems)
+
+
+def _busy_link(lab):
+    """The first flow crossing an IKE-keyed link, and that link (its first end, tunnel end)."""
+    keyed = {t.label for _, t in lab.ike_links()}
+    for name, spec in lab.topology.flows.items():
+        path = expect.vn_path(lab, spec.src, spec.dst)
+        for a, b in zip(path, path[1:]):
+            tunnel = lab.plan.nodes[a].tunnel_to(b)
+            if tunnel.label in keyed:
+                first = lab.topology.virtual_links[tunnel.link_index].ends[0]
+                return spec, first, lab.plan.nodes[first].tunnel_to(b if first == a else a)
+    pytest.skip("not applicable: no flow crosses an IKE-keyed link")
+
+
+def _stream(lab, spec, count: int, marker: bytes | None = None) -> subprocess.Popen:
+    argv = ["ping", "-n", "-q", "-i", str(RATE_INTERVAL), "-c", str(count), "-W", "1",
+            "-I", expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)]
+    if marker:
+        argv[1:1] = ["-p", marker.hex()]
+    return lab.runtime.popen(spec.src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _loss(output: str) -> tuple[int, int]:
+    found = SUMMARY.search(output)
+    if not found:
+        raise AssertionError(f"the traffic stream printed no summary: {output[-400:]}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def _children(lab, node, tunnel) -> list[dict]:
+    return [c for ike in lab.ike.link_sas(node, tunnel) for c in ike.get("child-sas", {}).values()]
+
+
+@pytest.mark.rebuilds_lab
+@pytest.mark.req("IKE-REKEY")
+def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab, measurements):
+    spec, node, tunnel = _busy_link(lab)
+    peer = tunnel.peer
+    old = {c["spi-in"] for c in _children(lab, node, tunnel) if c.get("state") == "INSTALLED"}
+    changes = {n: lab.routing.state_changes(lab, n) for n in (node, peer)}
+    stream = _stream(lab, spec, REKEY_PACKETS)
+    try:
+        wait_for(lambda: _carried(lab, node, tunnel), f"traffic of {spec.src}->{spec.dst} to cross link "
+                 f"{tunnel.label}", timeout=10)
+        lab.ike.rekey(node, tunnel)
+        wait_for(lambda: _rekeyed(lab, node, tunnel, old), f"link {tunnel.label}'s new CHILD_SA to replace the "
+                 "old one on both ends", timeout=30)
+        output, _ = stream.communicate(timeout=REKEY_PACKETS * RATE_INTERVAL * 4 + 30)
+    finally:
+        if stream.poll() is None:
+            lab.runtime.stop_program(stream)
+    sent, received = _loss(output)
+    percent = round(100.0 * (sent - received) / sent, 2)
+    measurements("ike_rekey_loss", {"link": tunnel.label, "sent": sent, "received": received,
+                                    "lost_percent": percent, "rate_pps": round(1 / RATE_INTERVAL)})
+    after = {n: lab.routing.state_changes(lab, n) for n in (node, peer)}
+    new = [c for c in _children(lab, node, tunnel) if c.get("state") == "INSTALLED"]
+    carried = {c["spi-in"]: _kernel_packets(lab, node, c["spi-in"]) for c in new}
+    events.note(node, f"CHILD_SA rekey of link {tunnel.label} under {1 / RATE_INTERVAL:.0f} packets/s", [
+        f"old inbound SPI(s) {sorted(old)}, new {sorted(carried)} with kernel packet counts {carried}",
+        f"lost {sent - received} of {sent} ({percent} %)",
+        f"adjacency state changes before {changes}, after {after}", output.strip()[-300:]])
+    flapped = {n: (changes[n].get(dev), after[n].get(dev)) for n, dev in ((node, tunnel.device),
+               (peer, lab.plan.nodes[peer].tunnel_to(node).device)) if changes[n].get(dev) != after[n].get(dev)}
+    assert not flapped, f"the routing adjacency over link {tunnel.label} left Full during the rekey: {flapped}"
+    assert carried and all(count > 0 for count in carried.values()), (
+        f"the new CHILD_SA of link {tunnel.label} carries no traffic: {carried}")
+    assert percent <= MAX_LOSS_PERCENT, (f"{sent - received} of {sent} packets ({percent} %) were lost across the "
+                                         f"rekey of link {tunnel.label}; at most {MAX_LOSS_PERCENT} % may be")
+
+
+def _kernel_packets(lab, node: str, spi_hex: str) -> int:
+    spi = int(spi_hex, 16)
+    return sum(sa.packets for sa in lab.kernel_sad(node).states if sa.spi == spi)
+
+
+def _carried(lab, node, tunnel) -> bool:
+    return any(_kernel_packets(lab, node, c["spi-in"]) > 0 for c in _children(lab, node, tunnel)
+               if c.get("state") == "INSTALLED")
+
+
+def _rekeyed(lab, node, tunnel, old: set[str]) -> bool:
+    peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
+    for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
+        states = {c["spi-in"]: c.get("state") for c in _children(lab, end, end_tunnel)}
+        if [s for s in states.values() if s == "INSTALLED"] != ["INSTALLED"]:
+            return False
+    current = {c["spi-in"] for c in _children(lab, node, tunnel)}
+    return not (current & old)
+
+
+@pytest.mark.rebuilds_lab
+@pytest.mark.req("IKE-RESTART")
+def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measurements):
+    """The initiating end's daemon killed (SIGKILL, a crash) and started again."""
+    spec, node, tunnel = _busy_link(lab)
+    ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
+    before = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
+    started = time.monotonic()
+    lab.ike.restart(node, signal.SIGKILL)
+    lab.ike.wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
+    wait_for(lambda: ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=1, timeout=1,
+                          source=expect.lan_address(lab, spec.src)).ok,
+             f"VN traffic {spec.src}->{spec.dst} to flow again", RECOVERY_TIMEOUT, interval=0.2)
+    wait_converged(lab)
+    seconds = round(time.monotonic() - started, 1)
+    after = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
+    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if f"{sa.spi:08x}" in before[n])
+             for n in before}
+    lab.observe_sas()
+    measurements("ike_restart_recovery", {"node": node, "link": tunnel.label, "seconds": seconds,
+                                          "stale_kernel_sas": stale})
+    events.note(node, f"{node}'s charon killed (SIGKILL) and started again", [
+        f"CHILD_SA inbound SPIs before {before}, after {after}",
+        f"SAs of the old CHILD_SAs still in the kernels (the crashed daemon's): {stale}",
+        f"SAs negotiated again, VN traffic flowing and routing converged {seconds} s after the kill"])
+    renewed = [n for n in before if after[n] and not (after[n] & before[n])]
+    assert renewed == list(before), (f"link {tunnel.label}'s CHILD_SA was not negotiated again on both ends after "
+                                     f"{node}'s daemon restarted (inbound SPIs before {before}, after {after})")
+
+
+def _link_sas_gone(lab, ends) -> bool:
+    return all(not lab.kernel_sad(n).between(t.local_base, t.remote_base) for n, t in ends)
+
+
+@pytest.mark.rebuilds_lab
+@pytest.mark.req("IKE-FAIL-CLOSED")
+def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir):
+    """The link's IKE_SA deleted (as an administrator, a dead peer or a
+    failing negotiation leaves it) while VN traffic keeps crossing; both
+    ends' access links are captured until the link is negotiated again."""
+    spec, node, tunnel = _busy_link(lab)
+    ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
+    marker = secrets.token_bytes(8)
+    src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
+    captures = [access_capture(lab, report_dir, n, f"ike-fail-closed-{n}", bpf="ip proto 4 or esp") for n, _ in ends]
+    with MultiCapture(captures):
+        protected = ping(lab.runtime, spec.src, dst, count=2, source=src, pattern_hex=marker.hex())
+        lab.ike.suspend(node, tunnel)
+        try:
+            wait_for(lambda: _link_sas_gone(lab, ends), f"link {tunnel.label}'s SAs to leave both kernels", 20)
+            unprotected = ping(lab.runtime, spec.src, dst, count=5, interval=0.1, timeout=1, source=src,
+                               pattern_hex=marker.hex())
+        finally:
+            lab.ike.establish([(node, tunnel)])
+            wait_converged(lab)
+    pair = {lab.plan.nodes[n].base_address for n, _ in ends}
+    packets = [p for cap in captures for p in cap.packets if IP in p and {p[IP].src, p[IP].dst} == pair]
+    plaintext = [p.summary() for p in packets if p[IP].proto == 4 or marker in bytes(p)]
+    esp = sum(p[IP].proto == IPPROTO_ESP for p in packets)
+    events.note(node, f"link {tunnel.label} without a CHILD_SA", [
+        f"before: {protected.received} of {protected.sent} echo requests answered; ESP packets seen {esp}",
+        f"without SAs: {unprotected.received} of {unprotected.sent} answered",
+        f"plaintext IPIP or payload on the two access links: {plaintext[:10]}"])
+    guard(protected.ok and esp, f"no protected traffic crossed link {tunnel.label} before its SAs were removed")
+    assert not plaintext, (f"link {tunnel.label} carried {len(plaintext)} packets in clear while it had no "
+                           f"CHILD_SA: {plaintext[:5]}")
+
+
+@pytest.mark.req("IKE-JOIN")
+def test_join_creates_only_the_new_links_sas(lab, join_record, joining_node):
+    """Figure 6 with IKE: N's join adds the N-A IKE and CHILD SAs, and no
+    existing IKE_SA or CHILD_SA of A, B or C is rekeyed, deleted or
+    negotiated again (RFC 3884 4.2.3.2)."""
+    _ike_links(lab)
+    if joining_node not in join_record.joined:
+        pytest.skip(f"not run: {joining_node} had already joined lab '{lab.name}' before this run")
+    new_links = {t.label for t in lab.plan.nodes[joining_node].tunnels}
+    problems = []
+    for node, before in join_record.ike_before.items():
+        keep = [line for line in before if not any(line.startswith(f"link-{label} ") for label in new_links)]
+        after = [line for line in join_record.ike_after.get(node, []) if not any(
+            line.startswith(f"link-{label} ") for label in new_links)]
+        if keep != after:
+            problems.append(f"{node}: existing IKE/CHILD SAs changed: before {keep}, after {after}")
+    events.note(joining_node, "IKE_SAs and CHILD_SAs of the members before and after the join", [
+        f"{n}: {join_record.ike_before[n]} -> {join_record.ike_after.get(n)}" for n in join_record.ike_before])
+    new = [lab.ike.link_sas(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels if lab.active(t.peer)]
+    assert all(len(ikes) == 1 for ikes in new), f"{joining_node}'s new links have IKE_SAs {new}, want one each"
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.req("IKE-REROUTE")
+def test_cut_and_restored_link_needs_no_ike_action(lab, reroute_record):
+    _ike_links(lab)
+    record = reroute_record
+    if record.problem:
+        pytest.skip(f"not applicable: {record.problem}")
+    changed = {n: sorted(set(record.ike_before[n]) ^ set(record.ike_after.get(n, [])))
+               for n in record.ike_before if record.ike_before[n] != record.ike_after.get(n)}
+    events.note("", f"IKE state around the cut of {'-'.join(record.cut)}",
+                [f"{n}: {record.ike_before[n]} -> {record.ike_after.get(n)}" for n in record.ike_before])
+    assert record.ike_before, "no IKE daemon's state was recorded around the cut"
+    assert not changed, f"IKE acted on a cut and restored virtual link: {changed}"
+
+
+@pytest.mark.rebuilds_lab
+@pytest.mark.req("IKE-CONVENTIONAL")
+def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab):
+    """RFC 3884 4.2.4: "One possible approach to use IKE with IIPtran is to
+    negotiate a tunnel mode SA, and then treat it as a transport mode SA
+    against an IPIP tunnel when communicating with conventional peers."
+    One link's first end is configured the conventional way (tunnel mode,
+    the two ends' VN-local prefixes as selectors); the other end stays
+    IIPtran. Whatever happens is recorded: negotiation, traffic."""
+    spec, node, tunnel = _busy_link(lab)
+    peer = tunnel.peer
+    lab.ike.suspend(node, tunnel)
+    lab.tweaks["ike_conventional"] = (node, peer)
+    outcome = "CHILD_SA installed on both ends"
+    try:
+        try:
+            lab.ike.establish([(node, tunnel)])
+        except Exception as exc:        # the negotiation's own error, recorded as the result
+            outcome = str(exc)
+        result = ping(lab.runtime, node, expect.lan_address(lab, peer), count=3, timeout=1,
+                      source=expect.lan_address(lab, node))
+        children = {n: [(c.get("mode"), c.get("local-ts"), c.get("remote-ts"), c.get("state"))
+                        for c in _children(lab, n, t)]
+                    for n, t in ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))}
+    finally:
+        lab.tweaks.pop("ike_conventional", None)
+        lab.ike.suspend(node, tunnel)
+        lab.ike.establish([(node, tunnel)])
+        wait_converged(lab)
+    events.note(node, f"{node} configured conventionally (tunnel mode, VN prefixes) against IIPtran {peer}", [
+        f"negotiation: {outcome}", f"CHILD_SAs: {children}",
+        f"VN traffic {node}->{peer}: {result.received} of {result.sent} echo requests answered"])
+    assert outcome == "CHILD_SA installed on both ends", (
+        f"{node} (conventional) and {peer} (IIPtran) did not negotiate a CHILD_SA: {outcome}")
+    assert result.ok, f"no VN traffic crosses the link between the conventional and the IIPtran end\n{result.output}"

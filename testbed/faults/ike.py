@@ -1,0 +1,43 @@
+"""Faults in what the IKE daemons are told to negotiate: configuration
+faults, applied before bring-up through `lab.tweaks` (read by
+testbed/keying/ike_links.py)."""
+from __future__ import annotations
+
+from testbed.faults import Fault
+from testbed.faults.common import last_link
+
+
+def child_tunnel_mode(lab) -> str:
+    lab.tweaks["ike_child_mode"] = "tunnel"
+    return "every CHILD_SA negotiated in tunnel mode (traffic selectors unchanged)"
+
+
+def wide_selectors(lab) -> str:
+    lab.tweaks["ike_wide_selectors"] = True
+    return "every CHILD_SA's traffic selectors cover all protocols between the two base addresses"
+
+
+def wrong_psk(lab) -> str:
+    _, node = last_link(lab)
+    lab.tweaks.update(ike_auth="psk", ike_wrong_psk=node)
+    return f"pre-shared keys; {node} holds a different key for each of its links"
+
+
+def untrusted_cert(lab) -> str:
+    _, node = last_link(lab)
+    lab.tweaks["ike_untrusted"] = node
+    return f"{node}'s certificate is issued by a CA its peers do not trust"
+
+
+def fail_open(lab) -> str:
+    lab.tweaks["ike_no_shunts"] = True
+    return "no block policies under the IKE links: a link without a CHILD_SA carries IPIP in clear"
+
+
+FAULTS = [
+    Fault("ike-fail-open", fail_open, phase="config", keying="ikev2", live=False),
+    Fault("ike-child-tunnel-mode", child_tunnel_mode, phase="config", keying="ikev2", live=False),
+    Fault("ike-wide-selectors", wide_selectors, phase="config", keying="ikev2", live=False),
+    Fault("ike-wrong-psk", wrong_psk, phase="config", keying="ikev2", live=False),
+    Fault("ike-untrusted-cert", untrusted_cert, phase="config", keying="ikev2", live=False),
+]

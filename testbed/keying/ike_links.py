@@ -1,0 +1,247 @@
+"""IKEv2-keyed virtual links: per link one IKE_SA between the two base
+addresses and one CHILD_SA in transport mode whose traffic selectors are
+IP protocol 4 between those two addresses, nothing wider (RFC 3884 3, 4.2.4;
+RFC 4301 4.4.1). The link's first end in the topology initiates
+(start_action=start, so a restarted daemon negotiates again by itself);
+the other answers. Authentication: certificates of the lab's own CA, or a
+pre-shared key. The ipip devices, VN addresses and routing are the lab's
+as for manual keys; only SAs and policies come from IKE, over block
+policies of the lowest precedence that keep a link from carrying IPIP in
+clear while no CHILD_SA protects it (fail closed).
+
+A negative profile may ask for a deliberately wrong configuration through
+`lab.tweaks` (see testbed/faults/ike.py).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from testbed.datapath import ipsec
+from testbed.errors import TestbedError, WaitTimeout
+from testbed.keying import pki, strongswan
+from testbed.parallel import parallel
+from testbed.topology.plan import TunnelEnd
+from testbed.wait import wait_for
+
+ESTABLISH_TIMEOUT = 45.0
+CHILD = "ipip"
+IKE_PROPOSAL = "aes128gcm16-prfsha256-ecp256"
+ESP_PROPOSALS = {"rfc4106-gcm-aes": "aes128gcm16", "cbc-aes-hmac-sha256": "aes128-sha256"}
+# What charon logs when a peer cannot be authenticated or refuses the proposal.
+FAILURE = re.compile(r"AUTHENTICATION_FAILED|authentication of .* failed|no trusted .* public key found|"
+                     r"constraint check failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|no matching peer config|"
+                     r"MAC mismatched|tried \d+ shared key|establishing CHILD_SA .* failed|key derivation failed")
+
+
+def conn_name(tunnel: TunnelEnd) -> str:
+    return f"link-{tunnel.label}"
+
+
+@dataclass(frozen=True)
+class LinkEnd:
+    node: str
+    tunnel: TunnelEnd
+    initiator: bool
+
+
+class IkeLinks:
+    def __init__(self, lab):
+        self.lab = lab
+        self.state = lab.state_dir
+        self.marks: dict[str, int] = {}      # charon log lines seen before the current negotiation
+
+    @property
+    def auth(self) -> str:
+        return self.lab.tweaks.get("ike_auth") or self.lab.topology.defaults.ike.auth
+
+    # -- configuration ------------------------------------------------------
+    def ends(self, node: str, tunnel: TunnelEnd) -> list[LinkEnd]:
+        first = self.lab.topology.virtual_links[tunnel.link_index].ends[0]
+        peer_tunnel = self.lab.plan.nodes[tunnel.peer].tunnel_to(node)
+        return [LinkEnd(node, tunnel, first == node), LinkEnd(tunnel.peer, peer_tunnel, first == tunnel.peer)]
+
+    def psk(self, tunnel: TunnelEnd) -> str:
+        """The link's pre-shared key, made once and kept in the lab's 0700 state folder."""
+        folder = self.state / "ike" / "psk"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / conn_name(tunnel)
+        if not path.exists():
+            path.write_text(secrets.token_hex(24))
+            path.chmod(0o600)
+        return path.read_text()
+
+    def connection(self, end: LinkEnd, credentials: pki.Credentials | None) -> dict:
+        tweaks = self.lab.tweaks
+        tunnel = end.tunnel
+        local, remote = tunnel.local_base, tunnel.remote_base
+        protocol = "" if tweaks.get("ike_wide_selectors") else "[4]"
+        child = {"mode": tweaks.get("ike_child_mode", "transport"),
+                 "local_ts": [f"{local}/32{protocol}"], "remote_ts": [f"{remote}/32{protocol}"],
+                 "esp_proposals": [ESP_PROPOSALS[tunnel.algorithm]],
+                 "rekey_time": f"{self.lab.topology.defaults.ike.rekey_time}s",
+                 "replay_window": "32", "start_action": "start" if end.initiator else "none",
+                 "dpd_action": "restart" if end.initiator else "clear"}
+        if tweaks.get("ike_conventional") == (end.node, tunnel.peer):
+            # RFC 3884 4.2.4's conventional peer: tunnel mode with the VN prefixes as selectors.
+            child.update(mode="tunnel", local_ts=[self.lab.plan.nodes[end.node].lan_prefix],
+                         remote_ts=[self.lab.plan.nodes[tunnel.peer].lan_prefix])
+        if self.auth == "psk":
+            local_auth = remote_auth = {"auth": "psk"}
+        else:
+            local_auth = {"auth": "pubkey", "certs": [credentials.cert]}
+            remote_auth = {"auth": "pubkey"}
+        return {conn_name(tunnel): {
+            "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [IKE_PROPOSAL],
+            "dpd_delay": "2s", "rekey_time": "0", "mobike": "no", "encap": "no",
+            "local": {**local_auth, "id": local}, "remote": {**remote_auth, "id": remote},
+            "children": {CHILD: child}}}
+
+    def _credentials(self, nodes: list[str]) -> dict[str, pki.Credentials]:
+        if self.auth == "psk":
+            return {}
+        folder = self.state / "ike" / "pki"
+        addresses = {n: self.lab.plan.nodes[n].base_address for n in nodes}
+        found = pki.lab_credentials(folder, addresses)
+        untrusted = self.lab.tweaks.get("ike_untrusted")
+        if untrusted in found:
+            # One node's certificate from a CA its peers do not know.
+            found[untrusted] = pki.lab_credentials(folder / "rogue", {untrusted: addresses[untrusted]},
+                                                   ca_name="rogue")[untrusted]
+        return found
+
+    def _load(self, node: str, ends: list[LinkEnd], credentials: dict[str, pki.Credentials]) -> None:
+        """Credentials (the lab's CA as trust anchor, the node's key) and the links' connections."""
+        with strongswan.session(self.lab.runtime, self.state, node) as vici:
+            if node in credentials:
+                vici.load_cert({"type": "X509", "flag": "CA", "data": _lab_ca(self.state)})
+                vici.load_key({"type": "ecdsa", "data": credentials[node].key})
+            for end in ends:
+                if self.auth == "psk":
+                    key = self.psk(end.tunnel)
+                    if self.lab.tweaks.get("ike_wrong_psk") == end.node:
+                        key = "not-" + key
+                    vici.load_shared({"type": "IKE", "data": key,
+                                      "owners": [end.tunnel.local_base, end.tunnel.remote_base]})
+                vici.load_conn(self.connection(end, credentials.get(node)))
+
+    # -- lifecycle ------------------------------------------------------------
+    def establish(self, links: list[tuple[str, TunnelEnd]]) -> None:
+        """Start the daemons the links need, load the links, wait until each
+        link's CHILD_SA is installed on both ends (or say why it is not)."""
+        ends = [end for node, tunnel in links for end in self.ends(node, tunnel)]
+        nodes = sorted({end.node for end in ends})
+        parallel([lambda n=n: strongswan.start(self.lab.runtime, self.state, n) for n in nodes
+                  if not strongswan.running(self.lab.runtime, n)])
+        self.marks = {n: len(strongswan.log_lines(self.lab.runtime, self.state, n)) for n in nodes}
+        credentials = self._credentials(nodes)
+        shunts = {n: [line for e in ends if e.node == n and not self.lab.tweaks.get("ike_no_shunts")
+                      for line in ipsec.block_shunts(e.tunnel.local_base, e.tunnel.remote_base)] for n in nodes}
+        parallel([lambda n=n: ipsec.apply_batch(self.lab.runtime, n, shunts[n]) for n in nodes if shunts[n]])
+        # Responders first, so that an initiator's first message finds its peer ready.
+        for initiators in (False, True):
+            parallel([lambda n=n: self._load(n, [e for e in ends if e.node == n and e.initiator == initiators],
+                                             credentials) for n in nodes])
+        for node, tunnel in links:
+            self.wait_installed(node, tunnel)
+
+    def suspend(self, node: str, tunnel: TunnelEnd) -> None:
+        """Take one link out of IKE's hands: its IKE_SA closed (the CHILD_SA's
+        SAs and policies go with it) and its connection unloaded on both ends."""
+        ends = self.ends(node, tunnel)
+        initiator = next(end for end in ends if end.initiator)
+        with strongswan.session(self.lab.runtime, self.state, initiator.node) as vici:
+            for _ in vici.terminate({"ike": conn_name(tunnel), "timeout": "10000"}):
+                pass
+        for end in ends:
+            with strongswan.session(self.lab.runtime, self.state, end.node) as vici:
+                vici.unload_conn({"name": conn_name(end.tunnel)})
+
+    def restart(self, node: str, sig: int) -> None:
+        """The node's daemon killed (with `sig`) and started again, its links loaded again."""
+        strongswan.kill(self.lab.runtime, node, sig)
+        strongswan.start(self.lab.runtime, self.state, node)
+        self.marks[node] = len(strongswan.log_lines(self.lab.runtime, self.state, node))
+        links = [(node, t) for t in self.lab.plan.nodes[node].tunnels
+                 if t.keying == "ikev2" and self.lab.active(t.peer)]
+        credentials = self._credentials([node])
+        self._load(node, [e for n, t in links for e in self.ends(n, t) if e.node == node], credentials)
+
+    def wait_installed(self, node: str, tunnel: TunnelEnd, timeout: float = ESTABLISH_TIMEOUT) -> None:
+        peer = tunnel.peer
+        seen: list[str] = []
+
+        def installed() -> bool:
+            failure = self.failure(node) or self.failure(peer)
+            if failure:
+                raise TestbedError(f"virtual link {tunnel.label} ({node}-{peer}): IKE could not set up its SAs: "
+                                   f"{failure}")
+            states = [self.child_states(n, tunnel if n == node else self.lab.plan.nodes[peer].tunnel_to(node))
+                      for n in (node, peer)]
+            seen[:] = [f"{n}: {s or 'no CHILD_SA'}" for n, s in zip((node, peer), states)]
+            return all("INSTALLED" in s for s in states)
+
+        try:
+            wait_for(installed, f"the CHILD_SA of virtual link {tunnel.label} ({node}-{peer}) to be installed on "
+                     "both ends", timeout, interval=0.3, describe=lambda: "; ".join(seen))
+        except WaitTimeout as exc:
+            raise TestbedError(f"virtual link {tunnel.label} ({node}-{peer}): {exc}; {node}'s charon: "
+                               f"{strongswan.log_tail(self.lab.runtime, self.state, node)}") from None
+
+    def failure(self, node: str) -> str:
+        """The first line of the node's charon log, since the current
+        negotiation began, saying negotiation failed, if any."""
+        for line in strongswan.log_lines(self.lab.runtime, self.state, node)[self.marks.get(node, 0):]:
+            if FAILURE.search(line):
+                return f"{node}'s charon: {line.strip()}"
+        return ""
+
+    # -- what the daemons report ---------------------------------------------
+    def list_sas(self, node: str) -> list[dict]:
+        """The daemon's IKE_SAs with their CHILD_SAs (vici list-sas), decoded."""
+        with strongswan.session(self.lab.runtime, self.state, node) as vici:
+            return [_decode(entry) for entry in vici.list_sas()]
+
+    def link_sas(self, node: str, tunnel: TunnelEnd) -> list[dict]:
+        """The node's IKE_SAs of one link (each with its 'child-sas')."""
+        return [entry[conn_name(tunnel)] for entry in self.list_sas(node) if conn_name(tunnel) in entry]
+
+    def snapshot(self, node: str) -> list[str]:
+        """Every IKE_SA and CHILD_SA the node's daemon has, one line each
+        (unique ids and SPIs): what a rekey or renegotiation would change."""
+        lines = []
+        for entry in self.list_sas(node):
+            for name, ike in entry.items():
+                lines.append(f"{name} IKE #{ike.get('uniqueid')} {ike.get('state')} spi "
+                             f"{ike.get('initiator-spi')}/{ike.get('responder-spi')}")
+                for child in ike.get("child-sas", {}).values():
+                    lines.append(f"{name} CHILD {child.get('name')} #{child.get('uniqueid')} {child.get('state')} "
+                                 f"{child.get('mode')} spi in {child.get('spi-in')} out {child.get('spi-out')}")
+        return sorted(lines)
+
+    def rekey(self, node: str, tunnel: TunnelEnd) -> None:
+        """Ask the node's daemon to rekey the link's CHILD_SA now (RFC 7296 1.3.3)."""
+        with strongswan.session(self.lab.runtime, self.state, node) as vici:
+            answer = _decode(vici.rekey({"child": CHILD, "ike": conn_name(tunnel)}))
+        if answer.get("success") != "yes" or answer.get("matches") in ("0", 0):
+            raise TestbedError(f"{node}: rekeying link {tunnel.label} was refused: {answer}")
+
+    def child_states(self, node: str, tunnel: TunnelEnd) -> list[str]:
+        return [child.get("state", "?") for ike in self.link_sas(node, tunnel)
+                for child in ike.get("child-sas", {}).values()]
+
+
+def _lab_ca(state) -> bytes:
+    return (state / "ike" / "pki" / "lab-ca.crt").read_bytes()
+
+
+def _decode(value):
+    """vici answers in bytes; the checks read text."""
+    if isinstance(value, dict):
+        return {(k.decode() if isinstance(k, bytes) else k): _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value

@@ -1,0 +1,67 @@
+"""ESP a VN node's peer would send, built with the keys the peer's kernel
+holds: for checks that need a validly protected packet the peer would
+never send by itself (another endpoint's outer source, an inner TTL of 0).
+
+The receiver's anti-replay window advances once a packet authenticates,
+even if a later step drops it, so a forged packet takes a sequence number
+the sender has not used yet: ahead of the last one either kernel showed by
+a margin that the sender's ongoing traffic (hellos) cannot close while
+the packet is built, yet within the replay window, so the sender's own
+packets in between stay acceptable. `resync` then moves the sender past
+the numbers the forged packets took.
+"""
+from __future__ import annotations
+
+from scapy.layers.inet import IP
+
+from testbed.probe.esp import scapy_sa
+from testbed.probe.inject import send_raw_ip
+from testbed.probe.traffic import ping
+from testbed.probe.xfrm import KernelSA
+
+AHEAD = 16          # sequence numbers skipped; less than the 32-packet replay window
+
+
+def current_sa(lab, sender: str, receiver: str) -> tuple[KernelSA, int]:
+    """The SA sender -> receiver that both kernels hold (the one in use), and
+    the next sequence number neither has seen."""
+    src, dst = lab.plan.nodes[sender].base_address, lab.plan.nodes[receiver].base_address
+    sending = {sa.spi: sa for sa in lab.kernel_sad(sender).between(src, dst)}
+    receiving = {sa.spi: sa for sa in lab.kernel_sad(receiver).between(src, dst)}
+    shared = [spi for spi in sending if spi in receiving]
+    if not shared:
+        raise AssertionError(f"{sender} and {receiver} hold no common SA {src}->{dst}: nothing to forge with")
+    spi = max(shared, key=lambda s: sending[s].oseq)
+    return sending[spi], max(sending[spi].oseq, receiving[spi].seq) + AHEAD
+
+
+def forge(lab, sender: str, receiver: str, inner: IP, outer_src: str | None = None,
+          count: int = 1) -> tuple[list[bytes], KernelSA]:
+    """`count` ESP packets sender -> receiver carrying IPIP + `inner`, with
+    fresh sequence numbers; the outer source replaced if `outer_src`."""
+    sa, seq = current_sa(lab, sender, receiver)
+    packets = []
+    for i in range(count):
+        ipip = IP(src=sa.src, dst=sa.dst, proto=4, ttl=64) / inner
+        esp = scapy_sa(sa.as_sa()).encrypt(ipip, seq_num=seq + i)
+        outer = IP(bytes(esp))
+        if outer_src:
+            outer.src = outer_src
+            del outer.chksum
+        packets.append(bytes(outer))
+    return packets, sa
+
+
+def send_from_base(lab, receiver: str, packets: list[bytes]) -> str:
+    """Send packets to the receiver's base address from its base router; return the router."""
+    router = lab.plan.nodes[receiver].veths[0].peer_node
+    for packet in packets:
+        send_raw_ip(lab.runtime, router, packet, lab.plan.nodes[receiver].base_address)
+    return router
+
+
+def resync(lab, sender: str, receiver: str, used: int) -> None:
+    """Move the sender's outbound sequence past the numbers forged packets
+    took (those of its packets the receiver now drops as replays)."""
+    address = lab.plan.nodes[receiver].tunnel_to(sender).vn_address
+    ping(lab.runtime, sender, address, count=AHEAD + used + 2, interval=0.02, timeout=1)

@@ -1,0 +1,232 @@
+"""The SAD and SPD as a node's kernel holds them, read with `ip -s xfrm`.
+
+Whoever installed them (the testbed's manual keys, an IKE daemon, a user's
+own provisioning), this is what the suite judges and decrypts with. pyroute2
+has no xfrm API; iproute2's text output is stable and carries everything:
+keys, modes, selectors, templates, replay state and counters.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from dataclasses import dataclass, field
+
+from testbed.datapath.ipsec import SecurityAssociation
+from testbed.runtime.base import Runtime
+
+ANY = 0
+
+# Kernel algorithm names -> the topology's names for the suites the lab uses.
+SUITES = {("rfc4106(gcm(aes))", ""): "rfc4106-gcm-aes", ("cbc(aes)", "hmac(sha256)"): "cbc-aes-hmac-sha256",
+          ("cbc(aes)", ""): "cbc-aes"}
+
+
+def _protocol(word: str) -> int:
+    """iproute2 prints a selector's protocol by its /etc/protocols name (4 is 'ipencap')."""
+    if word.isdigit():
+        return int(word)
+    try:
+        return socket.getprotobyname(word)
+    except OSError:
+        return -1
+
+
+@dataclass(frozen=True)
+class Selector:
+    src: str              # prefix, e.g. 10.1.1.2/32
+    dst: str
+    proto: int = ANY      # 0: any protocol
+
+    def describe(self) -> str:
+        return f"{self.src} -> {self.dst} proto {self.proto or 'any'}"
+
+
+@dataclass(frozen=True)
+class KernelSA:
+    src: str
+    dst: str
+    spi: int
+    proto: str            # esp, ah, comp
+    reqid: int
+    mode: str             # transport, tunnel, beet
+    replay_window: int
+    encryption: str = ""  # kernel name: rfc4106(gcm(aes)), cbc(aes), ...
+    key: str = ""         # hex, no 0x
+    integrity: str = ""   # hmac(sha256) ... (empty for an AEAD, or for none at all)
+    auth_key: str = ""
+    aead: bool = False
+    selector: Selector = Selector("0.0.0.0/0", "0.0.0.0/0")
+    if_id: int = 0
+    packets: int = 0
+    bytes: int = 0
+    oseq: int = 0         # last sequence number sent
+    seq: int = 0          # highest sequence number received
+
+    @property
+    def algorithm(self) -> str:
+        """The topology's name for the suite, or the kernel's names."""
+        return SUITES.get((self.encryption, self.integrity),
+                          "+".join(p for p in (self.encryption, self.integrity) if p) or "none")
+
+    @property
+    def authenticated(self) -> bool:
+        """Data-origin authentication (RFC 4303 3.2): an AEAD or an integrity algorithm."""
+        return self.aead or bool(self.integrity)
+
+    @property
+    def identity(self) -> str:
+        """What defines the SA, counters left out (keys as a digest), for before/after comparisons."""
+        keys = hashlib.sha256(f"{self.key}/{self.auth_key}".encode()).hexdigest()[:12]
+        return (f"sa {self.src}>{self.dst} {self.proto} spi 0x{self.spi:08x} reqid {self.reqid} mode {self.mode} "
+                f"{self.algorithm} keys#{keys} replay {self.replay_window} sel {self.selector.describe()}"
+                + (f" if_id {self.if_id}" if self.if_id else ""))
+
+    def as_sa(self, link: str = "") -> SecurityAssociation:
+        return SecurityAssociation(self.src, self.dst, self.spi, self.reqid, self.algorithm, self.key,
+                                   self.auth_key, link, self.mode, self.if_id)
+
+
+@dataclass(frozen=True)
+class Template:
+    src: str
+    dst: str
+    proto: str
+    reqid: int
+    mode: str
+    level: str            # required, use
+
+
+@dataclass(frozen=True)
+class KernelPolicy:
+    selector: Selector
+    direction: str        # out, in, fwd; socket policies read 'socket-in' etc.
+    action: str = "allow"
+    priority: int = 0
+    templates: tuple[Template, ...] = ()
+    if_id: int = 0
+
+    @property
+    def identity(self) -> str:
+        tmpls = "; ".join(f"{t.src}>{t.dst} {t.proto} reqid {t.reqid} {t.mode} {t.level}" for t in self.templates)
+        return (f"policy {self.direction} {self.selector.describe()} {self.action} prio {self.priority} "
+                f"tmpl [{tmpls}]" + (f" if_id {self.if_id}" if self.if_id else ""))
+
+
+@dataclass
+class Sad:
+    """One node's SAD and SPD."""
+    states: list[KernelSA] = field(default_factory=list)
+    policies: list[KernelPolicy] = field(default_factory=list)
+
+    def between(self, src: str, dst: str) -> list[KernelSA]:
+        return [sa for sa in self.states if (sa.src, sa.dst) == (src, dst)]
+
+    def entries(self) -> list[str]:
+        """Every SA and policy as one line, sorted: what defines the SAD and SPD."""
+        return sorted([sa.identity for sa in self.states] + [p.identity for p in self.policies])
+
+
+def _blocks(text: str) -> list[list[str]]:
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            blocks.append([])
+        if blocks:
+            blocks[-1].append(line.strip())
+    return blocks
+
+
+def _after(words: list[str], key: str, default: str = "") -> str:
+    return words[words.index(key) + 1] if key in words and words.index(key) + 1 < len(words) else default
+
+
+def _number(word: str) -> int:
+    """'0x00001234(4660)' or '100(0x00000064)' or '0x3' or '32'."""
+    head = word.split("(")[0]
+    return int(head, 16) if head.startswith("0x") else int(head or 0)
+
+
+def _selector(words: list[str]) -> Selector:
+    proto = _after(words, "proto")
+    return Selector(_after(words, "src"), _after(words, "dst"), _protocol(proto) if proto else ANY)
+
+
+def parse_states(text: str) -> list[KernelSA]:
+    """`ip -s xfrm state` output as KernelSA records."""
+    found = []
+    for block in _blocks(text):
+        head = block[0].split()
+        fields: dict = {"src": _after(head, "src"), "dst": _after(head, "dst")}
+        for line in block[1:]:
+            words = line.split()
+            first = words[0].rstrip(":")
+            if first == "proto" and "spi" in words:
+                fields.update(proto=words[1], spi=_number(_after(words, "spi")),
+                              reqid=_number(_after(words, "reqid", "0")), mode=_after(words, "mode"))
+            elif first == "replay-window":
+                fields["replay_window"] = max(fields.get("replay_window", 0), int(words[1]))
+            elif first == "replay_window":          # the ESN context line
+                fields["replay_window"] = max(fields.get("replay_window", 0), int(words[1].rstrip(",")))
+            elif first == "aead":
+                fields.update(encryption=words[1], key=words[2].removeprefix("0x"), aead=True)
+            elif first == "enc":
+                fields.update(encryption=words[1], key=words[2].removeprefix("0x"))
+            elif first in ("auth", "auth-trunc"):
+                fields.update(integrity=words[1], auth_key=words[2].removeprefix("0x"))
+            elif first == "sel":
+                fields["selector"] = _selector(words)
+            elif first == "if_id":
+                fields["if_id"] = _number(words[1])
+            elif first == "anti-replay" and "context:" in words and "seq" in words:
+                fields.update(seq=_number(_after(words, "seq").rstrip(",")),
+                              oseq=_number(_after(words, "oseq").rstrip(",")))
+            elif first == "seq-hi":                  # the ESN context: seq-hi 0x0, seq 0x5, oseq-hi 0x0, oseq 0x7
+                fields.update(seq=_number(_after(words, "seq").rstrip(",")),
+                              oseq=_number(_after(words, "oseq").rstrip(",")))
+            elif re.match(r"^\d+\(bytes\),$", words[0]) and len(words) > 1 and words[1].endswith("(packets)"):
+                fields.update(bytes=int(words[0].split("(")[0]), packets=int(words[1].split("(")[0]))
+        if "spi" in fields:
+            found.append(KernelSA(**{"replay_window": 0, **fields}))
+    return found
+
+
+def parse_policies(text: str) -> list[KernelPolicy]:
+    """`ip -s xfrm policy` output as KernelPolicy records."""
+    found = []
+    for block in _blocks(text):
+        selector = _selector(block[0].split())
+        fields: dict = {}
+        templates: list[Template] = []
+        pending: dict | None = None
+        for line in block[1:]:
+            words = line.split()
+            if words[0] in ("dir", "socket"):
+                fields.update(direction=words[1] if words[0] == "dir" else f"socket-{words[1]}",
+                              action=_after(words, "action", "allow"),
+                              priority=int(_after(words, "priority", "0")))
+            elif words[0] == "tmpl":
+                pending = {"src": _after(words, "src"), "dst": _after(words, "dst")}
+            elif words[0] == "proto" and pending is not None:
+                pending.update(proto=words[1], reqid=_number(_after(words, "reqid", "0")), mode=_after(words, "mode"),
+                               level="required")
+            elif words[0] == "level" and pending is not None:
+                pending["level"] = words[1]
+                templates.append(Template(**pending))
+                pending = None
+            elif words[0] == "if_id":
+                fields["if_id"] = _number(words[1])
+        if pending is not None and "proto" in pending:
+            templates.append(Template(**pending))
+        if "direction" in fields:
+            found.append(KernelPolicy(selector, templates=tuple(templates), **fields))
+    return found
+
+
+def read(runtime: Runtime, node: str) -> Sad:
+    """The node's SAD and SPD now (two `ip` runs; keys included, the evidence redacts them)."""
+    states = runtime.run(node, ["ip", "-s", "xfrm", "state"], check=True).stdout
+    policies = runtime.run(node, ["ip", "-s", "xfrm", "policy"], check=True).stdout
+    return Sad(parse_states(states), parse_policies(policies))

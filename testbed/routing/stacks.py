@@ -1,0 +1,110 @@
+"""The routing stack of a lab's VN nodes, behind one small interface, so the
+suite asks every stack the same questions (adjacencies, interfaces) and
+reads routes from the kernel, never from a daemon's own table.
+
+- frr: zebra + ospfd per VN node (testbed/routing/frr.py).
+- static: no daemon; each node gets kernel routes over its tunnel devices
+  along the VN's shortest paths (RFC 3884 3.2: the tunnels support static
+  routing as well as dynamic).
+"""
+from __future__ import annotations
+
+from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
+from testbed.runtime.netlink import rtnl
+from testbed.topology.graph import NoPath, all_shortest_paths
+
+
+class RoutingStack:
+    name = ""
+    dynamic = True          # a protocol runs over the virtual links
+
+    def start(self, lab, nodes: list[str]) -> None:
+        """Configure and start routing on these nodes (their links are up)."""
+
+    def membership_changed(self, lab) -> None:
+        """Called after a join, once the new node's routing has started."""
+
+    def stop_lab(self, lab_name: str) -> None:
+        """Stop whatever runs for the lab, knowing only its name (also after a crash)."""
+
+    def neighbours(self, lab, node: str) -> dict[str, str]:
+        """Tunnel device -> adjacency state as the node's daemon reports it ('Full', ...)."""
+        return {}
+
+    def protocol_interfaces(self, lab, node: str) -> list[str]:
+        """Devices the node's routing protocol runs on (passive ones included)."""
+        return []
+
+    def state_changes(self, lab, node: str) -> dict[str, int]:
+        """Tunnel device -> how many times its adjacency changed state so far (to show one never dropped)."""
+        return {}
+
+    def describe(self, lab) -> dict[str, str]:
+        return {"routing": self.name}
+
+
+class Frr(RoutingStack):
+    name = "frr"
+
+    def start(self, lab, nodes):
+        instances = [FrrNode(lab.runtime, node) for node in nodes]
+        for frr in instances:
+            frr.write_config(lab.plan.nodes[frr.node], lab.topology.defaults.ospf)
+        start_all(instances)
+
+    def stop_lab(self, lab_name):
+        stop_lab_daemons(lab_name)
+
+    def neighbours(self, lab, node):
+        return {device: "Full" if state.startswith("Full") else state
+                for device, state in FrrNode(lab.runtime, node).ospf_neighbors().items()}
+
+    def protocol_interfaces(self, lab, node):
+        return FrrNode(lab.runtime, node).ospf_interfaces()
+
+    def state_changes(self, lab, node):
+        return FrrNode(lab.runtime, node).ospf_state_changes()
+
+
+class Static(RoutingStack):
+    name = "static"
+    dynamic = False
+
+    def start(self, lab, nodes):
+        self.membership_changed(lab)
+
+    def membership_changed(self, lab):
+        for node, routes in static_routes(lab).items():
+            with rtnl(lab.runtime.netns(node)) as ns:
+                for prefix, device, gateway in routes:
+                    ns.route("replace", dst=prefix, gateway=gateway, oif=ns.link_lookup(ifname=device)[0])
+
+
+def static_routes(lab) -> dict[str, list[tuple[str, str, str]]]:
+    """Per active VN node: (prefix, tunnel device, next hop's VN address) for
+    every VN prefix it is not attached to, along a least-cost path."""
+    active = lab.active_vn_nodes()
+    graph = lab.plan.vn_graph().subgraph(active)
+    owners = {lab.plan.nodes[n].lan_prefix: [n] for n in active}
+    for node, tunnel in lab.active_link_ends():
+        owners.setdefault(tunnel.subnet, [node, tunnel.peer])
+    routes: dict[str, list[tuple[str, str, str]]] = {n: [] for n in active}
+    for node in active:
+        for prefix, ends in owners.items():
+            if node in ends:
+                continue
+            paths = []
+            for end in ends:
+                try:
+                    paths += all_shortest_paths(graph, node, end)
+                except NoPath:
+                    continue
+            if not paths:
+                continue
+            first = min(paths, key=lambda p: (sum(graph.edge(a, b)["weight"] for a, b in zip(p, p[1:])), p))[1]
+            tunnel = lab.plan.nodes[node].tunnel_to(first)
+            routes[node].append((prefix, tunnel.device, tunnel.peer_vn_address))
+    return routes
+
+
+STACKS: dict[str, RoutingStack] = {s.name: s for s in (Frr(), Static())}

@@ -1,0 +1,61 @@
+"""Reading the SAD and SPD from `ip -s xfrm` output as the guest kernel (6.1) prints it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from testbed.probe.xfrm import Sad, Selector, parse_policies, parse_states
+
+DATA = Path(__file__).with_name("data")
+
+
+def states():
+    return {sa.spi: sa for sa in parse_states((DATA / "xfrm_state.txt").read_text())}
+
+
+def test_every_state_with_mode_selector_and_replay_window():
+    found = states()
+    assert sorted(found) == [0x0abc, 0x1234, 0x5678, 0x9abc, 0xdef0]
+    gcm = found[0x1234]
+    assert (gcm.src, gcm.dst, gcm.reqid, gcm.mode, gcm.replay_window) == ("10.1.1.2", "10.1.2.2", 100, "transport", 32)
+    assert gcm.selector == Selector("10.1.1.2/32", "10.1.2.2/32", 4)
+    assert gcm.algorithm == "rfc4106-gcm-aes" and gcm.key == "11" * 20 and gcm.authenticated
+    assert found[0xdef0].mode == "tunnel" and found[0xdef0].if_id == 3
+    assert found[0xdef0].selector == Selector("0.0.0.0/0", "0.0.0.0/0", 0)
+
+
+def test_algorithms_and_authentication():
+    found = states()
+    cbc = found[0x5678]
+    assert cbc.algorithm == "cbc-aes-hmac-sha256" and cbc.auth_key == "33" * 32 and cbc.authenticated
+    bare = found[0x9abc]
+    assert bare.algorithm == "cbc-aes" and not bare.authenticated and bare.replay_window == 0
+
+
+def test_esn_replay_window_is_read_from_the_esn_context():
+    assert states()[0x0abc].replay_window == 64
+
+
+def test_a_kernel_sa_decrypts_like_the_testbeds_own_record():
+    sa = states()[0x1234].as_sa("AB")
+    assert (sa.spi, sa.algorithm, sa.key, sa.link, sa.mode) == (0x1234, "rfc4106-gcm-aes", "11" * 20, "AB", "transport")
+
+
+def test_policies_with_templates_levels_and_actions():
+    found = parse_policies((DATA / "xfrm_policy.txt").read_text())
+    by_dir = {(p.direction, p.selector.src): p for p in found}
+    out = by_dir[("out", "10.1.1.2/32")]
+    assert out.selector.proto == 4 and out.action == "allow"
+    assert [(t.src, t.dst, t.proto, t.reqid, t.mode, t.level) for t in out.templates] == [
+        ("10.1.1.2", "10.1.2.2", "esp", 100, "transport", "required")]
+    inbound = by_dir[("in", "10.1.2.2/32")]
+    assert inbound.priority == 7 and inbound.templates[0].level == "use"
+    assert by_dir[("fwd", "0.0.0.0/0")].if_id == 3
+    assert by_dir[("out", "192.168.1.0/24")].action == "block" and not by_dir[("out", "192.168.1.0/24")].templates
+
+
+def test_entries_change_when_a_key_changes_but_not_with_counters():
+    text = (DATA / "xfrm_state.txt").read_text()
+    before = Sad(parse_states(text)).entries()
+    rekeyed = Sad(parse_states(text.replace("11" * 20, "77" * 20))).entries()
+    counted = Sad(parse_states(text.replace("\t  0(bytes), 0(packets)", "\t  840(bytes), 7(packets)"))).entries()
+    assert rekeyed != before and counted == before
