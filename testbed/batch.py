@@ -1,31 +1,33 @@
 """Several whole suite runs side by side (negative profiles, matrix columns).
 
-Each run is its own `iiptran test` process with its own lab name, report
-folder and log file, so runs share nothing but the kernel. Most of a run's
+A few worker processes (two by default: a guest has two CPUs) each run
+suite after suite in-process, taking the next run from a shared queue, so
+Python and the suite's imports (about 10 s under emulation) are paid once
+per worker rather than once per run. Each run has its own lab name, report
+folder and log file; runs share nothing but the kernel. Most of a run's
 time is spent waiting (pings, captures, convergence) while the other CPU
-is idle; measured in the guest, two fig6 runs side by side take 95 s
+is idle: measured in the guest, two fig6 runs side by side took 95 s
 against 80 s for one.
 """
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_JOBS = 2
-STOP_TIMEOUT = 120.0       # a run tears its lab down when interrupted
-_running: set[subprocess.Popen] = set()
-_lock = threading.Lock()
+STOP_TIMEOUT = 180.0       # a run tears its lab down when interrupted
 
 
 def jobs() -> int:
-    """How many runs at once: IIPTRAN_JOBS, else two (a guest has two CPUs)."""
+    """How many runs at once: IIPTRAN_JOBS, else two."""
     try:
         return max(1, int(os.environ.get("IIPTRAN_JOBS", DEFAULT_JOBS)))
     except ValueError:
@@ -38,7 +40,8 @@ class Run:
     topology: str
     lab: str                          # a lab name of its own
     report: Path
-    options: list[str] = field(default_factory=list)   # more `iiptran test` options
+    overrides: dict[str, str] = field(default_factory=dict)
+    fault: str | None = None
     returncode: int | None = None
     seconds: float = 0.0
 
@@ -46,62 +49,134 @@ class Run:
     def log(self) -> Path:
         return self.report / "run.log"
 
+    def spec(self) -> str:
+        return json.dumps({"topology": self.topology, "lab": self.lab, "report": str(self.report),
+                           "overrides": self.overrides, "fault": self.fault})
 
-def _execute(run: Run, index: int, total: int, started: float) -> Run:
-    run.report.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "testbed", "test", run.topology, "--name", run.lab, "--report", str(run.report),
-            *run.options]
-    began = time.monotonic()
-    print(f"iiptran: [{index}/{total}] {run.title}: started ({time.monotonic() - started:.0f} s into the batch)",
-          flush=True)
-    with run.log.open("w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-        with _lock:
-            _running.add(process)
+
+class _Worker:
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", "testbed.batch"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, start_new_session=True)
+
+    def run(self, run: Run) -> int:
+        self.process.stdin.write(run.spec() + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the suite worker for {run.title} exited (code {self.process.wait()}); "
+                               f"see {run.log}")
+        return int(json.loads(answer)["returncode"])
+
+    def close(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait()
+
+    def interrupt(self) -> None:
         try:
-            run.returncode = process.wait()
-        finally:
-            with _lock:
-                _running.discard(process)
-    run.seconds = round(time.monotonic() - began, 1)
-    verdict = "passed" if run.returncode == 0 else f"exit {run.returncode}"
-    print(f"iiptran: [{index}/{total}] {run.title}: {verdict} in {run.seconds:.0f} s (log: {run.log})", flush=True)
-    return run
+            os.killpg(self.process.pid, signal.SIGINT)
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def run_all(runs: list[Run], workers: int | None = None) -> list[Run]:
     """Run them, `workers` at a time; results in the order given."""
+    count = min(workers or jobs(), len(runs)) or 1
+    todo: queue.Queue = queue.Queue()
+    for index, run in enumerate(runs):
+        todo.put((index + 1, run))
     started = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=workers or jobs())
-    futures: list = []
+    pool = [_Worker() for _ in range(count)]
+    failures: list[BaseException] = []
+
+    def serve(worker: _Worker) -> None:
+        while True:
+            try:
+                index, run = todo.get_nowait()
+            except queue.Empty:
+                return
+            print(f"iiptran: [{index}/{len(runs)}] {run.title}: started ({time.monotonic() - started:.0f} s into "
+                  "the batch)", flush=True)
+            began = time.monotonic()
+            try:
+                run.returncode = worker.run(run)
+            except BaseException as exc:      # reported after every worker has stopped
+                failures.append(exc)
+                return
+            run.seconds = round(time.monotonic() - began, 1)
+            verdict = "passed" if run.returncode == 0 else f"exit {run.returncode}"
+            print(f"iiptran: [{index}/{len(runs)}] {run.title}: {verdict} in {run.seconds:.0f} s (log: {run.log})",
+                  flush=True)
+
+    threads = [threading.Thread(target=serve, args=(worker,), daemon=True) for worker in pool]
     try:
-        futures += [pool.submit(_execute, run, i + 1, len(runs), started) for i, run in enumerate(runs)]
-        done = [future.result() for future in futures]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
     except BaseException:
-        # Ctrl-C or SIGTERM: no new run starts, and each running one is
-        # interrupted so that it tears its lab down.
-        for future in futures:
-            future.cancel()
-        _interrupt_all()
+        # Ctrl-C or SIGTERM: each worker is interrupted, so that its run
+        # tears its lab down, and no new run starts.
+        while not todo.empty():
+            todo.get_nowait()
+        for worker in pool:
+            worker.interrupt()
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    print(f"iiptran: {len(runs)} runs in {time.monotonic() - started:.0f} s, {workers or jobs()} at a time",
-          flush=True)
-    return done
+    for worker in pool:
+        worker.close()
+    if failures:
+        raise failures[0]
+    print(f"iiptran: {len(runs)} runs in {time.monotonic() - started:.0f} s, {count} at a time", flush=True)
+    return runs
 
 
-def _interrupt_all() -> None:
-    with _lock:
-        running = list(_running)
-    for process in running:
-        try:
-            os.killpg(process.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-    for process in running:
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+def serve_runs() -> int:
+    """A worker: read run specs (JSON lines) from stdin, run each suite
+    in-process with its output in the run's log, answer with its exit code."""
+    os.environ["IIPTRAN_BATCH_WORKER"] = "1"
+    from testbed.suite import run_suite
+    answers = os.fdopen(os.dup(1), "w")
+    try:
+        return _serve(answers, run_suite)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(answers, run_suite) -> int:
+    for line in sys.stdin:
+        spec = json.loads(line)
+        report = Path(spec["report"])
+        report.mkdir(parents=True, exist_ok=True)
+        saved = os.dup(1), os.dup(2)
+        with (report / "run.log").open("w") as log:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                code = run_suite(report, topology=spec["topology"], name=spec["lab"], overrides=spec["overrides"],
+                                 fault=spec["fault"])
+            except BaseException as exc:       # the run is over either way; say why in its log
+                print(f"iiptran: the run stopped: {type(exc).__name__}: {exc}", flush=True)
+                code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+        answers.write(json.dumps({"returncode": code}) + "\n")
+        answers.flush()
+        if code == 130 or code == 2:
+            return code          # interrupted: no further run
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_runs())

@@ -19,7 +19,7 @@ RECORDED = "known deviation (recorded)"
 def run_matrix(report_dir: Path, topology: str, name: str, modes: list[str]) -> int:
     from testbed.batch import Run, run_all
     run_all([Run(f"{topology} with datapath {mode}", topology, f"{name[:10]}m{i}", report_dir / mode,
-                 ["--mode", mode]) for i, mode in enumerate(modes)])
+                 {"datapath": mode}) for i, mode in enumerate(modes)])
     matrix = build_matrix(report_dir, modes)
     (report_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n")
     page = write_matrix_page(report_dir, matrix)

@@ -101,9 +101,8 @@ def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> 
     runs = []
     for index, profile in enumerate(chosen):
         entry = spec.profiles[profile]
-        options = ["--profile", profile] + (["--keying", entry.keying] if entry.keying else [])
         runs.append(Run(f"negative profile {profile}", entry.topology or spec.topology, f"{name}{index}",
-                        report_dir / profile, options))
+                        report_dir / profile, {"keying": entry.keying} if entry.keying else {}, profile))
     rows, problems = [], []
     for run, profile in zip(run_all(runs), chosen):
         entry = spec.profiles[profile]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from testbed.runtime.netlink import rtnl
+from testbed.runtime.netlink import read_proc_net, rtnl
 
 from testbed import events
 from testbed.runtime.base import Runtime
@@ -90,14 +90,20 @@ def devices(runtime: Runtime, node: str) -> dict[str, Device]:
     return found
 
 
+def _proc_net(runtime: Runtime, node: str, name: str) -> str:
+    text = read_proc_net(runtime.netns(node), name)
+    events.command(node, ["cat", f"/proc/net/{name}"], 0, text, "")
+    return text
+
+
 def xfrm_stats(runtime: Runtime, node: str) -> dict[str, int]:
-    out = runtime.run(node, ["cat", "/proc/net/xfrm_stat"], check=True).stdout
+    out = _proc_net(runtime, node, "xfrm_stat")
     return {k: int(v) for k, v in (line.split() for line in out.splitlines() if line.strip())}
 
 
 def snmp_counters(runtime: Runtime, node: str, table: str = "snmp") -> dict[str, int]:
     """The node's /proc/net/snmp (or netstat) as 'Icmp.InEchos' -> value."""
-    lines = runtime.run(node, ["cat", f"/proc/net/{table}"], check=True).stdout.splitlines()
+    lines = _proc_net(runtime, node, table).splitlines()
     counters = {}
     for names, values in zip(lines[::2], lines[1::2]):
         group, *keys = names.split()

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import subprocess
 from dataclasses import dataclass, field
 
+from testbed import events
 from testbed.datapath.ipsec import SecurityAssociation
+from testbed.errors import TestbedError
 from testbed.runtime.base import Runtime
 
 ANY = 0
@@ -226,7 +229,26 @@ def parse_policies(text: str) -> list[KernelPolicy]:
 
 
 def read(runtime: Runtime, node: str) -> Sad:
-    """The node's SAD and SPD now (two `ip` runs; keys included, the evidence redacts them)."""
-    states = runtime.run(node, ["ip", "-s", "xfrm", "state"], check=True).stdout
-    policies = runtime.run(node, ["ip", "-s", "xfrm", "policy"], check=True).stdout
+    """The node's SAD and SPD now, in one `ip` run (keys included; the
+    evidence redacts them). A policy's first line names prefixes (a/len),
+    an SA's plain addresses: that tells the two listings apart."""
+    argv = ["ip", "-n", runtime.netns(node), "-s", "-batch", "-"]
+    done = subprocess.run(argv, input="xfrm state\nxfrm policy\n", capture_output=True, text=True, check=False)
+    events.command(node, ["ip", "-s", "xfrm", "state", "+", "policy"], done.returncode, done.stdout, done.stderr)
+    if done.returncode != 0:
+        raise TestbedError(f"{node}: reading the SAD and SPD failed: {done.stderr.strip()}")
+    states, policies = split_listing(done.stdout)
     return Sad(parse_states(states), parse_policies(policies))
+
+
+def split_listing(text: str) -> tuple[str, str]:
+    """`ip -s xfrm state` and `ip -s xfrm policy` output run together, apart again."""
+    states: list[str] = []
+    policies: list[str] = []
+    target = states
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            words = line.split()
+            target = policies if len(words) > 1 and "/" in words[1] else states
+        target.append(line)
+    return "\n".join(states), "\n".join(policies)

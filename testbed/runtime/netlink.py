@@ -45,6 +45,20 @@ def write_sysctls(netns: str, settings: dict[str, str]) -> None:
         popns()
 
 
+def read_proc_net(netns: str, name: str) -> str:
+    """A /proc/net file (snmp, netstat, xfrm_stat) of a namespace, read from
+    this thread without a process: /proc/thread-self/net is the namespace of
+    the thread that opens it."""
+    if not os.path.exists(f"{NETNS_DIR}/{netns}"):
+        raise FileNotFoundError(f"network namespace {netns} does not exist")
+    pushns(netns)
+    try:
+        with open(f"/proc/thread-self/net/{name}") as source:
+            return source.read()
+    finally:
+        popns()
+
+
 @contextmanager
 def netns_fd(netns: str) -> Iterator[int]:
     fd = os.open(f"{NETNS_DIR}/{netns}", os.O_RDONLY)
