@@ -20,7 +20,7 @@ from testbed.probe.capture import MultiCapture
 from testbed.probe.esp import IPPROTO_ESP
 from testbed.probe.flows import access_capture
 from testbed.probe.traffic import ping
-from testbed.routing.convergence import wait_converged
+from testbed.routing.convergence import snapshot, wait_restored
 from testbed.wait import wait_for
 
 RATE_INTERVAL = 0.02          # 50 packets a second across the link
@@ -173,13 +173,14 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     spec, node, tunnel = _busy_link(lab)
     ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
     before = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
+    routing = snapshot(lab)
     started = time.monotonic()
     lab.ike.restart(node, signal.SIGKILL)
     lab.ike.wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
     wait_for(lambda: ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=1, timeout=1,
                           source=expect.lan_address(lab, spec.src)).ok,
              f"VN traffic {spec.src}->{spec.dst} to flow again", RECOVERY_TIMEOUT, interval=0.2)
-    wait_converged(lab)
+    wait_restored(lab, routing)
     seconds = round(time.monotonic() - started, 1)
     after = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
     stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if f"{sa.spi:08x}" in before[n])
@@ -211,6 +212,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     marker = secrets.token_bytes(8)
     src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
     captures = [access_capture(lab, report_dir, n, f"ike-fail-closed-{n}", bpf="ip proto 4 or esp") for n, _ in ends]
+    routing = snapshot(lab)
     with MultiCapture(captures):
         protected = ping(lab.runtime, spec.src, dst, count=2, source=src, pattern_hex=marker.hex())
         lab.ike.suspend(node, tunnel)
@@ -220,7 +222,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
                                pattern_hex=marker.hex())
         finally:
             lab.ike.establish([(node, tunnel)])
-            wait_converged(lab)
+            wait_restored(lab, routing)
     pair = {lab.plan.nodes[n].base_address for n, _ in ends}
     packets = [p for cap in captures for p in cap.packets if IP in p and {p[IP].src, p[IP].dst} == pair]
     plaintext = [p.summary() for p in packets if p[IP].proto == 4 or marker in bytes(p)]
@@ -282,6 +284,7 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
     IIPtran. Whatever happens is recorded: negotiation, traffic."""
     spec, node, tunnel = _busy_link(lab)
     peer = tunnel.peer
+    routing = snapshot(lab)
     lab.ike.suspend(node, tunnel)
     lab.tweaks["ike_conventional"] = (node, peer)
     outcome = "CHILD_SA installed on both ends"
@@ -299,7 +302,7 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
         lab.tweaks.pop("ike_conventional", None)
         lab.ike.suspend(node, tunnel)
         lab.ike.establish([(node, tunnel)])
-        wait_converged(lab)
+        wait_restored(lab, routing)
     events.note(node, f"{node} configured conventionally (tunnel mode, VN prefixes) against IIPtran {peer}", [
         f"negotiation: {outcome}", f"CHILD_SAs: {children}",
         f"VN traffic {node}->{peer}: {result.received} of {result.sent} echo requests answered"])

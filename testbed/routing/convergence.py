@@ -105,3 +105,45 @@ def wait_settled(lab, timeout: float = 30.0) -> None:
 
     wait_for(settled, f"lab '{lab.name}' to settle (adjacencies agreed on both ends, routes unchanged)",
              timeout, interval=0.5, describe=lambda: "; ".join(last[1][:4]) or "routes still changing")
+
+
+RESTORE_TIMEOUT = 45.0
+
+
+def snapshot(lab) -> tuple:
+    """The lab's routing as it is now (adjacency states and routes of every
+    active VN node): what a check that breaks something for a moment must
+    leave behind again."""
+    return _snapshot(lab)
+
+
+def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
+    """Wait until the routing is as `before` again: converged in a sound lab,
+    back to the same broken state in a negative profile (where waiting for
+    full convergence would only time out)."""
+    last: list = [None]
+
+    def same() -> bool:
+        last[0] = _snapshot(lab)
+        return last[0] == before
+
+    def differences() -> str:
+        nodes = lab.active_vn_nodes()
+        changed = [node for node, now, then in zip(nodes, last[0][1], before[1]) if now != then] if last[0] else []
+        return f"routes differ on {changed}" if changed else "adjacency states differ"
+
+    wait_for(same, f"lab '{lab.name}' to route as before the check", timeout, interval=0.5, describe=differences)
+
+
+def wait_link_full(lab, node: str, peer: str, timeout: float = 30.0) -> None:
+    """Wait until the adjacency over one virtual link is Full on both ends."""
+    ends = ((node, lab.plan.nodes[node].tunnel_to(peer).device), (peer, lab.plan.nodes[peer].tunnel_to(node).device))
+    seen: dict[str, str] = {}
+
+    def full() -> bool:
+        for end, device in ends:
+            seen[end] = lab.routing.neighbours(lab, end).get(device, "absent")
+        return all(state == "Full" for state in seen.values())
+
+    wait_for(full, f"the adjacency over virtual link {node}-{peer} to be Full on both ends", timeout,
+             interval=0.3, describe=lambda: str(seen))

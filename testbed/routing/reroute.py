@@ -8,7 +8,7 @@ from testbed import expect
 from testbed.parallel import parallel
 from testbed.probe import inspect
 from testbed.probe.traffic import traceroute
-from testbed.routing.convergence import wait_converged
+from testbed.routing.convergence import snapshot, wait_restored
 from testbed.wait import wait_for
 
 REROUTE_TIMEOUT = 30.0
@@ -45,6 +45,7 @@ def cut_and_restore(lab, flow: str, src: str, dst: str, record_type):
     nodes = lab.active_vn_nodes()
     record.sad_before = {n: sad.entries() for n, sad in lab.observe_sas().items()}
     record.ike_before = _ike(lab, nodes)
+    routing = snapshot(lab)
     lab.set_link_state(node, peer, up=False)
     try:
         wait_for(lambda: _first_hop_device(lab, node, dst) not in (device, None),
@@ -56,6 +57,6 @@ def cut_and_restore(lab, flow: str, src: str, dst: str, record_type):
         record.sad_after = {n: sad.entries() for n, sad in lab.observe_sas().items()}
     finally:
         lab.set_link_state(node, peer, up=True)
-        wait_converged(lab)
+        wait_restored(lab, routing)
     record.ike_after = _ike(lab, nodes)
     return record
