@@ -12,7 +12,7 @@ and given back to IKE by `restore`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from testbed.datapath import ipsec
 from testbed.datapath.modes import MODES, Datapath
@@ -42,7 +42,12 @@ def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> l
     for construction in {lab.datapath, *becomes}:
         construction.remove_end(lab, node, tunnel, out, back)
         construction.remove_end(lab, peer, peer_tunnel, back, out)
-    new_out, new_back = ipsec.link_sas(tunnel, out.reqid, becomes[0].sa_mode, becomes[0].if_id(tunnel))
+    # The same algorithm the link uses now, as the kernel holds it: the mix
+    # compares constructions, not algorithms.
+    held = lab.kernel_sad(node).between(tunnel.local_base, tunnel.remote_base)
+    algorithm = held[0].algorithm if held and held[0].algorithm in ipsec.ALGORITHMS else tunnel.algorithm
+    new_out, new_back = ipsec.link_sas(replace(tunnel, algorithm=algorithm), out.reqid, becomes[0].sa_mode,
+                                       becomes[0].if_id(tunnel))
     lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]
     lab.save()
     becomes[0].build_end(lab, node, tunnel, new_out, new_back)

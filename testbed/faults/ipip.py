@@ -14,10 +14,10 @@ def no_vn_address(lab) -> str:
     return f"removed the VN address from {node}'s {tunnel.device}"
 
 
-def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT) -> None:
+def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT, pmtudisc: bool = True) -> None:
     default_ttl = lab.topology.defaults.tunnel.ttl
     for node, tunnel in lab.active_link_ends():
-        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos)
+        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos, pmtudisc)
 
 
 def tunnel_tos_fixed(lab) -> str:
@@ -28,6 +28,28 @@ def tunnel_tos_fixed(lab) -> str:
 def tunnel_ttl_changed(lab) -> str:
     _every_tunnel(lab, ttl=64)
     return "every tunnel sets outer TTL 64 (the kernel's default) instead of the configured value"
+
+
+def tunnel_no_pmtudisc(lab) -> str:
+    """RFC 3884 A.1's black hole: the tunnels stop doing path MTU discovery, so
+    a packet too big for a base link inside a tunnel is dropped there and the
+    original sender never hears of it."""
+    _every_tunnel(lab, pmtudisc=False)
+    return "every tunnel without path MTU discovery (nopmtudisc)"
+
+
+def ttl_zero_dropped(lab) -> str:
+    """The RFC 2003 3.1 TTL-0 rules Linux does not apply, added with tc on
+    every tunnel device: a datagram with TTL 0 is dropped before
+    encapsulation (egress) and after decapsulation (ingress). The recorded
+    known deviations must then start passing, which fails the run."""
+    for node, tunnel in lab.active_link_ends():
+        argvs = [["tc", "qdisc", "add", "dev", tunnel.device, "clsact"]]
+        argvs += [["tc", "filter", "add", "dev", tunnel.device, direction, "protocol", "ip", "u32",
+                   "match", "u8", "0", "0xff", "at", "8", "action", "drop"] for direction in ("ingress", "egress")]
+        for argv in argvs:
+            lab.runtime.run(node, argv, check=True)
+    return "every tunnel device drops datagrams with TTL 0 before encapsulation and after decapsulation (tc)"
 
 
 def outer_df_cleared(lab) -> str:
@@ -54,5 +76,7 @@ FAULTS = [
     Fault("tunnel-tos-fixed", tunnel_tos_fixed, keying="any"),
     Fault("tunnel-ttl-changed", tunnel_ttl_changed, keying="any"),
     Fault("outer-df-cleared", outer_df_cleared, keying="any"),
+    Fault("tunnel-no-pmtudisc", tunnel_no_pmtudisc, keying="any"),
+    Fault("ttl-zero-dropped", ttl_zero_dropped, keying="any"),
     Fault("no-rp-filter", no_rp_filter, keying="any"),
 ]

@@ -72,10 +72,11 @@ def sa_no_auth(lab) -> str:
 
 def sa_unbound(lab) -> str:
     """SAs without selectors and policy templates that accept any reqid: an
-    SA is no longer bound to its link (RFC 3884 4.2.3)."""
+    SA is no longer bound to its link (RFC 3884 4.2.3). The SAs take reqid 0
+    too: Linux looks an outbound SA up by the template's reqid."""
     for node, tunnel, out, back in manual_link_ends(lab):
-        _reinstall(lab, node, tunnel, out, back, out, back, bound=False)
-    return "every SA re-installed without a selector, every policy template for any reqid"
+        _reinstall(lab, node, tunnel, out, back, replace(out, reqid=0), replace(back, reqid=0), bound=False)
+    return "every SA re-installed without a selector and with reqid 0, every policy template for any reqid"
 
 
 FAULTS = [
