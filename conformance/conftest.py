@@ -140,6 +140,9 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool, **extra) -> None:
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
              **lab.runtime.describe(), "iproute2": program_version(["ip", "-V"]), "timings": lab.timings, **extra}
+    if lab.ike_links():
+        first, _ = lab.ike_links()[0]
+        facts["strongswan"] = program_version(lab.runtime.exec_argv(first, ["swanctl", "--version"]))
     (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 

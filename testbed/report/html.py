@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tabulate import tabulate
 
 from testbed.errors import TestbedError
+from testbed.report import summary
 from testbed.report.results import SEVERITY, build_results, machine_readable
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -44,6 +45,9 @@ def write_report(report_dir: Path) -> Path:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
     page = env.get_template("report.html.j2").render(
         r=results, tests=tests, requirements=requirements, diagram=topology_svg(results["lab"].get("topology_file")),
+        facts=summary.facts(results["lab"]), timings=summary.timings(results["lab"]),
+        measured=summary.measurements(results["measurements"]),
+        files=[name for name in ("run.log", "junit.xml", "results.json") if (report_dir / name).exists()],
         failures=[t for t in tests if t["outcome"] in ("failed", "error")],
         anchors={t["id"]: t["anchor"] for t in tests}, outcomes={t["id"]: t["outcome"] for t in tests},
         tshark="tshark -o esp.enable_encryption_decode:TRUE -r <capture>.pcap")

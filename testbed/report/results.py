@@ -72,7 +72,9 @@ def build_results(report_dir: Path) -> dict:
             "evidence": sorted({i["path"] for t in members for i in t["evidence"] if i.get("path")})})
     facts_file = report_dir / "lab.json"
     counts = {name: sum(t["outcome"] == name for t in tests) for name in SEVERITY}
+    measured = report_dir / "measurements.json"
     return {"report": report_dir.name, "lab": json.loads(facts_file.read_text()) if facts_file.exists() else {},
+            "measurements": json.loads(measured.read_text()) if measured.exists() else {},
             "counts": counts, "duration_s": round(sum(t["time"] for t in tests), 1),
             "verdict": "fail" if counts["failed"] or counts["error"] or not tests else "pass",
             "requirements": requirements, "tests": tests}
@@ -86,7 +88,7 @@ def machine_readable(results: dict, report_dir: Path) -> dict:
         except ValueError:
             return path
     return {"report": results["report"], "verdict": results["verdict"], "counts": results["counts"],
-            "lab": results["lab"],
+            "lab": results["lab"], "measurements": results["measurements"],
             "requirements": {r["id"]: {"rfc": r["rfc"], "statement": r["statement"], "verdict": r["verdict"],
                                        "reason": r["reason"], "tests": r["tests"],
                                        "evidence": [rel(p) for p in r["evidence"]]}
