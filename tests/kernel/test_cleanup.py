@@ -29,6 +29,9 @@ def leftovers(name: str) -> list[str]:
         found += [f"container {c.name}" for c in lab_containers(engine, name)]
     daemons = subprocess.run(["pgrep", "-af", f"iipt-{name}-"], capture_output=True, text=True).stdout
     found += [f"process {line}" for line in daemons.splitlines() if "pgrep" not in line]
+    # charon's command line names no lab; the self-test runs one lab at a time.
+    charons = subprocess.run(["pgrep", "-ax", "charon"], capture_output=True, text=True).stdout
+    found += [f"IKE daemon {line}" for line in charons.splitlines()]
     if (STATE_ROOT / name).exists():
         found.append(f"state folder {STATE_ROOT / name}")
     return found
@@ -48,6 +51,32 @@ def test_failed_bring_up_removes_everything(monkeypatch):
     with pytest.raises(WaitTimeout):
         Lab.up("fig6", "cleanfail")
     assert leftovers("cleanfail") == []
+
+
+def test_down_stops_every_ike_daemon():
+    lab = Lab.up("fig6", "cleanike", overrides={"keying": "ikev2"})
+    assert any(item.startswith("IKE daemon") for item in leftovers("cleanike"))
+    lab.down()
+    assert leftovers("cleanike") == []
+
+
+def test_down_all_stops_the_ike_daemons_of_a_killed_run():
+    """`up --keying ikev2` killed with SIGKILL once its charons run: no cleanup
+    ran; `down --all` finds the daemons by their network namespaces."""
+    name = "ikekill"
+    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", name, "--keying", "ikev2"],
+                               cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(item.startswith("IKE daemon") for item in leftovers(name)) or process.poll() is not None,
+                 f"lab {name}'s IKE daemons to start", timeout=300)
+    finally:
+        process.kill()
+        _, err = process.communicate()
+    assert any(item.startswith("IKE daemon") for item in leftovers(name)), err
+    done = subprocess.run([sys.executable, "-m", "testbed", "down", "--all"], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert leftovers(name) == []
 
 
 @pytest.mark.parametrize("backend", ["netns", "docker"])

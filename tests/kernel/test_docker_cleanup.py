@@ -31,7 +31,7 @@ def _killed_during_bring_up(name: str) -> None:
 
 
 def test_down_removes_containers_names_and_the_engine():
-    lab = Lab.up("fig6", "dockok", backend="docker")
+    lab = Lab.up("fig6", "dockok", overrides={"backend": "docker"})
     assert lab.runtime.backend == "docker"
     assert any(item.startswith("container") for item in leftovers("dockok"))
     assert docker_engine.private_engine_running()
@@ -45,7 +45,7 @@ def test_leftovers_of_a_killed_run_are_found_by_label_on_the_next_up():
     # As after a reboot of the host: the state under /run is gone, the
     # containers are not.
     shutil.rmtree(STATE_ROOT / "dockre")
-    lab = Lab.up("fig6", "dockre", backend="docker")
+    lab = Lab.up("fig6", "dockre", overrides={"backend": "docker"})
     lab.down()
     assert leftovers("dockre") == []
 
