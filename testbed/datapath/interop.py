@@ -39,7 +39,8 @@ def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> l
         out, back = lab.installed_link_sas(node, peer)
     else:
         out, back = ipsec.link_sas(tunnel, REQID)       # nothing installed by hand yet: removals find nothing
-    for construction in {lab.datapath, *becomes}:
+    # Whatever each end is now: the lab's construction or its counterpart.
+    for construction in {lab.datapath, *becomes, *filter(None, [counterpart(lab)])}:
         construction.remove_end(lab, node, tunnel, out, back)
         construction.remove_end(lab, peer, peer_tunnel, back, out)
     # The same algorithm the link uses now, as the kernel holds it: the mix

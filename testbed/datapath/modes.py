@@ -49,6 +49,8 @@ class Datapath:
                    back: ipsec.SecurityAssociation) -> None:
         ipsec.apply_batch(lab.runtime, node, ipsec.removal(self.end_batch(tunnel, out, back)), missing_ok=True)
         tunnels.remove_device(lab.runtime, node, tunnel.device)
+        if self.sa_mode == "tunnel":
+            tunnels.unpin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base)
 
     def end_batch(self, tunnel: TunnelEnd, out, back) -> list[str]:
         return [ipsec.state_line(out), ipsec.state_line(back)]

@@ -6,6 +6,7 @@ source address selection work on it (3.2, 3.3).
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 
 from testbed.runtime.netlink import rtnl
@@ -62,6 +63,17 @@ def pin_outer_ttl(runtime: Runtime, node: NodePlan, remote_base: str, ttl: int) 
     with rtnl(runtime.netns(node.name)) as ns:
         ns.route("replace", dst=f"{remote_base}/32", gateway=gateway,
                  oif=ns.link_lookup(ifname=node.veths[0].device)[0], metrics={"hoplimit": ttl})
+
+
+def unpin_outer_ttl(runtime: Runtime, node: NodePlan, remote_base: str) -> None:
+    """Remove what pin_outer_ttl added (nothing if it is not there)."""
+    from pyroute2 import NetlinkError
+    with rtnl(runtime.netns(node.name)) as ns:
+        try:
+            ns.route("del", dst=f"{remote_base}/32", gateway=dict(node.routes)["0.0.0.0/0"])
+        except NetlinkError as exc:
+            if exc.code != errno.ESRCH:       # no such route: nothing was pinned
+                raise
 
 
 def _address_and_up(ns, tunnel: TunnelEnd) -> None:

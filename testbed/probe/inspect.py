@@ -4,10 +4,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from testbed.runtime.netlink import read_proc_net, rtnl
-
 from testbed import events
 from testbed.runtime.base import Runtime
+from testbed.runtime.netlink import read_proc_net, rtnl
+
+RTM_F_CLONED = 0x200
 
 
 
@@ -42,6 +43,8 @@ def routes(runtime: Runtime, node: str) -> list[Route]:
     with rtnl(runtime.netns(node)) as ns:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}
         for route in ns.get_routes(family=2, table=254):
+            if route["flags"] & RTM_F_CLONED:
+                continue      # a cached exception (a learned path MTU), not a route
             dst = route.get_attr("RTA_DST") or "0.0.0.0"
             hops = route.get_attr("RTA_MULTIPATH") or []
             devices = tuple(names.get(hop["oif"], "?") for hop in hops) or \

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from testbed import events
 from testbed.datapath.ipsec import SecurityAssociation
 from testbed.errors import TestbedError
+from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
 
 ANY = 0
@@ -228,27 +229,18 @@ def parse_policies(text: str) -> list[KernelPolicy]:
     return found
 
 
-def read(runtime: Runtime, node: str) -> Sad:
-    """The node's SAD and SPD now, in one `ip` run (keys included; the
-    evidence redacts them). A policy's first line names prefixes (a/len),
-    an SA's plain addresses: that tells the two listings apart."""
-    argv = ["ip", "-n", runtime.netns(node), "-s", "-batch", "-"]
-    done = subprocess.run(argv, input="xfrm state\nxfrm policy\n", capture_output=True, text=True, check=False)
-    events.command(node, ["ip", "-s", "xfrm", "state", "+", "policy"], done.returncode, done.stdout, done.stderr)
+def _listing(runtime: Runtime, node: str, what: str) -> str:
+    argv = ["ip", "-n", runtime.netns(node), "-s", "xfrm", what]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    events.command(node, ["ip", "-s", "xfrm", what], done.returncode, done.stdout, done.stderr)
     if done.returncode != 0:
-        raise TestbedError(f"{node}: reading the SAD and SPD failed: {done.stderr.strip()}")
-    states, policies = split_listing(done.stdout)
+        raise TestbedError(f"{node}: reading the {'SAD' if what == 'state' else 'SPD'} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def read(runtime: Runtime, node: str) -> Sad:
+    """The node's SAD and SPD now (keys included; the evidence redacts them):
+    `ip -n` straight into the namespace, both listings side by side.
+    (`ip -batch` prints only the first of two xfrm listings.)"""
+    states, policies = parallel([lambda: _listing(runtime, node, "state"), lambda: _listing(runtime, node, "policy")])
     return Sad(parse_states(states), parse_policies(policies))
-
-
-def split_listing(text: str) -> tuple[str, str]:
-    """`ip -s xfrm state` and `ip -s xfrm policy` output run together, apart again."""
-    states: list[str] = []
-    policies: list[str] = []
-    target = states
-    for line in text.splitlines():
-        if line and not line[0].isspace():
-            words = line.split()
-            target = policies if len(words) > 1 and "/" in words[1] else states
-        target.append(line)
-    return "\n".join(states), "\n".join(policies)

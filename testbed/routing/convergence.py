@@ -128,9 +128,16 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
         return last[0] == before
 
     def differences() -> str:
-        nodes = lab.active_vn_nodes()
-        changed = [node for node, now, then in zip(nodes, last[0][1], before[1]) if now != then] if last[0] else []
-        return f"routes differ on {changed}" if changed else "adjacency states differ"
+        if last[0] is None:
+            return "nothing read yet"
+        found = []
+        for node, now, then in zip(lab.active_vn_nodes(), last[0][1], before[1]):
+            if now != then:
+                found.append(f"{node} routes gained {sorted(set(now) - set(then))} lost {sorted(set(then) - set(now))}")
+        for node, now, then in zip(lab.active_vn_nodes(), last[0][0], before[0]):
+            if now != then:
+                found.append(f"{node} adjacencies {dict(now)} were {dict(then)}")
+        return "; ".join(found) or "no difference on the last read"
 
     wait_for(same, f"lab '{lab.name}' to route as before the check", timeout, interval=0.5, describe=differences)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.probe.xfrm import Sad, Selector, parse_policies, parse_states, split_listing
+from testbed.probe.xfrm import Sad, Selector, parse_policies, parse_states
 
 DATA = Path(__file__).with_name("data")
 
@@ -60,9 +60,3 @@ def test_entries_change_when_a_key_changes_but_not_with_counters():
     counted = Sad(parse_states(text.replace("\t  0(bytes), 0(packets)", "\t  840(bytes), 7(packets)"))).entries()
     assert rekeyed != before and counted == before
 
-
-def test_one_listing_of_states_then_policies_is_split_back():
-    states, policies = (DATA / "xfrm_state.txt").read_text(), (DATA / "xfrm_policy.txt").read_text()
-    again = split_listing(states + policies)
-    assert [sa.spi for sa in parse_states(again[0])] == [sa.spi for sa in parse_states(states)]
-    assert parse_policies(again[1]) == parse_policies(policies)
