@@ -24,7 +24,7 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
     report_dir.mkdir(parents=True, exist_ok=True)
     for old in [*report_dir.glob("*.pcap"), *report_dir.glob("evidence/*.json")]:
         old.unlink()
-    args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE",
+    args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE", "--durations=8",
             f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
             f"--report-dir={report_dir}"]
     if lab:
