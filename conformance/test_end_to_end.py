@@ -34,13 +34,12 @@ def test_end_to_end_transport_esp_inside_the_vn(lab, report_dir):
         with access_capture(lab, report_dir, spec.src, f"end-to-end-{name}") as cap:
             result = ping(lab.runtime, spec.src, there, count=3, source=here, pattern_hex=marker.hex())
         hosts_sas = [sa.as_sa() for sa in lab.kernel_sad(spec.src).between(here, there)]
-        lab.observe_sas()
     finally:
         for node, lines in batches.items():
             ipsec.apply_batch(lab.runtime, node, ipsec.removal(lines), missing_ok=True)
     layers = []
     for packet in cap.packets:
-        link = decrypt(packet, lab.sa_book.sas)
+        link = lab.decrypt(packet)
         inner = link.inner if link else None
         if inner is None or (inner.src, inner.dst, inner.proto) != (here, there, IPPROTO_ESP):
             continue

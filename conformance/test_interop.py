@@ -19,7 +19,7 @@ from scapy.packet import Raw
 
 from testbed import events, expect
 from testbed.datapath import interop
-from testbed.probe.esp import IPPROTO_ESP, decrypt
+from testbed.probe.esp import IPPROTO_ESP
 from testbed.probe.flows import TOS, access_capture
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
@@ -54,12 +54,11 @@ def _samples(lab, report_dir, node: str, peer: str, tag: str) -> dict[str, Sampl
             inner = IP(src=expect.lan_address(lab, node), dst=expect.lan_address(lab, peer), id=0x5151,
                        **fields) / ICMP(type=8, id=0x5151, seq=1) / Raw(markers[name])
             send_raw_ip(lab.runtime, node, bytes(inner), inner.dst)
-    lab.observe_sas()
     base, peer_base = lab.plan.nodes[node].base_address, lab.plan.nodes[peer].base_address
     found = {}
     for packet in cap.packets:
         if IP in packet and (packet[IP].src, packet[IP].dst, packet[IP].proto) == (base, peer_base, IPPROTO_ESP):
-            plain = decrypt(packet, lab.sa_book.sas)
+            plain = lab.decrypt(packet)
             for name, marker in markers.items():
                 if plain and plain.inner is not None and marker in bytes(plain.inner):
                     outer = packet[IP]

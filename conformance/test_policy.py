@@ -40,8 +40,9 @@ def _moved(before: dict[str, int], after: dict[str, int], keys) -> dict[str, int
 def test_plaintext_ipip_from_a_spoofed_peer_is_not_delivered(lab, report_dir):
     link_ends = lab.active_link_ends()
     assert link_ends, f"lab '{lab.name}' has no active virtual link: nothing to spoof"
+    devices = {node: inspect.devices(lab.runtime, node) for node in {node for node, _ in link_ends}}
     ipip_ends = [(node, t.peer) for node, t in link_ends
-                 if (d := inspect.devices(lab.runtime, node).get(t.device)) is not None and d.kind == "ipip"]
+                 if (d := devices[node].get(t.device)) is not None and d.kind == "ipip"]
     if not ipip_ends:
         pytest.skip(f"not applicable: no receiver has an IPIP interface for its links ({lab.datapath.name}); "
                     "plaintext IPIP has nothing to be decapsulated by")

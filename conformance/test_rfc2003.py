@@ -13,7 +13,6 @@ from guards import guard
 from testbed import events, expect
 from testbed.probe import inspect
 from testbed.probe.capture import Capture
-from testbed.probe.esp import decrypt
 from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic, access_capture
 from testbed.probe.forge import forge, resync, send_from_base
 from testbed.probe.inject import send_raw_ip
@@ -92,7 +91,7 @@ def _encapsulated_with(lab, src: str, packets, marker: bytes) -> list[IP]:
     for packet in packets:
         if IP not in packet or packet[IP].src != base:
             continue
-        plain = decrypt(packet, lab.sa_book.sas)
+        plain = lab.decrypt(packet)
         inner = plain.inner if plain else None
         if inner is not None and ICMP in inner and inner[ICMP].type == 8 and marker in bytes(inner):
             found.append(inner)
@@ -108,7 +107,6 @@ def test_datagram_with_ttl_zero_is_not_encapsulated(lab, report_dir):
     with access_capture(lab, report_dir, src, f"ttl-zero-{name}") as cap:
         for marker, ttl in ((zero, 0), (control, 1)):
             send_raw_ip(lab.runtime, src, bytes(_echo(lab, src, dst, marker, ttl=ttl)), expect.lan_address(lab, dst))
-    lab.observe_sas()
     sent_zero = _encapsulated_with(lab, src, cap.packets, zero)
     sent_control = _encapsulated_with(lab, src, cap.packets, control)
     events.packets(f"{src}'s encapsulated datagrams", [f"TTL 0: {len(sent_zero)}", f"TTL 1: {len(sent_control)}"])
@@ -147,9 +145,8 @@ def test_inner_ip_options_are_not_copied_to_the_outer_header(lab, report_dir):
     with access_capture(lab, report_dir, src, f"options-{name}") as cap:
         ping(lab.runtime, src, expect.lan_address(lab, dst), count=1, pattern_hex=marker.hex(),
              source=expect.lan_address(lab, src), extra=["-R"])
-    lab.observe_sas()
     pairs = [(p[IP], plain.inner) for p in cap.packets
-             if (plain := decrypt(p, lab.sa_book.sas)) and plain.inner is not None and marker in bytes(plain.inner)]
+             if (plain := lab.decrypt(p)) and plain.inner is not None and marker in bytes(plain.inner)]
     events.packets("encapsulated echo requests with IP options (outer ihl | inner ihl, options)",
                    [f"{o.ihl} | {i.ihl} {i.options}" for o, i in pairs])
     guard(pairs, f"no encapsulated echo request of {src} with the marker was captured")

@@ -19,7 +19,10 @@ from testbed.datapath import base_network, ipsec, tunnels
 from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError
 from testbed.names import check_lab_name, default_lab_name
+from scapy.layers.inet import IP
+
 from testbed.probe import xfrm
+from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.sa_book import SaBook
 from testbed.routing.convergence import wait_converged
 from testbed.routing.frr import FrrNode
@@ -202,7 +205,7 @@ class Lab:
         self.routing.start(self, self.active_vn_nodes())
         wait_converged(self)
         self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
-        self.observe_sas()
+        self.save()
 
     def active(self, node: str) -> bool:
         return not self.plan.nodes[node].detached or node in self.joined
@@ -249,14 +252,13 @@ class Lab:
             wait_converged(self)
         if update_members:
             self.update_members()
-        self.observe_sas()
 
     def update_members(self) -> None:
         self.datapath.membership_changed(self)
         self.routing.membership_changed(self)
         self.fire("members-updated")
         wait_converged(self)
-        self.observe_sas()
+        self.save()
 
     def set_link_state(self, node: str, peer: str, up: bool) -> None:
         """Take node's end of its virtual link to peer down or up, as a link failure would."""
@@ -278,6 +280,24 @@ class Lab:
         readings = self.sa_book.observe(self.runtime, self.active_vn_nodes())
         self.save()
         return readings
+
+    def decrypt(self, packet):
+        """A captured ESP packet decrypted with the keys the kernels hold or
+        held (None if it is no ESP, or no SA of theirs matches). The kernels
+        are read again only when the book fails a packet captured after the
+        last reading: an SA they made since (a rekey) would decrypt it."""
+        try:
+            found = decrypt(packet, self.sa_book.sas)
+            if found is not None or not self._newer_than_book(packet):
+                return found
+        except Exception:            # keys that did not verify
+            if not self._newer_than_book(packet):
+                raise
+        self.observe_sas()
+        return decrypt(packet, self.sa_book.sas)
+
+    def _newer_than_book(self, packet) -> bool:
+        return IP in packet and packet[IP].proto == IPPROTO_ESP and float(packet.time) > self.sa_book.observed_at
 
     def kernel_sad(self, node: str) -> xfrm.Sad:
         return xfrm.read(self.runtime, node)

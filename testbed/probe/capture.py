@@ -17,7 +17,7 @@ from testbed.runtime.base import Runtime
 from testbed.wait import wait_for
 
 READY_TIMEOUT = 20.0
-SETTLE_POLLS = 3
+SETTLE_POLLS = 2
 SETTLE_TIMEOUT = 5.0
 
 
@@ -97,7 +97,7 @@ def settle(captures: list[Capture]) -> None:
         return len(sizes) >= SETTLE_POLLS and len(set(sizes[-SETTLE_POLLS:])) == 1
 
     try:
-        wait_for(stable, f"{len(captures)} capture(s) to settle", SETTLE_TIMEOUT, 0.15)
+        wait_for(stable, f"{len(captures)} capture(s) to settle", SETTLE_TIMEOUT, 0.1)
     except WaitTimeout:
         pass   # a busy link keeps growing the file; stop anyway, it is all evidence
 

@@ -21,7 +21,7 @@ from scapy.packet import Raw
 
 from testbed import expect
 from testbed.probe.capture import Capture, MultiCapture
-from testbed.probe.esp import IPPROTO_ESP, Decrypted, decrypt
+from testbed.probe.esp import IPPROTO_ESP, Decrypted
 from testbed.probe.traffic import ping
 
 TOS = 0xB8          # DSCP EF: a value no default would produce
@@ -93,13 +93,13 @@ def access_capture(lab, report_dir: Path, node: str, tag: str, bpf: str = "esp")
                    report_dir / f"{tag}-{veth.peer_node}-{veth.peer_device}.pcap", bpf)
 
 
-def decrypt_all(packets: list, sas) -> dict[int, Decrypted | str | None]:
+def decrypt_all(packets: list, decrypt) -> dict[int, Decrypted | str | None]:
     """Every ESP packet's plaintext (None: no SA matches; a string: why the keys did not verify)."""
     found: dict[int, Decrypted | str | None] = {}
     for packet in packets:
         if IP in packet and packet[IP].proto == IPPROTO_ESP:
             try:
-                found[id(packet)] = decrypt(packet, sas)
+                found[id(packet)] = decrypt(packet)
             except Exception as exc:      # scapy raises several types when an ICV does not verify
                 found[id(packet)] = f"{type(exc).__name__}: {exc}"
     return found
@@ -115,8 +115,7 @@ def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTr
                       source=expect.lan_address(lab, src), extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])
     if not result.ok:
         raise AssertionError(f"{src} -> {dst}: no reply\n{result.output}")
-    lab.observe_sas()          # the keys in force now decrypt what was just captured
     traffic = FlowTraffic(name, src, dst, path, marker, [p for c in base for p in c.packets],
                           {node: cap.packets for node, cap in access.items()})
-    traffic.decrypted = decrypt_all(traffic.everywhere, lab.sa_book.sas)
+    traffic.decrypted = decrypt_all(traffic.everywhere, lab.decrypt)
     return traffic

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import subprocess
 from dataclasses import dataclass
 
 from testbed import events
+from testbed.errors import TestbedError
 from testbed.runtime.base import Runtime
 from testbed.runtime.netlink import read_proc_net, rtnl
 
-RTM_F_CLONED = 0x200
 
 
 
@@ -38,22 +40,30 @@ class Device:
         return dict(self.tunnel).get(key)
 
 
+def _ip_json(runtime: Runtime, node: str, argv: list[str], batch: list[str] | None = None) -> list:
+    """`ip -j -n <node> ...` parsed; with `batch`, one command per line and
+    one JSON array per line that succeeded (failed lines print nothing)."""
+    full = ["ip", "-j", "-n", runtime.netns(node), *argv]
+    done = subprocess.run(full, input="\n".join(batch) + "\n" if batch else None, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0 and not batch:
+        raise TestbedError(f"{node}: {' '.join(argv)} failed: {done.stderr.strip()}")
+    return [item for line in done.stdout.splitlines() if line.strip() for item in json.loads(line)]
+
+
+def _prefix(dst: str) -> str:
+    return "0.0.0.0/0" if dst == "default" else dst if "/" in dst else f"{dst}/32"
+
+
 def routes(runtime: Runtime, node: str) -> list[Route]:
+    """The main table, as `ip route` lists it (cached exceptions are no routes)."""
     found = []
-    with rtnl(runtime.netns(node)) as ns:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}
-        for route in ns.get_routes(family=2, table=254):
-            if route["flags"] & RTM_F_CLONED:
-                continue      # a cached exception (a learned path MTU), not a route
-            dst = route.get_attr("RTA_DST") or "0.0.0.0"
-            hops = route.get_attr("RTA_MULTIPATH") or []
-            devices = tuple(names.get(hop["oif"], "?") for hop in hops) or \
-                (names.get(route.get_attr("RTA_OIF"), "?"),)
-            found.append(Route(f"{dst}/{route['dst_len']}", devices, route.get_attr("RTA_GATEWAY"),
-                               route.get_attr("RTA_PREFSRC")))
-    events.note(node, "routes (main table, via netlink)",
-                  [f"{r.destination} dev {','.join(r.devices)}" + (f" via {r.gateway}" if r.gateway else "")
-                   + (f" src {r.source}" if r.source else "") for r in found])
+    for entry in _ip_json(runtime, node, ["route", "show", "table", "main"]):
+        devices = tuple(hop.get("dev", "?") for hop in entry.get("nexthops", [])) or (entry.get("dev", "?"),)
+        found.append(Route(_prefix(entry["dst"]), devices, entry.get("gateway"), entry.get("prefsrc")))
+    events.note(node, "routes (main table)",
+                [f"{r.destination} dev {','.join(r.devices)}" + (f" via {r.gateway}" if r.gateway else "")
+                 + (f" src {r.source}" if r.source else "") for r in found])
     return found
 
 
@@ -126,17 +136,12 @@ def source_for(runtime: Runtime, node: str, destination: str) -> str:
     return (answer[0].get_attr("RTA_PREFSRC") or "none") if answer else "none (no route)"
 
 
-def egress_device(runtime: Runtime, node: str, destination: str) -> str:
-    """The device the node's kernel sends a packet to `destination` out of
-    (`ip route get`: policy rules and every table count), or why none."""
-    from pyroute2 import NetlinkError
-    try:
-        with rtnl(runtime.netns(node)) as ns:
-            answer = ns.route("get", dst=destination)
-            names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}
-    except NetlinkError as exc:
-        return f"none ({exc})"
-    return names.get(answer[0].get_attr("RTA_OIF"), "?") if answer else "none (no route)"
+def egress_devices(runtime: Runtime, node: str, destinations: list[str]) -> dict[str, str]:
+    """Per destination, the device the node's kernel sends a packet to it out
+    of (`ip route get`: policy rules and every table count), or 'none'."""
+    answers = _ip_json(runtime, node, ["-force", "-batch", "-"], [f"route get {d}" for d in destinations])
+    devices = {entry.get("dst"): entry.get("dev", "?") for entry in answers}
+    return {d: devices.get(d, "none (no route)") for d in destinations}
 
 
 def path_mtu(runtime: Runtime, node: str, destination: str) -> int | None:

@@ -6,6 +6,8 @@ decrypts with the keys that were in force when it was taken.
 """
 from __future__ import annotations
 
+import time
+
 from testbed.datapath.ipsec import SecurityAssociation
 from testbed.parallel import parallel
 from testbed.probe import xfrm
@@ -15,6 +17,7 @@ from testbed.runtime.base import Runtime
 class SaBook:
     def __init__(self, seen: list[SecurityAssociation] | None = None):
         self._seen: dict[tuple, SecurityAssociation] = {}
+        self.observed_at = 0.0          # when the kernels were last read (time.time())
         for sa in seen or []:
             self._add(sa)
 
@@ -23,6 +26,7 @@ class SaBook:
 
     def observe(self, runtime: Runtime, nodes: list[str]) -> dict[str, xfrm.Sad]:
         """Read each node's SAD and SPD now (side by side), remember every SA; return the readings."""
+        self.observed_at = time.time()
         readings = parallel([lambda node=node: xfrm.read(runtime, node) for node in nodes])
         for sad in readings:
             for state in sad.states:

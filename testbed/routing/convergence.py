@@ -31,22 +31,22 @@ def vn_prefixes(lab) -> set[str]:
 def missing(lab) -> list[str]:
     """What is not converged yet, in words; empty when converged.
 
-    Routes are read first (a netlink dump, cheap even under emulation); the
-    neighbour tables (one daemon query per node) are asked only once every
-    route is in, since routes follow Full adjacencies anyway.
+    Routes are read first (one `ip` per node, side by side); the neighbour
+    tables (one daemon query per node) are asked only once every route is
+    in, since routes follow Full adjacencies anyway.
     """
     gaps = []
     wanted = vn_prefixes(lab)
     tunnel_devices = {t.device for n in lab.plan.vn_nodes for t in n.tunnels}
     adjacencies = expected_adjacencies(lab)
-    for node in adjacencies:
-        installed = {r.destination for r in routes(lab.runtime, node)
-                     if set(r.devices) <= tunnel_devices | {LAN_DEVICE}}
+    tables = parallel([lambda node=node: routes(lab.runtime, node) for node in adjacencies])
+    for node, table in zip(adjacencies, tables):
+        installed = {r.destination for r in table if set(r.devices) <= tunnel_devices | {LAN_DEVICE}}
         gaps += [f"{node} has no route to {prefix} via a tunnel" for prefix in sorted(wanted - installed)]
     if gaps or not lab.routing.dynamic:
         return gaps
-    tables = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in adjacencies])
-    for (node, devices), states in zip(adjacencies.items(), tables):
+    neighbours = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in adjacencies])
+    for (node, devices), states in zip(adjacencies.items(), neighbours):
         for device in sorted(devices):
             state = states.get(device, "absent")
             if state != "Full":
@@ -69,13 +69,23 @@ def wait_converged(lab, timeout: float = CONVERGENCE_TIMEOUT) -> None:
              timeout, interval=0.3, describe=lambda: "; ".join(last[:6]))
 
 
+def _tables(lab) -> tuple:
+    """Every active VN node's routes, read side by side."""
+    return tuple(tuple(sorted((r.destination, r.devices) for r in found)) for found in
+                 parallel([lambda node=node: routes(lab.runtime, node) for node in lab.active_vn_nodes()]))
+
+
+def _states(lab) -> tuple:
+    """Every active VN node's adjacency states (none when nothing routes dynamically)."""
+    if not (lab.datapath.dynamic_routing and lab.routing.dynamic):
+        return ()
+    found = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in lab.active_vn_nodes()])
+    return tuple(tuple(sorted(s.items())) for s in found)
+
+
 def _snapshot(lab) -> tuple:
-    """Every active VN node's OSPF neighbour states and routes."""
-    nodes = lab.active_vn_nodes()
-    dynamic = lab.datapath.dynamic_routing and lab.routing.dynamic
-    states = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in nodes]) if dynamic else []
-    tables = [sorted((r.destination, r.devices) for r in routes(lab.runtime, node)) for node in nodes]
-    return tuple(tuple(sorted(s.items())) for s in states), tuple(tuple(t) for t in tables)
+    """Every active VN node's adjacency states and routes."""
+    return _states(lab), _tables(lab)
 
 
 def _one_sided(lab, states: tuple) -> list[str]:
@@ -124,7 +134,9 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
     last: list = [None]
 
     def same() -> bool:
-        last[0] = _snapshot(lab)
+        # Routes first (cheap); the daemons are asked only once they match.
+        tables = _tables(lab)
+        last[0] = (before[0], tables) if tables != before[1] else _snapshot(lab)
         return last[0] == before
 
     def differences() -> str:
