@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -75,7 +76,7 @@ def pytest_generate_tests(metafunc):
         if not params:
             params = [pytest.param(None, id="none", marks=pytest.mark.skip(
                 reason=f"not applicable: no flow of {topology.name} has a link with an alternative path"))]
-        metafunc.parametrize("reroutable_flow", params)
+        metafunc.parametrize("reroutable_flow", params, scope="session")
     if "joining_node" in metafunc.fixturenames:
         topology = _topology(metafunc.config)
         params = [pytest.param(n, id=n) for n, v in topology.vn_nodes.items() if v.detached]
@@ -222,6 +223,7 @@ def join_record(base_lab) -> JoinRecord:
     ike_members = sorted({n for node, t in base_lab.ike_links() for n in (node, t.peer)})
     record.before = {n: sad.entries() for n, sad in base_lab.observe_sas().items()}
     record.ike_before = {n: base_lab.ike.snapshot(n) for n in ike_members}
+    started = time.monotonic()
     for node in waiting:
         base_lab.join(node, update_members=False)
         record.joined.append(node)
@@ -229,6 +231,7 @@ def join_record(base_lab) -> JoinRecord:
         record.first_reach[node] = {dst: ping(base_lab.runtime, node, expect.lan_address(base_lab, dst), count=3,
                                               source=expect.lan_address(base_lab, node)) for dst in targets}
     base_lab.update_members()
+    base_lab.timings["join_s"] = round(time.monotonic() - started, 2)
     readings = base_lab.observe_sas()
     record.after = {n: readings[n].entries() for n in members}
     record.ike_after = {n: base_lab.ike.snapshot(n) for n in ike_members}

@@ -14,7 +14,6 @@ from scapy.layers.inet import ICMP, IP
 from guards import guard
 from testbed import events, expect
 from testbed.probe import inspect
-from testbed.probe.esp import decrypt
 from testbed.probe.flows import access_capture
 from testbed.probe.traffic import ping
 from testbed.routing.convergence import snapshot, wait_restored
@@ -62,8 +61,7 @@ def test_ttl_expiring_in_the_vn_is_not_encapsulated_and_time_exceeded_reaches_th
     with access_capture(lab, report_dir, spec.dst, f"ttl-expiry-{name}") as onward:
         result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=2, pattern_hex=marker.hex(),
                       source=expect.lan_address(lab, spec.src), extra=["-t", str(routers)])
-    lab.observe_sas()
-    leaked = [p for p in onward.packets if (d := decrypt(p, lab.sa_book.sas)) and d.inner is not None
+    leaked = [p for p in onward.packets if (d := lab.decrypt(p)) and d.inner is not None
               and marker in bytes(d.inner)]
     events.note(spec.src, f"ping with TTL {routers}: expires at {last_router}", [result.output])
     assert not leaked, (f"{len(leaked)} packets with the expired TTL were encapsulated on towards {spec.dst}: "
@@ -147,17 +145,17 @@ def _relayed(lab, report_dir, tag: str, break_tunnel, restore, icmp_type: int) -
     name, spec, path = _first_routed_flow(lab)
     encapsulator = path[1]
     routing = snapshot(lab)
-    break_tunnel(path)
-    try:
-        with access_capture(lab, report_dir, encapsulator, f"{tag}-{name}", bpf="icmp") as cap:
-            # Two packets: the first meets the error, the second finds the
-            # encapsulator told (RFC 2003 5's soft state). Short enough that
-            # the routing adjacency over the broken tunnel survives.
+    with access_capture(lab, report_dir, encapsulator, f"{tag}-{name}", bpf="icmp") as cap:
+        # Broken only while two packets cross: the first meets the error, the
+        # second finds the encapsulator told (RFC 2003 5's soft state). Short
+        # enough that the routing adjacency over the broken tunnel survives.
+        break_tunnel(path)
+        try:
             result = ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=2, interval=0.3,
                           timeout=1, source=expect.lan_address(lab, spec.src))
-    finally:
-        restore(path)
-        wait_restored(lab, routing)
+        finally:
+            restore(path)
+    wait_restored(lab, routing)
     base = lab.plan.nodes[encapsulator].base_address
     received = [p for p in cap.packets if ICMP in p and p[ICMP].type == icmp_type and p[IP].dst == base]
     events.note(encapsulator, f"ICMP type {icmp_type} from inside the tunnel, and what the sender got",

@@ -39,14 +39,14 @@ def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> l
         out, back = lab.installed_link_sas(node, peer)
     else:
         out, back = ipsec.link_sas(tunnel, REQID)       # nothing installed by hand yet: removals find nothing
-    # Whatever each end is now: the lab's construction or its counterpart.
-    for construction in {lab.datapath, *becomes, *filter(None, [counterpart(lab)])}:
-        construction.remove_end(lab, node, tunnel, out, back)
-        construction.remove_end(lab, peer, peer_tunnel, back, out)
     # The same algorithm the link uses now, as the kernel holds it: the mix
     # compares constructions, not algorithms.
     held = lab.kernel_sad(node).between(tunnel.local_base, tunnel.remote_base)
     algorithm = held[0].algorithm if held and held[0].algorithm in ipsec.ALGORITHMS else tunnel.algorithm
+    # Whatever each end is now: the lab's construction or its counterpart.
+    for construction in {lab.datapath, *becomes, *filter(None, [counterpart(lab)])}:
+        construction.remove_end(lab, node, tunnel, out, back)
+        construction.remove_end(lab, peer, peer_tunnel, back, out)
     new_out, new_back = ipsec.link_sas(replace(tunnel, algorithm=algorithm), out.reqid, becomes[0].sa_mode,
                                        becomes[0].if_id(tunnel))
     lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]

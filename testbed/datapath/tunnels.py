@@ -84,11 +84,10 @@ def _address_and_up(ns, tunnel: TunnelEnd) -> None:
     ns.link("set", index=index, state="up")
 
 
-def reconfigure_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int, tos: int,
-                       pmtudisc: bool = True) -> None:
+def reconfigure_tunnel(runtime: Runtime, node: str, tunnel: TunnelEnd, ttl: int, tos: int) -> None:
     """Change encapsulation parameters in place (checks that change the TTL, and faults)."""
     with rtnl(runtime.netns(node)) as ns:
-        ns.link("set", index=ns.link_lookup(ifname=tunnel.device)[0], **_ipip(tunnel, ttl, tos, pmtudisc))
+        ns.link("set", index=ns.link_lookup(ifname=tunnel.device)[0], **_ipip(tunnel, ttl, tos, pmtudisc=True))
 
 
 def remove_device(runtime: Runtime, node: str, device: str) -> None:

@@ -14,10 +14,10 @@ def no_vn_address(lab) -> str:
     return f"removed the VN address from {node}'s {tunnel.device}"
 
 
-def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT, pmtudisc: bool = True) -> None:
+def _every_tunnel(lab, ttl: int | None = None, tos: int = tunnels.TOS_INHERIT) -> None:
     default_ttl = lab.topology.defaults.tunnel.ttl
     for node, tunnel in lab.active_link_ends():
-        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos, pmtudisc)
+        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, default_ttl if ttl is None else ttl, tos)
 
 
 def tunnel_tos_fixed(lab) -> str:
@@ -28,14 +28,6 @@ def tunnel_tos_fixed(lab) -> str:
 def tunnel_ttl_changed(lab) -> str:
     _every_tunnel(lab, ttl=64)
     return "every tunnel sets outer TTL 64 (the kernel's default) instead of the configured value"
-
-
-def tunnel_no_pmtudisc(lab) -> str:
-    """RFC 3884 A.1's black hole: the tunnels stop doing path MTU discovery, so
-    a packet too big for a base link inside a tunnel is dropped there and the
-    original sender never hears of it."""
-    _every_tunnel(lab, pmtudisc=False)
-    return "every tunnel without path MTU discovery (nopmtudisc)"
 
 
 def ttl_zero_dropped(lab) -> str:
@@ -76,7 +68,6 @@ FAULTS = [
     Fault("tunnel-tos-fixed", tunnel_tos_fixed, keying="any"),
     Fault("tunnel-ttl-changed", tunnel_ttl_changed, keying="any"),
     Fault("outer-df-cleared", outer_df_cleared, keying="any"),
-    Fault("tunnel-no-pmtudisc", tunnel_no_pmtudisc, keying="any"),
     Fault("ttl-zero-dropped", ttl_zero_dropped, keying="any"),
     Fault("no-rp-filter", no_rp_filter, keying="any"),
 ]

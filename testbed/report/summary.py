@@ -9,9 +9,9 @@ LABELS = [  # (key in lab.json, label)
     ("image", "node image"), ("image_frr", "FRR the image declares"), ("frr", "FRR"),
     ("strongswan", "strongSwan"), ("iproute2", "iproute2"), ("attached_to_live_lab", "lab"),
 ]
-TIMINGS = [("nodes_s", "nodes created"), ("datapath_s", "datapath set up"),
-           ("up_to_converged_s", "up to converged"), ("engine_s", "container engine"), ("image_s", "node image"),
-           ("containers_s", "containers")]
+TIMINGS = [("nodes_s", "nodes created"), ("datapath_s", "datapath set up"), ("up_to_converged_s", "up to converged"),
+           ("join_s", "joins (pings from the new node included)"), ("engine_s", "container engine"),
+           ("image_s", "node image"), ("containers_s", "containers")]
 
 
 def _value(key: str, value) -> str:

@@ -40,6 +40,8 @@ def test_a_bringup_that_must_fail_is_judged_by_its_error():
     assert bringup_problems("p", "virtual link AC", errored)[0].startswith("p: the bring-up failed, but not with")
     ran = {"tests": {"t1": {"outcome": "passed", "message": ""}}}
     assert bringup_problems("p", "x", ran) == ["p: the bring-up was expected to fail, but tests ran"]
+    with_skip = {"tests": {**errored["tests"], "t2": {"outcome": "not run", "message": "not applicable: ..."}}}
+    assert bringup_problems("p", "AUTHENTICATION_FAILED", with_skip) == []
 
 
 def test_exactly_the_listed_requirements_must_fail():
