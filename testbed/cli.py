@@ -75,9 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     named(p)
     p.add_argument("--only", help="comma-separated profile names (default: all of conformance/profiles.yaml)")
     p.add_argument("--report", type=Path, help="report folder (default reports/profiles)")
-    p = sub.add_parser("matrix", help="the suite against every datapath mode on one topology, side by side")
-    p.add_argument("topology")
-    named(p)
+    p = sub.add_parser("batch", help="the suite against several variants side by side, e.g. fig6:keying=ikev2 "
+                       "fig6:backend=docker,keying=ikev2 fig3:routing=static")
+    p.add_argument("variants", nargs="+",
+                   help="topology[:field=value,...] (fields: datapath, backend, routing, keying)")
+    p.add_argument("--report", type=Path, help="folder the variants' report folders go in (default reports/)")
+    p = sub.add_parser("matrix", help="the suite against every datapath mode, side by side, on one topology or "
+                       "several (one batch)")
+    p.add_argument("topology", nargs="+")
     p.add_argument("--modes", default=",".join(DATAPATH_MODES), help="comma-separated (default: all three)")
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>-matrix)")
     p = sub.add_parser("validate", help="check a topology file without building anything")
@@ -162,9 +167,16 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         if (args.mode or "iiptran") != "iiptran":
             raise UserError("test --profile: negative profiles break IIPtran labs; drop --mode")
     if args.command in ("test", "up", "matrix"):
-        commands.validate(args.topology, quiet=True)   # bad input: exit 2 before any VM boots
+        for topology in args.topology if isinstance(args.topology, list) else [args.topology]:
+            commands.validate(topology, quiet=True)    # bad input: exit 2 before any VM boots
+    if args.command == "matrix" and args.report and len(args.topology) > 1:
+        raise UserError("matrix --report: give one topology (several write reports/<topology>-matrix each)")
     if args.command in ("test", "up"):
         commands.topology_as_run(args)                 # the overrides fit the topology
+    if args.command == "batch":
+        from testbed.variants import parse
+        for spec in args.variants:
+            parse(spec)
     if args.command == "run" and not _strip_dashes(args.cmd):
         raise UserError("run: give a command after --")
     if args.command == "exec" and not _strip_dashes(args.cmd):
@@ -175,7 +187,7 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     if args.command == "images":
         return commands.build_images(path)
-    if args.command in ("test", "up") and commands.backend_of(args) == "docker" and path == "guest":
+    if commands.uses_docker(args) and path == "guest":
         from testbed.runtime.docker_engine import require_engine_binaries
         require_engine_binaries()
         commands.build_images(path)     # the guest has no network: its engine imports the archive

@@ -35,8 +35,14 @@ def topology_as_run(args: argparse.Namespace):
     return with_overrides(load(args.topology), overrides(args))
 
 
-def backend_of(args: argparse.Namespace) -> str:
-    return topology_as_run(args).backend
+def uses_docker(args: argparse.Namespace) -> bool:
+    """Does the command bring up a lab on the Docker backend?"""
+    if args.command in ("test", "up"):
+        return topology_as_run(args).backend == "docker"
+    if args.command == "batch":
+        from testbed.variants import parse
+        return any(with_overrides(load(t), o).backend == "docker" for t, o in map(parse, args.variants))
+    return False
 
 
 def build_images(path: str) -> int:
@@ -64,15 +70,10 @@ def report_dir(args: argparse.Namespace) -> Path:
     if args.report:
         return args.report.resolve()
     if args.command == "test":
-        topology = topology_as_run(args)
-        suffix = (("" if topology.datapath == "iiptran" else f"-{topology.datapath}")
-                  + ("" if topology.backend == "netns" else f"-{topology.backend}")
-                  + ("" if topology.routing == "frr" else f"-{topology.routing}")
-                  + ("" if topology.keying == "manual" else f"-{topology.keying}")
-                  + (f"-{args.profile}" if args.profile else ""))
-        return REPORTS / (topology.name + suffix)
+        from testbed.variants import folder_name
+        return REPORTS / folder_name(topology_as_run(args), args.profile)
     if args.command == "matrix":
-        return REPORTS / f"{load(args.topology).name}-matrix"
+        return REPORTS / f"{load(args.topology[0]).name}-matrix"
     if args.command == "profiles":
         return REPORTS / "profiles"
     return REPORTS / f"{lab_name(args)}-check"
@@ -121,9 +122,14 @@ def native(args: argparse.Namespace) -> int:
     if cmd == "profiles":
         from testbed.profiles import run_profiles
         return run_profiles(report_dir(args), args.name or "profile", args.only.split(",") if args.only else None)
+    if cmd == "batch":
+        from testbed.variants import run_variants
+        return run_variants(args.variants, args.report.resolve() if args.report else REPORTS)
     if cmd == "matrix":
         from testbed.matrix import run_matrix
-        return run_matrix(report_dir(args), args.topology, lab_name(args), args.modes.split(","))
+        folders = ({args.topology[0]: report_dir(args)} if args.report else
+                   {t: REPORTS / f"{load(t).name}-matrix" for t in args.topology})
+        return run_matrix(folders, args.modes.split(","))
     if cmd == "run":
         return subprocess.call(_command(args.cmd))
     raise UserError(f"unknown command {cmd}")
@@ -173,11 +179,11 @@ def down(args: argparse.Namespace) -> int:
 
 def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
     """Re-run this very command line inside the guest."""
-    if args.command not in ("test", "matrix", "profiles", "run", "kernel", "validate"):
+    if args.command not in ("test", "matrix", "profiles", "batch", "run", "kernel", "validate"):
         from testbed.vm.session import forward
         return forward(args, argv)
     writable = [REPORTS]
-    if args.command in ("test", "matrix", "profiles") and args.report:
+    if args.command in ("test", "matrix", "profiles", "batch") and args.report:
         writable = [args.report.resolve()]
     command = [sys.executable, "-m", "testbed", *argv]
     return run_in_guest(command, writable, job=args.command)

@@ -1,6 +1,6 @@
-"""The side-by-side run: the same suite against every datapath mode on one
-topology, one verdict column per mode, each cell compared with what RFC 3884
-predicts for that mode (conformance/modes.yaml)."""
+"""The side-by-side run: the same suite against every datapath mode on a
+topology (or several, in one batch), one verdict column per mode, each cell
+compared with what RFC 3884 predicts for that mode (conformance/modes.yaml)."""
 from __future__ import annotations
 
 import json
@@ -16,16 +16,21 @@ NOT_APPLICABLE, NOT_CHECKED = "n/a", "not checked"
 RECORDED = "known deviation (recorded)"
 
 
-def run_matrix(report_dir: Path, topology: str, name: str, modes: list[str]) -> int:
+def run_matrix(report_dirs: dict[str, Path], modes: list[str]) -> int:
+    """Every (topology, mode) run in one batch, then one matrix per topology."""
     from testbed.batch import Run, run_all
-    run_all([Run(f"{topology} with datapath {mode}", topology, f"{name[:10]}m{i}", report_dir / mode,
-                 {"datapath": mode}) for i, mode in enumerate(modes)])
-    matrix = build_matrix(report_dir, modes)
-    (report_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n")
-    page = write_matrix_page(report_dir, matrix)
-    print(matrix_table(matrix))
-    print(f"iiptran: matrix written to {page} (one report per mode beside it)")
-    return 0 if matrix["ok"] else 1
+    run_all([Run(f"{topology} with datapath {mode}", topology, f"mx{t}{i}", report_dirs[topology] / mode,
+                 {"datapath": mode})
+             for t, topology in enumerate(report_dirs) for i, mode in enumerate(modes)])
+    ok = True
+    for report_dir in report_dirs.values():
+        matrix = build_matrix(report_dir, modes)
+        (report_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n")
+        page = write_matrix_page(report_dir, matrix)
+        print(matrix_table(matrix))
+        print(f"iiptran: matrix written to {page} (one report per mode beside it)")
+        ok = ok and matrix["ok"]
+    return 0 if ok else 1
 
 
 def judge(verdict: str, predicted_failure: bool, documented: bool, tests: int = 1) -> str:

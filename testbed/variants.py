@@ -1,0 +1,53 @@
+"""Several variants of a lab tested side by side (`iiptran batch`): each a
+topology with lab-wide fields overridden, written `fig6:keying=ikev2` or
+`fig6:backend=docker,keying=ikev2`. Each run's report folder is named as
+`iiptran test` names it, so results can be compared across commands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabulate import tabulate
+
+from testbed.errors import UserError
+from testbed.lab import with_overrides
+from testbed.topology.loader import load
+from testbed.topology.model import Topology
+
+DEFAULTS = {"datapath": "iiptran", "backend": "netns", "routing": "frr", "keying": "manual"}
+
+
+def folder_name(topology: Topology, profile: str | None = None) -> str:
+    """fig6, fig6-ikev2, fig6-docker-ikev2, fig6-tunnel-policy, fig6-<profile> ..."""
+    parts = [topology.name] + [getattr(topology, key) for key, default in DEFAULTS.items()
+                               if getattr(topology, key) != default]
+    return "-".join(parts + ([profile] if profile else []))
+
+
+def parse(spec: str) -> tuple[str, dict[str, str]]:
+    """'fig6:keying=ikev2,routing=static' -> ('fig6', {...}), checked against the topology."""
+    topology, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"batch: '{spec}': write overrides as field=value, got '{item}'")
+        overrides[key] = value
+    with_overrides(load(topology), overrides)       # bad input: a clear error, exit 2
+    return topology, overrides
+
+
+def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> int:
+    from testbed.batch import Run, run_all
+    runs = []
+    for index, spec in enumerate(specs):
+        topology, overrides = parse(spec)
+        model = with_overrides(load(topology), overrides)
+        runs.append(Run(f"{spec}", topology, f"{lab_prefix}{index}", reports / folder_name(model), overrides))
+    rows = []
+    for run in run_all(runs):
+        rows.append([run.title, "passed" if run.returncode == 0 else f"exit {run.returncode}",
+                     f"{run.seconds:.0f} s", str(run.report)])
+    print(tabulate(rows, headers=["variant", "verdict", "time", "report"]))
+    failed = [run.title for run in runs if run.returncode != 0]
+    print("batch: " + (f"failed: {', '.join(failed)}" if failed else "every variant passed"))
+    return 1 if failed else 0
