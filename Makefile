@@ -13,8 +13,10 @@ SYSTEM_PACKAGES := frr iproute2 tcpdump tshark traceroute iputils-ping procps km
 # topology's backend field, else network namespaces).
 BACKEND ?=
 BACKEND_FLAG := $(if $(BACKEND),--backend $(BACKEND))
+# Each stage of a long job says when it started and how long it took.
+STAGE := sh .ci/stage
 
-.PHONY: all deps system-deps docker-deps images test unit test-fig3 test-fig6 matrix backends profiles \
+.PHONY: all deps system-deps docker-deps images test unit test-fig3 test-fig6 matrix variants backends profiles \
         selftest bench down clean
 
 all: test
@@ -47,7 +49,7 @@ $(VENV)/.installed: pyproject.toml
 deps: system-deps $(VENV)/.installed
 
 unit: deps
-	$(PY) -m pytest -q tests/unit
+	$(STAGE) unit $(PY) -m pytest -q tests/unit
 
 # The node image of the Docker backend (images/node), built once per recipe.
 images: deps docker-deps
@@ -61,29 +63,36 @@ test-fig3: deps $(BACKEND_DEPS)
 test-fig6: deps $(BACKEND_DEPS)
 	$(IIPTRAN) test fig6 $(BACKEND_FLAG)
 
-# The three datapath modes side by side on both figures; fails unless every
-# verdict is what RFC 3884 predicts for its mode (IIPtran: all pass).
+# The three datapath modes side by side on both figures, in one batch; fails
+# unless every verdict is what RFC 3884 predicts for its mode (IIPtran: all
+# pass, or a known deviation recorded in conformance/deviations.yaml).
 matrix: deps
-	$(IIPTRAN) matrix fig6
-	$(IIPTRAN) matrix fig3
+	$(STAGE) matrix $(IIPTRAN) matrix fig6 fig3
 
-# The same suite on fig6 with every node a container; a requirement whose
-# verdict differs from the namespace backend's (make matrix) is a bug.
+# Fig6 keyed by IKEv2 (strongSwan) on namespaces and on Docker, and with
+# static routing, in one batch; a requirement whose verdict differs between
+# the two backends is a bug.
+variants: deps images
+	$(STAGE) variants $(IIPTRAN) batch fig6:keying=ikev2 fig6:backend=docker,keying=ikev2 fig6:routing=static
+	$(STAGE) backends $(IIPTRAN) compare --strict reports/fig6-ikev2/results.json reports/fig6-docker-ikev2/results.json
+
+# Manually keyed fig6 on Docker against the namespace run of `make matrix`.
 backends: deps images
-	$(IIPTRAN) test fig6 --backend docker
-	$(IIPTRAN) compare --strict reports/fig6-matrix/iiptran/results.json reports/fig6-docker/results.json
+	$(STAGE) docker $(IIPTRAN) test fig6 --backend docker
+	$(STAGE) backends $(IIPTRAN) compare --strict reports/fig6-matrix/iiptran/results.json reports/fig6-docker/results.json
 
 # The suite's own test: each negative profile must fail exactly the
 # requirements it breaks and pass the rest.
 profiles: deps
-	$(IIPTRAN) profiles
+	$(STAGE) profiles $(IIPTRAN) profiles
 
 # Clean-up after down, failed bring-up and interrupt; report artifacts
 # from a real run (tshark decrypts a capture).
 selftest: profiles deps images
-	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider tests/kernel
+	$(STAGE) selftest env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/kernel
 
-test: unit matrix backends selftest
+test: unit matrix variants selftest
 
 bench: deps
 	$(IIPTRAN) run -- $(PY) -m testbed.bench --inner fig6
