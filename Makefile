@@ -6,9 +6,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 IIPTRAN := $(PY) -m testbed
-SYSTEM_PACKAGES := frr iproute2 tcpdump tshark traceroute iputils-ping procps kmod chromium \
-                   strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins \
-                   qemu-system-x86 busybox-static
+# The system packages come from testbed/packages.py: only what the target
+# asked for needs on this machine (no QEMU where the kernel has the datapath,
+# no browser for the main job, Docker only where a backend uses it).
+PKG_TARGET := $(or $(filter-out system-deps deps,$(firstword $(MAKECMDGOALS))),test)
+PKG_FLAGS := $(if $(filter docker,$(BACKEND)),--docker)
 # BACKEND=docker runs the test-fig* labs in containers (default: the
 # topology's backend field, else network namespaces).
 BACKEND ?=
@@ -22,23 +24,18 @@ STAGE := sh .ci/stage
 all: test
 
 system-deps:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	@wanted=$$($(PYTHON) -m testbed.packages $(PKG_TARGET) $(PKG_FLAGS)) || exit 1; \
+	missing=$$(for p in $$wanted; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	  | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing: $$missing"; \
+	  echo "installing for '$(PKG_TARGET)': $$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to install $$missing" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The Docker backend: an engine (Debian's docker.io unless one is installed
-# already, e.g. docker-ce) and mmdebstrap for the offline node image.
+# The Docker backend's packages (kept as a target of its own for `make images`).
 docker-deps:
-	@missing=$$(command -v dockerd >/dev/null || echo docker.io; command -v mmdebstrap >/dev/null || echo mmdebstrap); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing: $$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "need root to install $$missing" >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@$(MAKE) --no-print-directory system-deps PKG_TARGET=images
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -108,11 +108,15 @@ SHUNT_PRIORITY = 1000000      # below any IPsec policy's precedence (a lower num
 
 
 def block_shunts(local: str, remote: str) -> list[str]:
-    """`ip -batch` lines blocking IPIP between two endpoints in both directions
-    at the lowest precedence: whenever no IPsec policy of the link is in force
-    (an IKE daemon renegotiating, or failing), the link fails closed."""
-    return [f"xfrm policy update {ipip_selector(local, remote)} dir out action block priority {SHUNT_PRIORITY}",
-            f"xfrm policy update {ipip_selector(remote, local)} dir in action block priority {SHUNT_PRIORITY}"]
+    """`ip -batch` lines blocking everything between two endpoints in both
+    directions at the lowest precedence: whenever no IPsec policy of the link
+    is in force (an IKE daemon renegotiating, or failing), the link fails
+    closed. The selector names no protocol on purpose: Linux keeps one policy
+    per selector, and an IKE daemon installing its IPIP policy over the same
+    selector would replace the shunt (and take it away with its own). The
+    daemon's IKE packets pass by its sockets' own bypass policies."""
+    return [f"xfrm policy update src {local}/32 dst {remote}/32 dir out action block priority {SHUNT_PRIORITY}",
+            f"xfrm policy update src {remote}/32 dst {local}/32 dir in action block priority {SHUNT_PRIORITY}"]
 
 
 def host_to_host_batch(local: str, remote: str, out: SecurityAssociation, back: SecurityAssociation) -> list[str]:

@@ -23,9 +23,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def render(page: Path, profile: Path) -> tuple[str, list[str]]:
     """The DOM after load, and the page's console messages."""
-    chromium = shutil.which("chromium")
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if chromium is None:
-        pytest.fail("chromium is not installed (Debian package chromium; `make system-deps` installs it)")
+        pytest.fail("no Chromium: Debian's package chromium (`make system-deps` installs it), or on Ubuntu the "
+                    "chromium snap or google-chrome")
     done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
