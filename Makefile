@@ -26,7 +26,7 @@ all: test
 system-deps:
 	@wanted=$$($(PYTHON) -m testbed.packages $(PKG_TARGET) $(PKG_FLAGS)) || exit 1; \
 	missing=$$(for p in $$wanted; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-	  | grep -q 'install ok installed' || echo $$p; done); \
+	  | grep -q 'install ok installed' || echo $$p; done | tr '\n' ' '); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing for '$(PKG_TARGET)': $$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to install $$missing" >&2; exit 1; fi; \
