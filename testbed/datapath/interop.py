@@ -53,6 +53,7 @@ def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> l
     lab.save()
     becomes[0].build_end(lab, node, tunnel, new_out, new_back)
     becomes[1].build_end(lab, peer, peer_tunnel, new_back, new_out)
+    lab.routing.links_rebuilt(lab)
     return [new_out, new_back]
 
 

@@ -24,6 +24,10 @@ class RoutingStack:
     def membership_changed(self, lab) -> None:
         """Called after a join, once the new node's routing has started."""
 
+    def links_rebuilt(self, lab) -> None:
+        """Called after a virtual link's devices were made again (a routing
+        daemon notices by itself; static routes went with the old devices)."""
+
     def stop_lab(self, lab_name: str) -> None:
         """Stop whatever runs for the lab, knowing only its name (also after a crash)."""
 
@@ -71,6 +75,9 @@ class Static(RoutingStack):
     dynamic = False
 
     def start(self, lab, nodes):
+        self.membership_changed(lab)
+
+    def links_rebuilt(self, lab):
         self.membership_changed(lab)
 
     def membership_changed(self, lab):
