@@ -191,9 +191,12 @@ def base_lab(request, report_dir):
             _break(lab, fault, report_dir)
         yield lab
     finally:
-        # The SAs (with those a join or a rekey added) die with the lab: keep them for Wireshark.
+        # The SAs (with those a join or a rekey added) die with the lab: keep
+        # them for Wireshark, and the IKE daemons' logs beside the report.
         try:
             lab.observe_sas()
+            if lab.ike_links():
+                lab.ike.keep_logs(report_dir / "ike")
         finally:
             write_esp_sa(lab.sa_book.sas, report_dir)
             lab.down()

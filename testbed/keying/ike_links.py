@@ -197,6 +197,13 @@ class IkeLinks:
                 return f"{node}'s charon: {line.strip()}"
         return ""
 
+    def keep_logs(self, folder) -> None:
+        """Copy each daemon's log (no key material at the levels configured) into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for node in sorted({n for first, t in self.lab.ike_links() for n in (first, t.peer)}):
+            lines = strongswan.log_lines(self.lab.runtime, self.state, node)
+            (folder / f"charon-{node}.log").write_text("\n".join(lines) + "\n")
+
     # -- what the daemons report ---------------------------------------------
     def list_sas(self, node: str) -> list[dict]:
         """The daemon's IKE_SAs with their CHILD_SAs (vici list-sas), decoded."""

@@ -46,7 +46,7 @@ charon {
       time_format = %%b %%e %%T
       default = 1
       ike = 2
-      knl = 1
+      knl = 2
       flush_line = yes
     }
   }
