@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", dest="select", help="only the checks matching this pytest -k expression")
     p = sub.add_parser("fault", help="break a live lab on purpose (to see the suite fail)")
     named(p)
-    p.add_argument("fault", help="a fault of testbed/faults.py, e.g. no-policies (an unknown name lists them all)")
+    p.add_argument("fault", help="a fault of testbed/faults, e.g. no-policies (an unknown name lists them all)")
     p = sub.add_parser("test", help="up, conformance suite, report, down")
     p.add_argument("topology")
     named(p)
