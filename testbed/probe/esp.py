@@ -3,12 +3,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scapy.layers.inet import IP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP, SecurityAssociation as ScapySA
 
 from testbed.datapath.ipsec import SecurityAssociation
 
 IPPROTO_ESP = 50
+IKE_PORT, IKE_NATT_PORT = 500, 4500
+
+
+def is_ike(packet) -> bool:
+    """An IKE message: UDP 500 to 500, or UDP 4500 to 4500 behind the zero
+    non-ESP marker (RFC 3948 2.2); ESP in UDP is not IKE."""
+    if UDP not in packet:
+        return False
+    udp = packet[UDP]
+    if udp.sport == udp.dport == IKE_PORT:
+        return True
+    return udp.sport == udp.dport == IKE_NATT_PORT and bytes(udp.payload)[:4] == b"\0\0\0\0"
 
 
 class UnknownAlgorithm(ValueError):

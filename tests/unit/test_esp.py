@@ -32,3 +32,17 @@ def test_packet_of_unknown_sa_is_not_decrypted():
     sa = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
     wire = scapy_sa(sa).encrypt(IP(src=sa.src, dst=sa.dst, proto=4) / IP() / ICMP())
     assert decrypt(IP(bytes(wire)), []) is None
+
+
+def test_ike_messages_are_told_from_esp_in_udp():
+    from scapy.layers.inet import UDP
+    from testbed.probe.esp import is_ike
+
+    def wire(sport, dport, payload):
+        return IP(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=sport, dport=dport) / payload))
+
+    assert is_ike(wire(500, 500, b"\x11" * 28))
+    assert is_ike(wire(4500, 4500, b"\0\0\0\0" + b"\x11" * 28))
+    assert not is_ike(wire(4500, 4500, b"\xc0\x01\x02\x03" + b"\x11" * 28))   # ESP in UDP
+    assert not is_ike(wire(500, 53, b"\x11" * 28))
+    assert not is_ike(IP(src="10.0.0.1", dst="10.0.0.2", proto=50) / (b"\x11" * 28))
