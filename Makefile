@@ -70,7 +70,7 @@ matrix: deps
 # static routing, in one batch; a requirement whose verdict differs between
 # the two backends is a bug.
 variants: deps images
-	$(STAGE) variants $(IIPTRAN) batch fig6:keying=ikev2 fig6:backend=docker,keying=ikev2 fig6:routing=static
+	$(STAGE) variants $(IIPTRAN) batch fig6:keying=ikev2 fig6:backend=docker,keying=ikev2 fig6:routing=static fig3:keying=ikev2
 	$(STAGE) backends $(IIPTRAN) compare --strict reports/fig6-ikev2/results.json reports/fig6-docker-ikev2/results.json
 
 # Manually keyed fig6 on Docker against the namespace run of `make matrix`.
