@@ -71,12 +71,12 @@ matrix: deps
 # the two backends is a bug.
 variants: deps images
 	$(STAGE) variants $(IIPTRAN) batch fig6:keying=ikev2 fig6:backend=docker,keying=ikev2 fig6:routing=static fig3:keying=ikev2
-	$(STAGE) backends $(IIPTRAN) compare --strict reports/fig6-ikev2/results.json reports/fig6-docker-ikev2/results.json
+	$(STAGE) backends $(IIPTRAN) compare --strict --html reports/compare-backends.html reports/fig6-ikev2/results.json reports/fig6-docker-ikev2/results.json
 
 # Manually keyed fig6 on Docker against the namespace run of `make matrix`.
 backends: deps images
 	$(STAGE) docker $(IIPTRAN) test fig6 --backend docker
-	$(STAGE) backends $(IIPTRAN) compare --strict reports/fig6-matrix/iiptran/results.json reports/fig6-docker/results.json
+	$(STAGE) backends $(IIPTRAN) compare --strict --html reports/compare-backends.html reports/fig6-matrix/iiptran/results.json reports/fig6-docker/results.json
 
 # The suite's own test: each negative profile must fail exactly the
 # requirements it breaks and pass the rest.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from testbed.errors import TestbedError, UserError
 from testbed.names import check_lab_name
-from testbed.paths import in_guest
+from testbed.paths import REPORTS, in_guest
 from testbed.runner import RUNNERS, announce, decide
 from testbed.topology.model import BACKENDS, DATAPATH_MODES, KEYINGS, ROUTINGS
 
@@ -91,10 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("kernel", help="say whether this kernel can run the datapath, and why")
     sub.add_parser("images", help="build the Docker backend's node image from images/node (cached)")
-    p = sub.add_parser("compare", help="which requirements changed verdict between two results.json")
-    p.add_argument("old", type=Path)
-    p.add_argument("new", type=Path)
+    p = sub.add_parser("compare", help="which requirements changed verdict between runs (results.json files, "
+                                       "oldest first), printed and as an HTML page")
+    p.add_argument("runs", type=Path, nargs="+", metavar="results.json")
     p.add_argument("--strict", action="store_true", help="exit 1 on any change, not only on new failures")
+    p.add_argument("--html", type=Path, default=REPORTS / "compare.html",
+                   help="where the HTML view goes (default reports/compare.html)")
     return parser
 
 
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "compare":
         from testbed.report.compare import compare_files
-        return compare_files(args.old, args.new, args.strict)
+        return compare_files(args.runs, args.html, args.strict)
     if args.command == "run" and in_guest():
         # Inside the guest already: no need to load the lab machinery.
         import subprocess

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,18 +87,51 @@ def test_compare_reports_changed_verdicts(tmp_path):
     write_report(good)
     old, new = (json.loads((p / "results.json").read_text()) for p in (good, bad))
     assert compare(old, new) == [("WIRE-ESP", "passed", "failed")]
+    html = tmp_path / "compare.html"
     done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(good / "results.json"),
-                           str(bad / "results.json")], cwd=PROJECT, capture_output=True, text=True)
+                           str(bad / "results.json"), "--html", str(html)], cwd=PROJECT, capture_output=True, text=True)
     assert done.returncode == 1 and "WIRE-ESP" in done.stdout
+    page = html.read_text()
+    assert re.search(r'<tr class="change"><td>WIRE-ESP<br>.*?</td>\s*<td class="passed">passed</td>'
+                     r'<td class="failed">failed</td>', page, re.S)
     same = subprocess.run([sys.executable, "-m", "testbed", "compare", str(good / "results.json"),
-                           str(good / "results.json")], cwd=PROJECT, capture_output=True, text=True)
+                           str(good / "results.json"), "--html", str(html)], cwd=PROJECT, capture_output=True,
+                          text=True)
     assert same.returncode == 0 and "no requirement changed" in same.stdout
+    assert 'class="change"' not in html.read_text()
+
+
+def test_compare_of_several_runs_shows_the_trend_and_each_step(tmp_path):
+    runs = [make_run(tmp_path / name, failing=name == "2-bad") for name in ("1-good", "2-bad", "3-good")]
+    for run in runs:
+        write_report(run)
+    html = tmp_path / "trend.html"
+    done = subprocess.run([sys.executable, "-m", "testbed", "compare", *(str(r / "results.json") for r in runs),
+                           "--html", str(html)], cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr     # run 2 regressed, even though run 3 recovered
+    page = html.read_text()
+    trend = page[page.index('id="trend"'):]
+    assert re.search(r'<tr class="changed"><td>WIRE-ESP</td>\s*<td class="passed">passed</td>'
+                     r'<td class="failed">failed</td><td class="passed">passed</td>', trend)
+    assert '<tr><td>FWD-OSPF</td>' in trend                     # unchanged rows are not flagged
+    assert page.count('class="change"') == 2                   # one change in each of the two steps
+    strict = subprocess.run([sys.executable, "-m", "testbed", "compare", str(runs[0] / "results.json"),
+                             str(runs[0] / "results.json"), "--strict", "--html", str(html)], cwd=PROJECT,
+                            capture_output=True, text=True)
+    assert strict.returncode == 0
 
 
 @pytest.mark.parametrize("content", ["not json", "{}"])
 def test_compare_rejects_bad_input_with_exit_2(tmp_path, content):
     bad = tmp_path / "results.json"
     bad.write_text(content)
-    done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(bad), str(bad)], cwd=PROJECT,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(bad), str(bad), "--html",
+                           str(tmp_path / "c.html")], cwd=PROJECT, capture_output=True, text=True)
     assert done.returncode == 2 and str(bad) in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "c.html").exists()
+
+
+def test_compare_needs_two_runs(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(tmp_path / "results.json"), "--html",
+                           str(tmp_path / "c.html")], cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 2 and "at least two" in done.stderr and "Traceback" not in done.stderr
