@@ -69,6 +69,10 @@ def test_decrypted_esp_is_ipip_carrying_the_flow(lab, flow_traffic: FlowTraffic)
     events.packets("decrypted ESP carrying the flow, per virtual link (outer / ESP / inner)", [
         f"{a}->{b}: {p[IP].src} > {p[IP].dst} ESP spi 0x{p[ESP].spi:08x} seq {p[ESP].seq} / next header 4 / "
         f"{traffic.plain(p).inner.summary()}" for a, b, p in carrying])
+    if carrying:
+        a, b, first = carrying[0]
+        events.ladder(f"the flow's echo request on virtual link {a}->{b}", bytes(first[IP]),
+                      bytes(traffic.plain(first).plain))
     _flow_crossed_every_link(lab, traffic)
     for _, _, packet in carrying:
         inner = traffic.plain(packet).inner

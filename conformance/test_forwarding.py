@@ -129,18 +129,19 @@ def test_kernel_sends_every_vn_address_through_a_tunnel(lab):
     assert not problems, "\n".join(problems)
 
 
-def _assert_path(lab, src: str, dst: str, path: list[str]) -> None:
+def _assert_path(lab, name: str, src: str, dst: str, path: list[str]) -> None:
     want = expect.hop_addresses(lab, path)
     trace = traceroute(lab.runtime, src, expect.lan_address(lab, dst))
+    events.path(name, expect.hop_nodes(lab, src, trace.hops))
     assert trace.hops == want, (
         f"{src}->{dst} hops {trace.hops}, want {want} (path {'-'.join(path)})\n{trace.output}")
 
 
 @pytest.mark.req("FWD-PATH")
 def test_flow_follows_the_ospf_path_across_the_tunnels(lab, flow):
-    _, spec = flow
+    name, spec = flow
     path = expect.vn_path(lab, spec.src, spec.dst)
-    _assert_path(lab, spec.src, spec.dst, path)
+    _assert_path(lab, name, spec.src, spec.dst, path)
 
 
 @pytest.mark.req("FWD-REROUTE")

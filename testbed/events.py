@@ -13,7 +13,7 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class Event:
-    kind: str             # "command", "note", "pcap" or "packets"
+    kind: str             # "command", "note", "pcap", "packets", "ladder" or "path"
     title: str
     body: str = ""
     node: str = ""
@@ -60,3 +60,16 @@ def pcap(node: str, device: str, path: Path, count: int) -> None:
 def packets(title: str, lines: list[str]) -> None:
     """Decoded packets, one line each."""
     emit(Event("packets", title, "\n".join(lines)))
+
+
+def ladder(title: str, wire: bytes, plain: bytes) -> None:
+    """One captured packet as it crossed the wire (from its outer IP header)
+    and as its SA decrypted it, for a picture of its headers."""
+    import json
+    emit(Event("ladder", title, json.dumps({"wire": wire.hex(), "plain": plain.hex()})))
+
+
+def path(flow: str, nodes: list[str]) -> None:
+    """The VN nodes a flow's packets were seen to cross, in order."""
+    import json
+    emit(Event("path", flow, json.dumps(nodes)))

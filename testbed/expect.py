@@ -33,6 +33,16 @@ def hop_addresses(lab, path: list[str]) -> list[str]:
     return hops + [lan_address(lab, path[-1])]
 
 
+def hop_nodes(lab, src: str, hops: list[str]) -> list[str]:
+    """The VN nodes a traceroute's answering addresses belong to, from src on
+    (an address no VN node owns stands for itself)."""
+    owners = {}
+    for node in lab.plan.vn_nodes:
+        owners[lan_address(lab, node.name)] = node.name
+        owners.update({t.vn_address: node.name for t in node.tunnels})
+    return [src] + [owners.get(hop, hop) for hop in hops]
+
+
 def reroutable_link(graph: Graph, path: list[str]) -> tuple[str, str] | None:
     """The first link of `path` whose loss leaves another path (A's link 3 in Figure 3)."""
     for a, b in zip(path, path[1:]):

@@ -21,7 +21,7 @@ def run_matrix(report_dirs: dict[str, Path], modes: list[str]) -> int:
     from testbed.batch import Run, run_all
     run_all([Run(f"{topology} with datapath {mode}", topology, f"mx{t}{i}", report_dirs[topology] / mode,
                  {"datapath": mode})
-             for t, topology in enumerate(report_dirs) for i, mode in enumerate(modes)])
+             for t, topology in enumerate(report_dirs) for i, mode in enumerate(modes)], title="matrix")
     ok = True
     for report_dir in report_dirs.values():
         matrix = build_matrix(report_dir, modes)
@@ -92,11 +92,15 @@ def matrix_table(matrix: dict) -> str:
 def write_matrix_page(report_dir: Path, matrix: dict) -> Path:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    from testbed.report.html import TEMPLATES, topology_svg
+    from testbed.report.html import TEMPLATES, topology_drawing
+    from testbed.report.ladder import first_ladder, side_by_side
+    from testbed.report.results import build_results
     topology_file = next((c["lab"].get("topology_file") for c in matrix["modes"].values()), None)
+    ladders = {mode: first_ladder(build_results(report_dir / mode)["tests"]) for mode in matrix["modes"]}
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
-    page = env.get_template("matrix.html.j2").render(m=matrix, title=report_dir.name,
-                                                     diagram=topology_svg(topology_file))
+    page = env.get_template("matrix.html.j2").render(
+        m=matrix, title=report_dir.name, drawing=topology_drawing(topology_file, []), ladders=ladders,
+        packet_rows=side_by_side({mode: ladder and ladder["headers"] for mode, ladder in ladders.items()}))
     out = report_dir / "index.html"
     out.write_text(page)
     return out

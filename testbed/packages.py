@@ -20,6 +20,7 @@ import sys
 
 CORE = ["frr", "iproute2", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
         "strongswan-charon", "strongswan-swanctl", "strongswan-pki", "libstrongswan-standard-plugins"]
+REPORT = ["graphviz"]
 GUEST = ["qemu-system-x86", "busybox-static"]
 DOCKER = ["docker.io", "mmdebstrap"]
 BROWSER = {"debian": ["chromium"], "ubuntu": []}     # Ubuntu's chromium is a snap: see browser_note()
@@ -61,6 +62,7 @@ def needed(target: str, native: bool, distro: str, docker_installed: bool = Fals
     if target not in TARGET_NEEDS:
         raise ValueError(f"packages: unknown make target '{target}' (known: {', '.join(TARGET_NEEDS)})")
     found = {name: "the lab's nodes and probes" for name in CORE}
+    found.update({name: "the report's topology drawing" for name in REPORT})
     if not native:
         found.update({name: "the QEMU guest this kernel needs (no ipip/esp4)" for name in GUEST})
     if "browser" in TARGET_NEEDS[target]:

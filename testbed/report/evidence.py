@@ -22,7 +22,7 @@ def redact(text: str) -> str:
 
 @dataclass
 class Item:
-    kind: str             # "command", "pcap" or "packets"
+    kind: str             # "command", "pcap", "packets", "ladder" or "path"
     title: str
     body: str = ""
     node: str = ""
@@ -56,8 +56,8 @@ class Recorder:
             return
         if event.kind == "pcap":        # captures are always kept: they are the proof
             self.items.append(Item("pcap", event.title, node=event.node, path=event.path))
-        elif event.kind == "packets":
-            self.items.append(Item("packets", event.title, event.body))
+        elif event.kind in ("packets", "ladder", "path"):
+            self.items.append(Item(event.kind, event.title, event.body))
         elif not self._full():
             body = redact(event.body)
             if len(body) > MAX_OUTPUT:

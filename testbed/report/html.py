@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tabulate import tabulate
 
 from testbed.errors import TestbedError
-from testbed.report import summary
+from testbed.report import ladder, summary
 from testbed.report.results import SEVERITY, build_results, machine_readable
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -20,16 +20,23 @@ def _anchor(test_id: str) -> str:
     return "t-" + re.sub(r"[^A-Za-z0-9_-]+", "-", test_id)
 
 
-def topology_svg(topology_file: str | None) -> str:
+def topology_drawing(topology_file: str | None, tests: list[dict]) -> dict:
+    """The drawing (inline SVG) and its legend: flows with their colours."""
     if not topology_file:
-        return "<p>(no lab was built in this run)</p>"
+        return {"svg": "<p>(no lab was built in this run)</p>", "flows": []}
     from testbed.report.diagram import render_svg
+    from testbed.report.marks import build_marks
     from testbed.topology.loader import load
     from testbed.topology.plan import build_plan
     try:
-        return render_svg(build_plan(load(topology_file)))
+        plan = build_plan(load(topology_file))
     except TestbedError as exc:
-        return f"<p>(topology file no longer readable: {exc})</p>"
+        return {"svg": f"<p>(topology file no longer readable: {exc})</p>", "flows": []}
+    marks, observed = build_marks(plan, tests)
+    flows = [{"name": name, "path": path, "colour": marks.flow_colour(name), "observed": name in observed}
+             for name, path in sorted(marks.flows.items())]
+    return {"svg": render_svg(plan, marks), "flows": flows,
+            "failed": sorted(marks.failed_nodes) + [f"link {label}" for label in sorted(marks.failed_links)]}
 
 
 def write_report(report_dir: Path) -> Path:
@@ -41,14 +48,17 @@ def write_report(report_dir: Path) -> Path:
         for item in test["evidence"]:
             if item.get("path"):
                 item["rel"] = _relative(item["path"], report_dir)
+            if item.get("kind") == "ladder":
+                item["headers"] = ladder.from_item(item)
     requirements = sorted(results["requirements"], key=lambda r: SEVERITY.index(r["verdict"]))
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
     page = env.get_template("report.html.j2").render(
-        r=results, tests=tests, requirements=requirements, diagram=topology_svg(results["lab"].get("topology_file")),
+        r=results, tests=tests, requirements=requirements, drawing=topology_drawing(results["lab"].get("topology_file"), results["tests"]),
         facts=summary.facts(results["lab"]), timings=summary.timings(results["lab"]),
         measured=summary.measurements(results["measurements"]),
         files=[name for name in ("run.log", "junit.xml", "results.json") if (report_dir / name).exists()],
         failures=[t for t in tests if t["outcome"] in ("failed", "error")],
+        encapsulation=ladder.first_ladder(results["tests"]),
         anchors={t["id"]: t["anchor"] for t in tests}, outcomes={t["id"]: t["outcome"] for t in tests},
         tshark="tshark -o esp.enable_encryption_decode:TRUE -r <capture>.pcap")
     out = report_dir / "index.html"

@@ -94,7 +94,8 @@ def machine_readable(results: dict, report_dir: Path) -> dict:
                                        "evidence": [rel(p) for p in r["evidence"]]}
                              for r in results["requirements"]},
             "tests": {t["id"]: {"outcome": t["outcome"], "sections": t["sections"], "message": t["message"],
-                                "evidence": t["evidence_file"]} for t in results["tests"]}}
+                                "evidence": t["evidence_file"], "seconds": round(t["time"], 2)}
+                      for t in results["tests"]}}
 
 
 def compare(old: dict, new: dict) -> list[tuple[str, str, str]]:

@@ -100,6 +100,18 @@ class LabPlan:
                 graph.add_edge(node.name, t.peer, weight=t.cost, label=t.label)
         return graph
 
+    def base_path(self, a: str, b: str) -> list[str]:
+        """The base routers a virtual link between VN nodes a and b crosses
+        (the fewest-hops path the base routes follow)."""
+        graph = Graph()
+        for router in self.routers:
+            for veth in router.veths:
+                if self.nodes[veth.peer_node].role == "router":
+                    graph.add_edge(router.name, veth.peer_node)
+        start, end = self.nodes[a].veths[0].peer_node, self.nodes[b].veths[0].peer_node
+        graph.add_node(start)
+        return hop_paths(graph, start)[end]
+
 
 def build_plan(t: Topology) -> LabPlan:
     nodes = {name: NodePlan(name, "router") for name in t.base.routers}

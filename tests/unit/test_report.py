@@ -33,7 +33,22 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def make_run(folder: Path, failing: bool = True) -> Path:
+def ladder_item(outer_ttl: int = 99) -> dict:
+    """A ladder event as the WIRE-FORMAT check emits it: a packet scapy encrypts, and its decryption."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.packet import Raw
+
+    from testbed.datapath.ipsec import new_sa
+    from testbed.probe.esp import decrypt, scapy_sa
+    sa = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
+    inner = IP(src="192.168.1.1", dst="192.168.2.1", ttl=63, flags="DF") / ICMP(id=7, seq=3) / Raw(b"m" * 56)
+    wire = IP(bytes(scapy_sa(sa).encrypt(IP(src=sa.src, dst=sa.dst, proto=4, ttl=outer_ttl) / inner)))
+    body = {"wire": bytes(wire).hex(), "plain": bytes(decrypt(wire, [sa]).plain).hex()}
+    return {"kind": "ladder", "title": "the flow's echo request on virtual link X->V", "node": "", "path": "",
+            "body": json.dumps(body)}
+
+
+def make_run(folder: Path, failing: bool = True, outer_ttl: int = 99) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     junit = JUNIT if failing else JUNIT.replace('<failure message="AssertionError: 3 of 9 packets between '
                                                'endpoints are not ESP">Traceback ...</failure>', "")
@@ -43,7 +58,8 @@ def make_run(folder: Path, failing: bool = True) -> Path:
         {"kind": "command", "title": "ip xfrm state  (exit 0)", "node": "A", "path": "",
          "body": "src 10.1.1.2 dst 10.1.2.2\n aead rfc4106(gcm(aes)) <key redacted> 128"},
         {"kind": "pcap", "title": "capture on R1:b-R2, 9 packets", "node": "R1", "body": "",
-         "path": str(folder / "wire-xy-R1-b-R2.pcap")}]))
+         "path": str(folder / "wire-xy-R1-b-R2.pcap")},
+        ladder_item(outer_ttl)]))
     (folder / "evidence" / "test_ospf_full.json").write_text("[]")
     (folder / "lab.json").write_text(json.dumps({"lab": "fig3", "topology": "fig3",
                                                  "topology_file": str(PROJECT / "topologies" / "fig3.yaml")}))
@@ -71,7 +87,8 @@ def test_html_is_self_contained_failures_first_and_keys_never_shown(tmp_path):
     run = make_run(tmp_path / "run")
     page = write_report(run).read_text()
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
-    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    namespaces = ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink")   # names, never fetched
+    assert "http://" not in re.sub("|".join(map(re.escape, namespaces)), "", page)
     assert "https://" not in page
     assert page.index("test_every_packet_is_esp") < page.index("test_ospf_full")
     failed = page[page.index('<details id="t-conformance-test_encryption'):]
@@ -135,3 +152,14 @@ def test_compare_needs_two_runs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "testbed", "compare", str(tmp_path / "results.json"), "--html",
                            str(tmp_path / "c.html")], cwd=PROJECT, capture_output=True, text=True)
     assert done.returncode == 2 and "at least two" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_draws_the_captured_packets_headers(tmp_path):
+    page = write_report(make_run(tmp_path / "run")).read_text()
+    section = page[page.index('id="encapsulation"'):page.index("Topology as built")]
+    for header in ("outer IPv4 (base network)", "ESP", "inner IPv4 (VN, decrypted)", "payload: ICMP"):
+        assert f'<div class="rung-name">{header}</div>' in section
+    for field in ("<small>protocol</small><br><b>50 (ESP)</b>", "<small>TTL</small><br><b>99</b>",
+                  "<small>next header</small><br><b>4 (IPIP), read after decryption</b>",
+                  "<small>source</small><br><b>192.168.1.1</b>", "<small>DF</small><br><b>set</b>"):
+        assert field in section, field
