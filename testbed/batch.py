@@ -83,13 +83,26 @@ class _Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def run_all(runs: list[Run], workers: int | None = None) -> list[Run]:
+def previous_seconds(run: Run) -> float | None:
+    """What the run's tests took last time (its report folder's results.json)."""
+    try:
+        tests = json.loads((run.report / "results.json").read_text())["tests"].values()
+        return sum(t["seconds"] for t in tests) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -> list[Run]:
     """Run them, `workers` at a time; results in the order given."""
+    from testbed.progress import Progress
     count = min(workers or jobs(), len(runs)) or 1
     todo: queue.Queue = queue.Queue()
     for index, run in enumerate(runs):
         todo.put((index + 1, run))
     started = time.monotonic()
+    previous = {run.title: s for run in runs if (s := previous_seconds(run))}
+    progress = Progress(f"{title} of {len(runs)} runs", [run.title for run in runs], previous, workers=count,
+                        say_starts=True)
     pool = [_Worker() for _ in range(count)]
     failures: list[BaseException] = []
 
@@ -99,8 +112,7 @@ def run_all(runs: list[Run], workers: int | None = None) -> list[Run]:
                 index, run = todo.get_nowait()
             except queue.Empty:
                 return
-            print(f"iiptran: [{index}/{len(runs)}] {run.title}: started ({time.monotonic() - started:.0f} s into "
-                  "the batch)", flush=True)
+            progress.start(run.title, f"[{index}/{len(runs)}] {run.title}")
             began = time.monotonic()
             try:
                 run.returncode = worker.run(run)
@@ -109,8 +121,7 @@ def run_all(runs: list[Run], workers: int | None = None) -> list[Run]:
                 return
             run.seconds = round(time.monotonic() - began, 1)
             verdict = "passed" if run.returncode == 0 else f"exit {run.returncode}"
-            print(f"iiptran: [{index}/{len(runs)}] {run.title}: {verdict} in {run.seconds:.0f} s (log: {run.log})",
-                  flush=True)
+            progress.finish(run.title, f"{run.title} (log: {run.log})", verdict)
 
     threads = [threading.Thread(target=serve, args=(worker,), daemon=True) for worker in pool]
     try:
@@ -120,6 +131,7 @@ def run_all(runs: list[Run], workers: int | None = None) -> list[Run]:
             while thread.is_alive():
                 thread.join(timeout=0.5)
     except BaseException:
+        progress.close()
         # Ctrl-C or SIGTERM: each worker is interrupted, so that its run
         # tears its lab down, and no new run starts.
         while not todo.empty():
@@ -127,6 +139,7 @@ def run_all(runs: list[Run], workers: int | None = None) -> list[Run]:
         for worker in pool:
             worker.interrupt()
         raise
+    progress.close()
     for worker in pool:
         worker.close()
     if failures:

@@ -106,7 +106,7 @@ def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> 
         runs.append(Run(f"negative profile {profile}", entry.topology or spec.topology, f"{name}{index}",
                         report_dir / profile, {"keying": entry.keying} if entry.keying else {}, profile))
     rows, problems = [], []
-    for run, profile in zip(run_all(runs), chosen):
+    for run, profile in zip(run_all(runs, title="profiles"), chosen):
         entry = spec.profiles[profile]
         results_file = run.report / "results.json"
         if not results_file.exists():

@@ -25,6 +25,7 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
     for old in [*report_dir.glob("*.pcap"), *report_dir.glob("evidence/*.json")]:
         old.unlink()
     args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE", "--durations=8",
+            "-o", "console_output_style=classic",
             f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
             f"--report-dir={report_dir}"]
     if lab:
@@ -36,7 +37,9 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
             args.append(f"--fault={fault}")
     if select:
         args += ["-k", select]
-    code = int(pytest.main(args))
+    from testbed.suite_progress import SuiteProgress, previous_timings
+    progress = SuiteProgress(name or lab or "suite", previous_timings(report_dir))
+    code = int(pytest.main(args, plugins=[progress]))
     page = write_report(report_dir)
     print(terminal_table(report_dir))
     print(f"iiptran: report written to {page} (results.json, junit.xml, pcaps beside it)")

@@ -44,7 +44,7 @@ def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> in
         model = with_overrides(load(topology), overrides)
         runs.append(Run(f"{spec}", topology, f"{lab_prefix}{index}", reports / folder_name(model), overrides))
     rows = []
-    for run in run_all(runs):
+    for run in run_all(runs, title="variants"):
         rows.append([run.title, "passed" if run.returncode == 0 else f"exit {run.returncode}",
                      f"{run.seconds:.0f} s", str(run.report)])
     print(tabulate(rows, headers=["variant", "verdict", "time", "report"]))

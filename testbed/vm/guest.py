@@ -76,6 +76,9 @@ class Guest:
         # The host PATH first (a venv's bin), then the system's.
         lines.append(f"export PATH={shlex.quote(env.get('PATH', ''))}:$PATH")
         lines.append("export TMPDIR=/tmp IIPTRAN_IN_GUEST=1")
+        # The guest's console is always a terminal: say whether ours is, and how wide.
+        live = env.get("IIPTRAN_LIVE", "1" if sys.stdout is not None and sys.stdout.isatty() else "0")
+        lines.append(f"export IIPTRAN_LIVE={live} COLUMNS={shutil.get_terminal_size().columns}")
         lines.append(shlex.join(argv))
         lines.append(f"echo $? > {shlex.quote(str(self.exit_file))}")
         self.job_file.write_text("\n".join(lines) + "\n")

@@ -5,6 +5,10 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /run/lock /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# devtmpfs has no /dev/fd or std* links (udev makes them elsewhere): bash's
+# process substitution <(...) needs them.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+for n in 0:stdin 1:stdout 2:stderr; do [ -e "/dev/${n#*:}" ] || ln -s "/proc/self/fd/${n%%:*}" "/dev/${n#*:}"; done
 # For the Docker backend's engine (runc puts each container in a cgroup).
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 hostname iiptran-guest
