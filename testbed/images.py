@@ -18,6 +18,7 @@ from pathlib import Path
 
 from testbed.errors import EnvironmentProblem
 from testbed.paths import PROJECT, in_guest
+from testbed.progress import step
 
 RECIPE_DIR = PROJECT / "images" / "node"
 REPOSITORY = "iiptran/node"
@@ -69,7 +70,8 @@ def build_archive(cache_dir: Path) -> Path:
     argv = ["mmdebstrap", "--quiet", *MMDEBSTRAP_OPTIONS, f"--include={','.join(packages())}",
             SUITE, str(partial), *SOURCES]
     started = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    with step("node-image", "building the node image with mmdebstrap", cache_dir):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         raise EnvironmentProblem(f"mmdebstrap failed to build the node image: {done.stderr.strip()[-2000:]}")

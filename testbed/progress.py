@@ -113,3 +113,54 @@ class Progress:
             self._bar.update(self._task, now="")
             self._bar.stop()
             self._bar = None
+
+
+TIMINGS_FILE = "step-timings.json"
+
+
+class step:
+    """One long step with no parts to count (a download, an image build):
+    says it started and how long it took last time, then how long it took;
+    a spinner with the elapsed time on a terminal. Timings are kept in the
+    cache folder for the next estimate."""
+
+    def __init__(self, key: str, title: str, cache_dir, live: bool | None = None, stream=None):
+        from pathlib import Path
+        self.key, self.title, self.file = key, title, Path(cache_dir) / TIMINGS_FILE
+        self.live = live if live is not None else live_output()
+        self.stream = stream or sys.stdout
+        self._status = None
+
+    def _timings(self) -> dict:
+        import json
+        try:
+            return json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def __enter__(self):
+        last = self._timings().get(self.key)
+        hint = f"took {seconds(last)} last time" if isinstance(last, (int, float)) else "no earlier timing"
+        self.started = time.monotonic()
+        if self.live:
+            from rich.console import Console
+            self._status = Console(file=self.stream).status(f"{self.title} ({hint})")
+            self._status.start()
+        else:
+            print(f"iiptran: {self.title} ({hint})...", file=self.stream, flush=True)
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        import json
+        took = time.monotonic() - self.started
+        if self._status is not None:
+            self._status.stop()
+        outcome = "done" if kind is None else "stopped"
+        print(f"iiptran: {self.title}: {outcome} in {seconds(took)}", file=self.stream, flush=True)
+        if kind is None:
+            try:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                self.file.write_text(json.dumps({**self._timings(), self.key: round(took, 1)}) + "\n")
+            except OSError:
+                pass
+        return False

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.errors import EnvironmentProblem
+from testbed.progress import step
 
 META_PACKAGE = "linux-image-amd64"
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -86,7 +87,7 @@ def ensure_kernel(cache_dir: Path) -> GuestKernel:
     package = resolve_package()
     release = package[len("linux-image-"):]
     target = cache_dir / release
-    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp, step("guest-kernel", f"fetching {package}", cache_dir):
         _run(["apt-get", "download", package], cwd=Path(tmp))
         debs = list(Path(tmp).glob("*.deb"))
         if not debs:

@@ -82,3 +82,21 @@ def test_runs_side_by_side_divide_what_is_left_but_the_last_run_does_not():
     progress.start("b", "b")
     progress.finish("b", "b", "passed")
     assert progress._left().startswith("about 1 min 40 s left"), "one run left takes its whole time"
+
+
+def test_a_long_step_says_what_it_took_last_time_and_keeps_only_finished_timings(tmp_path):
+    from testbed.progress import step
+    out = io.StringIO()
+    with step("kernel", "fetching the kernel", tmp_path, live=False, stream=out):
+        pass
+    with pytest.raises(RuntimeError):
+        with step("image", "building the image", tmp_path, live=False, stream=out):
+            raise RuntimeError("mirror down")
+    with step("kernel", "fetching the kernel", tmp_path, live=False, stream=out):
+        pass
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "iiptran: fetching the kernel (no earlier timing)..."
+    assert lines[1] == "iiptran: fetching the kernel: done in 0 s"
+    assert lines[3] == "iiptran: building the image: stopped in 0 s"
+    assert lines[4] == "iiptran: fetching the kernel (took 0 s last time)..."
+    assert set(json.loads((tmp_path / "step-timings.json").read_text())) == {"kernel"}
