@@ -1,6 +1,6 @@
 """What the topology drawing highlights, from a run's results: each flow's
-VN path (as traceroute saw it, or as OSPF should choose it when no trace was
-kept) and the nodes and virtual links the failed checks concern.
+VN path (as traceroute saw it, or as OSPF should choose it when no complete
+trace was kept) and the nodes and virtual links the failed checks concern.
 
 A failed check concerns the flow or node it was run for (its pytest
 parameter) and the nodes and links its failure message names: the suite
@@ -31,11 +31,11 @@ def observed_paths(tests: list[dict]) -> dict[str, list[str]]:
 
 def flow_paths(plan: LabPlan, tests: list[dict]) -> tuple[dict[str, list[str]], set[str]]:
     """Flow name -> VN path, and the names whose path was observed."""
-    seen = observed_paths(tests)
     graph = plan.vn_graph()
+    seen = {name: path for name, path in observed_paths(tests).items() if _walkable(graph, path)}
     paths = {}
     for name, flow in plan.topology.flows.items():
-        if name in seen:
+        if name in seen and (seen[name][0], seen[name][-1]) == (flow.src, flow.dst):
             paths[name] = seen[name]
             continue
         try:
@@ -43,7 +43,12 @@ def flow_paths(plan: LabPlan, tests: list[dict]) -> tuple[dict[str, list[str]], 
         except NoPath:
             continue
         paths[name] = candidates[0]
-    return paths, set(seen) & set(paths)
+    return paths, {name for name in paths if paths[name] == seen.get(name)}
+
+
+def _walkable(graph, path: list[str]) -> bool:
+    """A trace with unanswered hops ('*') or hops off the VN is no path to draw."""
+    return all(a in graph and b in graph.adjacency[a] for a, b in zip(path, path[1:]))
 
 
 def build_marks(plan: LabPlan, tests: list[dict]) -> tuple[Marks, set[str]]:

@@ -87,6 +87,15 @@ def test_failed_check_marks_its_flow_path_and_the_nodes_its_message_names():
     assert FAILED not in _group(svg, "node_D") and FAILED not in _group(svg, "link_3")
 
 
+def test_an_unanswered_trace_is_not_drawn_as_a_path():
+    plan = build_plan(load("fig3"))
+    trace = {"kind": "path", "title": "xy", "body": json.dumps(["X", "*", "*"])}
+    marks, observed = build_marks(plan, [{"id": "t::test_path[xy]", "outcome": "failed", "message": "",
+                                          "evidence": [trace]}])
+    assert marks.flows == {"xy": list("XVABDY")} and observed == set(), "the expected path, said to be expected"
+    assert marks.failed_nodes == {"X", "Y"}
+
+
 def test_passing_run_marks_nothing_red():
     plan = build_plan(load("fig6"))
     marks, observed = build_marks(plan, [{"id": "t::test_x[A]", "outcome": "passed", "message": "B: fine",
