@@ -41,7 +41,10 @@ class Estimate:
         remaining = [k for k in self.keys if k not in self.took]
         if not remaining:
             return 0.0
-        known = list(self.previous.values()) + list(self.took.values())
+        took = list(self.took.values())
+        if not self.previous:
+            took = took[1:]   # the first step also carries the set-up (a lab's bring-up)
+        known = list(self.previous.values()) + took
         if not known:
             return None
         pace = sum(known) / len(known)

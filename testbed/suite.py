@@ -1,7 +1,10 @@
 """Run the conformance suite (pytest, in this process) and write the report folder."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 from pathlib import Path
 
 from testbed.paths import PROJECT
@@ -39,8 +42,49 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
         args += ["-k", select]
     from testbed.suite_progress import SuiteProgress, previous_timings
     progress = SuiteProgress(name or lab or "suite", previous_timings(report_dir))
-    code = int(pytest.main(args, plugins=[progress]))
+    with _terminal_log(report_dir / "run.log"):
+        code = int(pytest.main(args, plugins=[progress]))
     page = write_report(report_dir)
     print(terminal_table(report_dir))
     print(f"iiptran: report written to {page} (results.json, junit.xml, pcaps beside it)")
     return code
+
+
+class _Tee(io.TextIOBase):
+    """What the suite prints, to the terminal and to the run's log."""
+
+    def __init__(self, terminal, log):
+        self.terminal, self.log = terminal, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.terminal.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.terminal.flush()
+
+    def isatty(self) -> bool:
+        return self.terminal.isatty()
+
+    def fileno(self) -> int:
+        return self.terminal.fileno()
+
+    @property
+    def encoding(self):
+        return getattr(self.terminal, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def _terminal_log(path: Path):
+    """run.log beside the report (a batch worker's output already goes there)."""
+    if os.environ.get("IIPTRAN_BATCH_WORKER") == "1":
+        yield
+        return
+    with path.open("w") as log:
+        saved, sys.stdout = sys.stdout, _Tee(sys.stdout, log)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stdout = saved

@@ -19,8 +19,10 @@ def test_estimate_uses_last_runs_timings_then_the_pace():
     assert estimate.left() == 50 and estimate.left("b", 5) == 45 and estimate.left("b", 50) == 30
     fresh = Estimate(["a", "b", "c"])
     assert fresh.left() is None, "no previous run and nothing done: no estimate"
-    fresh.finished("a", 10)
-    assert fresh.left() == 20 and fresh.source() == "the pace so far"
+    fresh.finished("a", 60)
+    assert fresh.left() is None, "the first step carries the set-up: no pace from it alone"
+    fresh.finished("b", 10)
+    assert fresh.left() == 10 and fresh.source() == "the pace so far"
 
 
 def test_plain_lines_say_step_outcome_elapsed_and_what_is_left():
@@ -100,3 +102,16 @@ def test_a_long_step_says_what_it_took_last_time_and_keeps_only_finished_timings
     assert lines[3] == "iiptran: building the image: stopped in 0 s"
     assert lines[4] == "iiptran: fetching the kernel (took 0 s last time)..."
     assert set(json.loads((tmp_path / "step-timings.json").read_text())) == {"kernel"}
+
+
+def test_the_suites_output_is_also_kept_as_run_log(tmp_path, capsys, monkeypatch):
+    from testbed.suite import _terminal_log
+    monkeypatch.delenv("IIPTRAN_BATCH_WORKER", raising=False)
+    with _terminal_log(tmp_path / "run.log"):
+        print("iiptran: fig6: [1/1] passed")
+    assert (tmp_path / "run.log").read_text() == "iiptran: fig6: [1/1] passed\n"
+    assert capsys.readouterr().out == "iiptran: fig6: [1/1] passed\n"
+    monkeypatch.setenv("IIPTRAN_BATCH_WORKER", "1")   # a worker's output goes to run.log already
+    with _terminal_log(tmp_path / "other.log"):
+        print("x")
+    assert not (tmp_path / "other.log").exists()
