@@ -12,6 +12,7 @@ from testbed.errors import TestbedError, UserError
 from testbed.names import check_lab_name
 from testbed.paths import REPORTS, in_guest
 from testbed.runner import RUNNERS, announce, decide
+from testbed.topology.generate import NODES_PER_ROUTER, SHAPES
 from testbed.topology.model import BACKENDS, DATAPATH_MODES, KEYINGS, ROUTINGS
 
 
@@ -87,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>-matrix)")
     p = sub.add_parser("validate", help="check a topology file without building anything")
     p.add_argument("topology")
+    p = sub.add_parser("generate", help="write a lab file of N VN nodes: ring, grid, hub (and spokes) or random")
+    p.add_argument("shape", choices=SHAPES)
+    p.add_argument("--nodes", type=int, required=True, help="how many VN nodes")
+    p.add_argument("--routers", type=int, help=f"base routers, in a ring (default: one per {NODES_PER_ROUTER} "
+                                                "VN nodes, at least two)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the costs, flows and random edges (default 1)")
+    p.add_argument("--degree", type=float, default=3.0, help="random: mean virtual links per node (default 3)")
+    p.add_argument("--hubs", type=int, default=1, help="hub: 1, or 2 hubs every spoke is linked to (default 1)")
+    p.add_argument("--out", type=Path, help="lab file to write (default topologies/generated/<name>.yaml)")
     p = sub.add_parser("run", help="run a command where the real datapath is (natively or in the guest)")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("kernel", help="say whether this kernel can run the datapath, and why")
@@ -150,6 +160,11 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         # Inside the guest already: no need to load the lab machinery.
         import subprocess
         return subprocess.call(_strip_dashes(args.cmd))
+    if args.command == "generate":
+        from testbed.topology.generate import Request, write
+        out = write(Request(args.shape, args.nodes, args.routers, args.seed, args.degree, args.hubs), args.out)
+        print(f"iiptran: wrote {out}")
+        return 0
     from testbed import commands
     if args.command == "validate":
         return commands.validate(args.topology)
