@@ -11,6 +11,7 @@ import hashlib
 import re
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 from testbed import events
@@ -26,14 +27,24 @@ SUITES = {("rfc4106(gcm(aes))", ""): "rfc4106-gcm-aes", ("cbc(aes)", "hmac(sha25
           ("cbc(aes)", ""): "cbc-aes"}
 
 
+_PROTOCOLS: dict[str, int] = {}
+_PROTOCOLS_LOCK = threading.Lock()
+
+
 def _protocol(word: str) -> int:
-    """iproute2 prints a selector's protocol by its /etc/protocols name (4 is 'ipencap')."""
+    """iproute2 prints a selector's protocol by its /etc/protocols name (4 is
+    'ipencap'). libc's getprotobyname is not reentrant: nodes are read side by
+    side, and two lookups at once returned the file's first entry ('ip', 0),
+    which reads as 'any protocol'. One lookup at a time, each name once."""
     if word.isdigit():
         return int(word)
-    try:
-        return socket.getprotobyname(word)
-    except OSError:
-        return -1
+    with _PROTOCOLS_LOCK:
+        if word not in _PROTOCOLS:
+            try:
+                _PROTOCOLS[word] = socket.getprotobyname(word)
+            except OSError:
+                _PROTOCOLS[word] = -1
+        return _PROTOCOLS[word]
 
 
 @dataclass(frozen=True)

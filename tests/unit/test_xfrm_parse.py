@@ -60,3 +60,33 @@ def test_entries_change_when_a_key_changes_but_not_with_counters():
     counted = Sad(parse_states(text.replace("\t  0(bytes), 0(packets)", "\t  840(bytes), 7(packets)"))).entries()
     assert rekeyed != before and counted == before
 
+
+
+def test_protocol_names_are_looked_up_one_at_a_time(monkeypatch):
+    """libc's getprotobyname returns a shared buffer: two nodes read side by
+    side once made 'ipencap' read as 0 ('ip', i.e. any protocol)."""
+    import threading
+    import time
+
+    from testbed.probe import xfrm
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_lookup(name):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        with lock:
+            inside[0] -= 1
+        return 4
+
+    monkeypatch.setattr(xfrm.socket, "getprotobyname", slow_lookup)
+    monkeypatch.setattr(xfrm, "_PROTOCOLS", {})
+    threads = [threading.Thread(target=xfrm._protocol, args=(f"name{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
+    assert xfrm._protocol("name3") == 4
