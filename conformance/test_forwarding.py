@@ -131,7 +131,7 @@ def test_kernel_sends_every_vn_address_through_a_tunnel(lab):
 
 def _assert_path(lab, name: str, src: str, dst: str, path: list[str]) -> None:
     want = expect.hop_addresses(lab, path)
-    trace = traceroute(lab.runtime, src, expect.lan_address(lab, dst))
+    trace = traceroute(lab.runtime, src, expect.lan_address(lab, dst), max_hops=expect.trace_hops(path))
     events.path(name, expect.hop_nodes(lab, src, trace.hops))
     assert trace.hops == want, (
         f"{src}->{dst} hops {trace.hops}, want {want} (path {'-'.join(path)})\n{trace.output}")

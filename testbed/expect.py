@@ -33,6 +33,12 @@ def hop_addresses(lab, path: list[str]) -> list[str]:
     return hops + [lan_address(lab, path[-1])]
 
 
+def trace_hops(path: list[str]) -> int:
+    """A traceroute's hop limit for a VN path: the path and a few more, so a
+    longer detour shows as such (the figures' 12, more on a 16-node ring)."""
+    return max(12, len(path) + 3)
+
+
 def hop_nodes(lab, src: str, hops: list[str]) -> list[str]:
     """The VN nodes a traceroute's answering addresses belong to, from src on
     (an address no VN node owns stands for itself)."""

@@ -52,7 +52,7 @@ def cut_and_restore(lab, flow: str, src: str, dst: str, record_type):
                  f"{node}'s route to {dst} to leave {device}", timeout=REROUTE_TIMEOUT)
         wait_for(lambda: not _reroute_pending(lab, dst, new_path),
                  f"the VN to route {src}->{dst} over {'-'.join(new_path)}", timeout=REROUTE_TIMEOUT)
-        trace = traceroute(lab.runtime, src, expect.lan_address(lab, dst))
+        trace = traceroute(lab.runtime, src, expect.lan_address(lab, dst), max_hops=expect.trace_hops(new_path))
         record.hops, record.trace = trace.hops, trace.output
         record.sad_after = {n: sad.entries() for n, sad in lab.observe_sas().items()}
     finally:
