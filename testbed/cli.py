@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iiptran", description=__doc__)
     parser.add_argument("--runner", default="auto", choices=RUNNERS,
                         help="where the datapath runs: this kernel, a guest, or auto (default)")
+    parser.add_argument("--guest-memory", type=int, metavar="MB",
+                        help="the guest's memory when it runs there (default 2048, or IIPTRAN_GUEST_MEMORY)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def named(p: argparse.ArgumentParser) -> None:
@@ -153,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.guest_memory is not None:
+        os.environ["IIPTRAN_GUEST_MEMORY"] = str(args.guest_memory)
+    if os.environ.get("IIPTRAN_GUEST_MEMORY"):
+        from testbed.vm.guest import guest_memory_mb
+        guest_memory_mb()          # a bad size: exit 2 before anything boots
     if args.command == "compare":
         from testbed.report.compare import compare_files
         return compare_files(args.runs, args.html, args.strict)

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed.errors import EnvironmentProblem
+from testbed.errors import EnvironmentProblem, UserError
 from testbed.vm.initramfs import build_initramfs
 from testbed.vm.kernel_cache import GuestKernel, ensure_kernel
 
@@ -31,6 +31,19 @@ PASSED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM", "CI
               "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
 
 
+DEFAULT_MEMORY_MB = 2048
+
+
+def guest_memory_mb() -> int:
+    """The guest's memory: IIPTRAN_GUEST_MEMORY (MB; `iiptran --guest-memory`), else 2048."""
+    given = os.environ.get("IIPTRAN_GUEST_MEMORY", "")
+    if not given:
+        return DEFAULT_MEMORY_MB
+    if not given.isdigit() or not 256 <= int(given) <= 262144:
+        raise UserError(f"guest memory '{given}' (--guest-memory or IIPTRAN_GUEST_MEMORY): give MB, 256 to 262144")
+    return int(given)
+
+
 def _die_with_parent() -> None:
     """Child-side: the VM must not outlive the runner, even after SIGKILL."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -41,7 +54,7 @@ def _die_with_parent() -> None:
 class GuestSpec:
     run_dir: Path                      # writable share holding the job and its exit code
     writable: list[Path] = field(default_factory=list)
-    memory_mb: int = 2048
+    memory_mb: int = field(default_factory=lambda: guest_memory_mb())
     cpus: int = 2
     control_socket: Path | None = None  # virtio-serial port for a long-lived guest
     console_log: Path | None = None     # console to a file instead of our stdio
