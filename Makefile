@@ -94,8 +94,11 @@ selftest: profiles deps images
 
 test: unit matrix variants selftest
 
+BENCH_SIZES ?= 4 8 16 32 64
+BENCH_GUEST_MEMORY ?= 4096
 bench: deps
 	$(IIPTRAN) run -- $(PY) -m testbed.bench --inner fig6
+	$(IIPTRAN) --guest-memory $(BENCH_GUEST_MEMORY) run -- $(PY) -m testbed.bench_scale --inner $(BENCH_SIZES)
 	$(PY) -m testbed.bench fig6
 
 down: deps

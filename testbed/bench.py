@@ -15,6 +15,8 @@ from tabulate import tabulate
 
 from testbed.paths import REPORTS
 
+BENCH_DIR = REPORTS / "bench"
+
 
 def inner(topology: str, rounds: int) -> None:
     from testbed.lab import Lab
@@ -34,8 +36,10 @@ def inner(topology: str, rounds: int) -> None:
         rows.append([i + 1, lab.timings["datapath_s"], lab.timings["up_to_converged_s"],
                      round(joined, 2) if joining else "-", round(time.monotonic() - down_started, 2),
                      round(time.monotonic() - started, 2)])
-    print(tabulate(rows, headers=["round", "datapath set-up s", "up to converged s", "join to converged s",
-                                  "down s", "total s"]))
+    headers = ["round", "datapath set-up s", "up to converged s", "join to converged s", "down s", "total s"]
+    print(tabulate(rows, headers=headers))
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "bringup.json").write_text(json.dumps([dict(zip(headers, row)) for row in rows], indent=1) + "\n")
 
 
 def _timed_test(topology: str, *options: str) -> tuple[float, int]:
@@ -66,6 +70,24 @@ def outer(topology: str) -> None:
     found = ike_report / "measurements.json"
     figures = measurements(json.loads(found.read_text())) if found.exists() else [("IKE figures", "none recorded")]
     print(tabulate(figures, headers=["measured by the IKEv2 checks", "figure"]))
+    _write_bench_json(rows, figures)
+
+
+def _write_bench_json(runs: list, ike_figures: list) -> None:
+    """Every figure of this `make bench` in one file, and the scale plot."""
+    from testbed.bench_scale import SCALE_FILE, plot, table
+
+    def read(path):
+        return json.loads(path.read_text()) if path.exists() else None
+    scale = read(SCALE_FILE)
+    if scale:
+        print(table(scale))
+        print(f"iiptran: bench: plot written to {plot(scale, BENCH_DIR / 'scale.png')}")
+    bench = {"measured": time.strftime("%Y-%m-%d %H:%M"), "bringup": read(BENCH_DIR / "bringup.json"),
+             "runs": [dict(zip(["what", "wall_s", "exit_code"], row)) for row in runs],
+             "ike": [list(f) for f in ike_figures], "scale": scale}
+    (BENCH_DIR / "bench.json").write_text(json.dumps(bench, indent=1) + "\n")
+    print(f"iiptran: bench: figures written to {BENCH_DIR / 'bench.json'}")
 
 
 def main() -> None:
