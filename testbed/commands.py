@@ -186,4 +186,14 @@ def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command in ("test", "matrix", "profiles", "batch") and args.report:
         writable = [args.report.resolve()]
     command = [sys.executable, "-m", "testbed", *argv]
-    return run_in_guest(command, writable, job=args.command)
+    return run_in_guest(command, writable, job=args.command, keep=topology_folders(args))
+
+
+def topology_folders(args: argparse.Namespace) -> list[Path]:
+    """Folders of the lab files named by path, wherever they are: the guest
+    sees its own scratch /tmp, not the host's."""
+    from testbed.topology.loader import resolve_path
+    given = getattr(args, "topology", None) or []
+    names = [given] if isinstance(given, str) else list(given)
+    names += [spec.partition(":")[0] for spec in getattr(args, "variants", None) or []]
+    return sorted({resolve_path(name).resolve().parent for name in names})

@@ -36,13 +36,14 @@ def announce(path: str, reason: str) -> None:
           f"{reason}", file=sys.stderr, flush=True)
 
 
-def run_in_guest(argv: list[str], writable: list[Path], job: str) -> int:
-    """Run `argv` (a full command line) inside a one-shot guest; return its exit code."""
+def run_in_guest(argv: list[str], writable: list[Path], job: str, keep: list[Path] | None = None) -> int:
+    """Run `argv` (a full command line) inside a one-shot guest; return its
+    exit code. `keep`: host folders the job reads (a lab file under /tmp)."""
     from testbed.vm.guest import Guest, GuestSpec
     run_dir = RUN_DIR / f"{job}-{os.getpid()}"
     for path in writable:
         path.mkdir(parents=True, exist_ok=True)
-    guest = Guest(GuestSpec(run_dir=run_dir, writable=writable), CACHE_DIR)
+    guest = Guest(GuestSpec(run_dir=run_dir, writable=writable, keep=list(keep or [])), CACHE_DIR)
     try:
         return guest.run(argv, Path.cwd())     # stops the VM whatever happens
     finally:
