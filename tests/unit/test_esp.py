@@ -46,3 +46,23 @@ def test_ike_messages_are_told_from_esp_in_udp():
     assert not is_ike(wire(4500, 4500, b"\xc0\x01\x02\x03" + b"\x11" * 28))   # ESP in UDP
     assert not is_ike(wire(500, 53, b"\x11" * 28))
     assert not is_ike(IP(src="10.0.0.1", dst="10.0.0.2", proto=50) / (b"\x11" * 28))
+
+
+def test_copies_of_one_packet_are_decrypted_once_each_with_its_own_outer_header():
+    from testbed.probe.flows import decrypt_all
+    sa = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
+    wire = IP(bytes(scapy_sa(sa).encrypt(IP(src=sa.src, dst=sa.dst, proto=4, ttl=64) / IP() / ICMP())))
+    later = wire.copy()
+    later.ttl = 62                    # the same packet two routers on
+    del later.chksum
+    later = IP(bytes(later))
+    calls = []
+
+    def counting(packet):
+        calls.append(packet)
+        return decrypt(packet, [sa])
+    found = decrypt_all([wire, later], counting)
+    assert len(calls) == 1
+    first, second = found[id(wire)], found[id(later)]
+    assert (first.outer.ttl, second.outer.ttl, first.plain.ttl, second.plain.ttl) == (64, 62, 64, 62)
+    assert bytes(first.inner) == bytes(second.inner) and first.next_header == second.next_header == 4
