@@ -51,7 +51,7 @@ def _footprint(lab) -> dict:
 def measure(nodes: int, folder: Path) -> dict:
     from testbed.lab import Lab
     from testbed.topology.generate import Request, write
-    path = write(Request("ring", nodes), folder / f"ring{nodes}.yaml")
+    path = write(Request("ring", nodes, bfd=False), folder / f"ring{nodes}.yaml")   # OSPF alone, as measured
     started = time.monotonic()
     lab = Lab.up(str(path), f"scale{nodes}")
     try:

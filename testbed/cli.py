@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the costs, flows and random edges (default 1)")
     p.add_argument("--degree", type=float, default=3.0, help="random: mean virtual links per node (default 3)")
     p.add_argument("--hubs", type=int, default=1, help="hub: 1, or 2 hubs every spoke is linked to (default 1)")
+    p.add_argument("--no-bfd", action="store_true", help="no BFD on the virtual links (OSPF's dead interval alone)")
     p.add_argument("--out", type=Path, help="lab file to write (default topologies/generated/<name>.yaml)")
     p = sub.add_parser("run", help="run a command where the real datapath is (natively or in the guest)")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -169,7 +170,8 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return subprocess.call(_strip_dashes(args.cmd))
     if args.command == "generate":
         from testbed.topology.generate import Request, write
-        out = write(Request(args.shape, args.nodes, args.routers, args.seed, args.degree, args.hubs), args.out)
+        request = Request(args.shape, args.nodes, args.routers, args.seed, args.degree, args.hubs, not args.no_bfd)
+        out = write(request, args.out)
         print(f"iiptran: wrote {out}")
         return 0
     from testbed import commands

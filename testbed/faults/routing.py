@@ -62,9 +62,18 @@ def vn_route_via_base(lab) -> str:
     return f"{source.name} sends {target} (a VN address) to the base network by an ip rule (table {BASE_TABLE})"
 
 
+def bfd_off(lab) -> str:
+    """BFD taken off every virtual link: OSPF alone must notice a dead base
+    path, after its dead interval (seconds, not the BFD's fraction of one)."""
+    for node, tunnel in lab.active_link_ends():
+        lab.frr(node).vtysh_config([f"interface {tunnel.device}", "no ip ospf bfd"])
+    return f"BFD off on every virtual link: OSPF's dead interval ({lab.topology.defaults.ospf.dead} s) decides"
+
+
 FAULTS = [
     Fault("ospf-off", ospf_off, keying="any", routing="frr"),
     Fault("ospf-on-base", ospf_on_base, keying="any", routing="frr"),
     Fault("base-source", base_source, keying="any"),
     Fault("vn-route-via-base", vn_route_via_base, keying="any"),
+    Fault("bfd-off", bfd_off, keying="any", routing="frr"),
 ]

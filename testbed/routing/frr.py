@@ -1,4 +1,5 @@
-"""FRR (zebra + ospfd) per VN node: OSPF on the tunnel devices only.
+"""FRR (zebra + ospfd, and bfdd when the lab asks for BFD) per VN node:
+OSPF on the tunnel devices only.
 
 Each node's daemons get their own pathspace (`-N`), so their vty sockets
 and pid files live in /run/frr/<pathspace>/ and two labs never collide.
@@ -15,20 +16,23 @@ from pathlib import Path
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
-from testbed.topology.model import OspfParams
+from testbed.topology.model import BfdParams, OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan
 from testbed.wait import wait_for
 
 FRR_DIR = Path("/usr/lib/frr")
 FRR_RUN = Path("/run/frr")
-DAEMONS = ("zebra", "ospfd")
+DAEMONS = ("zebra", "bfdd", "ospfd")      # in start order; bfdd only with BFD on
 
 
 def pathspace(lab: str, node: str) -> str:
     return f"iipt-{lab}-{node}"
 
 
-def ospfd_config(node: NodePlan, ospf: OspfParams, log: Path) -> str:
+BFD_PROFILE = "iiptran"
+
+
+def ospfd_config(node: NodePlan, ospf: OspfParams, log: Path, bfd: bool = False) -> str:
     lines = ["frr defaults traditional", f"hostname {node.name}", f"log file {log}", "!"]
     for tunnel in node.tunnels:
         lines += [f"interface {tunnel.device}",
@@ -36,8 +40,9 @@ def ospfd_config(node: NodePlan, ospf: OspfParams, log: Path) -> str:
                   f" ip ospf hello-interval {ospf.hello}",
                   f" ip ospf dead-interval {ospf.dead}",
                   f" ip ospf cost {tunnel.cost}",
-                  " ip ospf area 0",
-                  "!"]
+                  " ip ospf area 0"]
+        lines += [" ip ospf bfd", f" ip ospf bfd profile {BFD_PROFILE}"] if bfd else []
+        lines += ["!"]
     lines += [f"interface {LAN_DEVICE}", " ip ospf area 0", "!"]
     router_id = node.lan.split("/")[0]
     lines += ["router ospf", f" ospf router-id {router_id}", f" passive-interface {LAN_DEVICE}",
@@ -46,6 +51,14 @@ def ospfd_config(node: NodePlan, ospf: OspfParams, log: Path) -> str:
               " timers throttle spf 0 50 1000", " timers throttle lsa all 0",
               " timers lsa min-arrival 0", "!"]
     return "\n".join(lines) + "\n"
+
+
+def bfdd_config(node: NodePlan, bfd: BfdParams, log: Path) -> str:
+    """One profile for every session; OSPF creates a session per tunnel peer."""
+    return "\n".join(["frr defaults traditional", f"hostname {node.name}", f"log file {log}", "!", "bfd",
+                      f" profile {BFD_PROFILE}", f"  detect-multiplier {bfd.multiplier}",
+                      f"  receive-interval {bfd.interval_ms}", f"  transmit-interval {bfd.interval_ms}",
+                      " !", "!"]) + "\n"
 
 
 def zebra_config(node: NodePlan, log: Path) -> str:
@@ -86,10 +99,10 @@ def stop_lab_daemons(lab: str, node: str | None = None) -> None:
 
 
 def start_all(instances: list["FrrNode"]) -> None:
-    """zebra everywhere, then ospfd everywhere, each wave in parallel: a
+    """zebra everywhere, then bfdd, then ospfd, each wave in parallel: a
     daemon takes about a second to start under emulation."""
     for daemon in DAEMONS:
-        parallel([lambda frr=frr: frr.start_daemon(daemon) for frr in instances])
+        parallel([lambda frr=frr: frr.start_daemon(daemon) for frr in instances if daemon in frr.daemons])
 
 
 class FrrNode:
@@ -101,17 +114,22 @@ class FrrNode:
         # (which drop to the frr user) can read and write.
         self.run_dir = FRR_RUN / self.pathspace
         self.conf_dir = self.run_dir
+        self.daemons = ("zebra", "ospfd")
 
-    def write_config(self, plan: NodePlan, ospf: OspfParams) -> None:
+    def write_config(self, plan: NodePlan, ospf: OspfParams, bfd: BfdParams | None = None) -> None:
         """Config files in the node's filesystem, owned by the node's frr user."""
         folder = self.runtime.host_path(self.node, self.run_dir)
         if not self.runtime.host_path(self.node, FRR_DIR / "zebra").exists():
             raise EnvironmentProblem(f"{self.node}: FRR is not installed there (Debian package frr)")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "zebra.conf").write_text(zebra_config(plan, self.conf_dir / "zebra.log"))
-        (folder / "ospfd.conf").write_text(ospfd_config(plan, ospf, self.conf_dir / "ospfd.log"))
+        with_bfd = bool(bfd and bfd.enabled)
+        (folder / "ospfd.conf").write_text(ospfd_config(plan, ospf, self.conf_dir / "ospfd.log", with_bfd))
+        if with_bfd:
+            (folder / "bfdd.conf").write_text(bfdd_config(plan, bfd, self.conf_dir / "bfdd.log"))
+        self.daemons = ("zebra", "bfdd", "ospfd") if with_bfd else ("zebra", "ospfd")
         # By name inside the node: the frr user's id differs between host and image.
-        files = [FRR_RUN, self.run_dir, self.conf_dir / "zebra.conf", self.conf_dir / "ospfd.conf"]
+        files = [FRR_RUN, self.run_dir, *(self.conf_dir / f"{d}.conf" for d in self.daemons)]
         self.runtime.run(self.node, ["chown", "frr:frr", *map(str, files)], check=True)
 
     def start_daemon(self, daemon: str) -> None:
@@ -165,3 +183,8 @@ class FrrNode:
         data = self.vtysh_json("show ip ospf neighbor detail json")
         return {entry.get("ifaceName", "").split(":")[0]: int(entry.get("stateChangeCounter", 0))
                 for entries in data.get("neighbors", {}).values() for entry in entries}
+
+    def bfd_peers(self) -> dict[str, str]:
+        """Tunnel device -> BFD session status ('up', 'down', ...), from bfdd."""
+        return {peer.get("interface", ""): peer.get("status", "")
+                for peer in json.loads(self.vtysh("show bfd peers json") or "[]")}

@@ -43,6 +43,10 @@ class RoutingStack:
         """Tunnel device -> how many times its adjacency changed state so far (to show one never dropped)."""
         return {}
 
+    def bfd_sessions(self, lab, node: str) -> dict[str, str]:
+        """Tunnel device -> BFD session status ('up', ...); empty without BFD."""
+        return {}
+
     def describe(self, lab) -> dict[str, str]:
         return {"routing": self.name}
 
@@ -53,7 +57,7 @@ class Frr(RoutingStack):
     def start(self, lab, nodes):
         instances = [FrrNode(lab.runtime, node) for node in nodes]
         for frr in instances:
-            frr.write_config(lab.plan.nodes[frr.node], lab.topology.defaults.ospf)
+            frr.write_config(lab.plan.nodes[frr.node], lab.topology.defaults.ospf, lab.topology.defaults.bfd)
         start_all(instances)
 
     def stop_lab(self, lab_name):
@@ -68,6 +72,9 @@ class Frr(RoutingStack):
 
     def state_changes(self, lab, node):
         return FrrNode(lab.runtime, node).ospf_state_changes()
+
+    def bfd_sessions(self, lab, node):
+        return FrrNode(lab.runtime, node).bfd_peers() if lab.topology.defaults.bfd.enabled else {}
 
 
 class Static(RoutingStack):

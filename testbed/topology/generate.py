@@ -38,6 +38,7 @@ class Request:
     seed: int = 1
     degree: float = 3.0             # random: mean virtual links per node
     hubs: int = 1                   # hub: one hub, or two dual-homing every spoke
+    bfd: bool = True                # BFD on the virtual links (FAIL-BFD measures the failover)
 
     def check(self) -> None:
         if self.shape not in SHAPES:
@@ -124,9 +125,9 @@ def generate(req: Request) -> dict:
         "name": req.name,
         "description": f"generated: iiptran generate {req.shape} --nodes {req.nodes} --routers {len(routers)} "
                        f"--seed {req.seed}" + (f" --hubs {req.hubs}" if req.shape == "hub" else "")
-                       + (f" --degree {req.degree}" if req.shape == "random" else ""),
+                       + (f" --degree {req.degree}" if req.shape == "random" else "") + ("" if req.bfd else " --no-bfd"),
         "defaults": {"ospf": {"hello": 1, "dead": 4, "cost": 10}, "ipsec": {"algorithm": "rfc4106-gcm-aes"},
-                     "tunnel": {"ttl": 99}},
+                     "tunnel": {"ttl": 99}, "bfd": {"enabled": req.bfd, "interval_ms": 200, "multiplier": 3}},
         "base": {"routers": routers,
                  "links": [{"ends": list(ends), "subnet": _slash30("10.0", i)} for i, ends in enumerate(base_links)]},
         "vn_nodes": {name: {"router": routers[i % len(routers)], "access": _slash30("10.1", i),

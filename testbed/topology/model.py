@@ -39,6 +39,14 @@ class OspfParams(Strict):
     cost: int = Field(10, ge=1, le=65535)
 
 
+class BfdParams(Strict):
+    """BFD on the virtual links (FRR bfdd): OSPF learns of a dead link in
+    interval x multiplier instead of its dead interval."""
+    enabled: bool = False
+    interval_ms: int = Field(200, ge=10, le=10000, description="transmit and receive interval, milliseconds")
+    multiplier: int = Field(3, ge=2, le=255, description="missed packets before the session goes down")
+
+
 class IpsecParams(Strict):
     algorithm: Literal["rfc4106-gcm-aes", "cbc-aes-hmac-sha256"] = "rfc4106-gcm-aes"
 
@@ -57,6 +65,7 @@ class Defaults(Strict):
     ipsec: IpsecParams = IpsecParams()
     tunnel: TunnelParams = TunnelParams()
     ike: IkeParams = IkeParams()
+    bfd: BfdParams = BfdParams()
 
 
 class BaseLink(Strict):

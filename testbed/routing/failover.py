@@ -1,0 +1,112 @@
+"""A virtual link on a flow's path failed the way links really fail: the
+base path under the tunnel stops carrying the two endpoints' packets (a
+blackhole rule for the endpoint pair on each end's base router). Neither end
+sees an interface go down; only the routing protocol notices, after its
+dead interval or, with BFD, after interval x multiplier. Measured under
+continuous traffic (sequence-numbered pings at 50 a second, each reply
+timestamped): the longest silence between two replies is the loss window.
+RFC 3884 2.3 and 3.2: rerouting is routing's job; the SAD/SPD stay as they are.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from testbed import expect
+from testbed.probe import inspect
+from testbed.routing.convergence import snapshot, wait_restored
+from testbed.wait import wait_for
+
+INTERVAL = 0.02                 # seconds between pings: 50 a second
+AFTER_DETECTION = 3.0           # traffic kept going after the ping stream's worst case
+REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
+SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+
+@dataclass
+class FailoverRecord:
+    flow: str
+    cut: tuple[str, str]
+    window_s: float = 0.0
+    sent: int = 0
+    received: int = 0
+    rerouted_after_s: float = 0.0
+    sad_changed: dict = field(default_factory=dict)
+    output: str = ""
+    problem: str = ""
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.received
+
+
+def _blackhole(lab, a: str, b: str, add: bool) -> list[str]:
+    """The endpoint pair's packets dropped (or no longer) by each end's base router."""
+    done = []
+    for me, peer in ((a, b), (b, a)):
+        router = lab.plan.nodes[me].veths[0].peer_node
+        argv = ["ip", "rule", "add" if add else "del", "from", lab.plan.nodes[me].base_address,
+                "to", lab.plan.nodes[peer].base_address, "blackhole", "priority", "100"]
+        lab.runtime.run(router, argv, check=True)
+        done.append(f"{router}: {' '.join(argv)}")
+    return done
+
+
+def longest_silence(output: str) -> tuple[float, int, int]:
+    """(longest gap between consecutive replies minus the send interval,
+    packets sent, replies received) from `ping -D` output."""
+    stamps = [float(m.group(1)) for m in map(REPLY.match, output.splitlines()) if m]
+    found = SUMMARY.search(output)
+    sent, received = (int(found.group(1)), int(found.group(2))) if found else (0, len(stamps))
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return (round(max(gaps) - INTERVAL, 3) if gaps else 0.0), sent, received
+
+
+def _route_device(lab, node: str, dst: str) -> str | None:
+    route = inspect.route_to(inspect.routes(lab.runtime, node), expect.lan_address(lab, dst))
+    return route.device if route else None
+
+
+def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> FailoverRecord:
+    """Blackhole the base path under the first reroutable link of the flow's
+    path while the flow runs; measure; restore and wait until routing is back."""
+    path = expect.vn_path(lab, src, dst)
+    cut = expect.reroutable_link(lab.plan.vn_graph(), path)
+    record = FailoverRecord(flow, cut)
+    node, peer = cut
+    device = lab.plan.nodes[node].tunnel_to(peer).device
+    if not lab.routing.dynamic or device not in inspect.devices(lab.runtime, node):
+        record.problem = (f"{node} has no interface {device} for virtual link {node}-{peer} a routing protocol "
+                          "could watch and route around" if lab.routing.dynamic else
+                          f"the VN routes statically ({lab.routing.name}): nothing notices a dead base path")
+        return record
+    count = round((detection_s + AFTER_DETECTION) / INTERVAL)
+    sad_before = {n: sad.entries() for n, sad in lab.observe_sas().items()}
+    routing = snapshot(lab)
+    argv = ["ping", "-D", "-n", "-i", str(INTERVAL), "-c", str(count), "-W", "1",
+            "-I", expect.lan_address(lab, src), expect.lan_address(lab, dst)]
+    stream = lab.runtime.popen(src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rules = []
+    try:
+        wait_for(lambda: _route_device(lab, node, dst) == device, f"{node} to route {dst} over {device}", 10)
+        rules = _blackhole(lab, node, peer, add=True)
+        failed_at = time.monotonic()
+        wait_for(lambda: _route_device(lab, node, dst) not in (device, None),
+                 f"{node}'s route to {dst} to leave {device} once its base path is blackholed",
+                 timeout=detection_s + 30)
+        record.rerouted_after_s = round(time.monotonic() - failed_at, 2)
+        record.output, _ = stream.communicate(timeout=count * INTERVAL * 4 + 30)
+    finally:
+        if stream.poll() is None:
+            lab.runtime.stop_program(stream)
+        if rules:
+            _blackhole(lab, node, peer, add=False)
+            wait_restored(lab, routing)
+    record.window_s, record.sent, record.received = longest_silence(record.output)
+    sad_after = {n: sad.entries() for n, sad in lab.observe_sas().items()}
+    record.sad_changed = {n: sorted(set(sad_before[n]) ^ set(sad_after.get(n, [])))
+                          for n in sad_before if sad_before[n] != sad_after.get(n)}
+    record.output = "\n".join(rules) + "\n" + record.output
+    return record
