@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from testbed import expect
-from testbed.probe import inspect
 from testbed.routing.convergence import snapshot, wait_restored
+from testbed.routing.reroute import first_hop_device, link_to_fail, sad_entries
 from testbed.wait import wait_for
 
 INTERVAL = 0.02                 # seconds between pings: 50 a second
@@ -64,36 +64,26 @@ def longest_silence(output: str) -> tuple[float, int, int]:
     return (round(max(gaps) - INTERVAL, 3) if gaps else 0.0), sent, received
 
 
-def _route_device(lab, node: str, dst: str) -> str | None:
-    route = inspect.route_to(inspect.routes(lab.runtime, node), expect.lan_address(lab, dst))
-    return route.device if route else None
-
-
 def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> FailoverRecord:
     """Blackhole the base path under the first reroutable link of the flow's
     path while the flow runs; measure; restore and wait until routing is back."""
-    path = expect.vn_path(lab, src, dst)
-    cut = expect.reroutable_link(lab.plan.vn_graph(), path)
-    record = FailoverRecord(flow, cut)
-    node, peer = cut
-    device = lab.plan.nodes[node].tunnel_to(peer).device
-    if not lab.routing.dynamic or device not in inspect.devices(lab.runtime, node):
-        record.problem = (f"{node} has no interface {device} for virtual link {node}-{peer} a routing protocol "
-                          "could watch and route around" if lab.routing.dynamic else
-                          f"the VN routes statically ({lab.routing.name}): nothing notices a dead base path")
+    cut, device, problem = link_to_fail(lab, src, dst)
+    record = FailoverRecord(flow, cut, problem=problem)
+    if problem:
         return record
+    node, peer = cut
     count = round((detection_s + AFTER_DETECTION) / INTERVAL)
-    sad_before = {n: sad.entries() for n, sad in lab.observe_sas().items()}
+    sad_before = sad_entries(lab)
     routing = snapshot(lab)
     argv = ["ping", "-D", "-n", "-i", str(INTERVAL), "-c", str(count), "-W", "1",
             "-I", expect.lan_address(lab, src), expect.lan_address(lab, dst)]
     stream = lab.runtime.popen(src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rules = []
     try:
-        wait_for(lambda: _route_device(lab, node, dst) == device, f"{node} to route {dst} over {device}", 10)
+        wait_for(lambda: first_hop_device(lab, node, dst) == device, f"{node} to route {dst} over {device}", 10)
         rules = _blackhole(lab, node, peer, add=True)
         failed_at = time.monotonic()
-        wait_for(lambda: _route_device(lab, node, dst) not in (device, None),
+        wait_for(lambda: first_hop_device(lab, node, dst) not in (device, None),
                  f"{node}'s route to {dst} to leave {device} once its base path is blackholed",
                  timeout=detection_s + 30)
         record.rerouted_after_s = round(time.monotonic() - failed_at, 2)
@@ -105,7 +95,7 @@ def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> 
             _blackhole(lab, node, peer, add=False)
             wait_restored(lab, routing)
     record.window_s, record.sent, record.received = longest_silence(record.output)
-    sad_after = {n: sad.entries() for n, sad in lab.observe_sas().items()}
+    sad_after = sad_entries(lab)
     record.sad_changed = {n: sorted(set(sad_before[n]) ^ set(sad_after.get(n, [])))
                           for n in sad_before if sad_before[n] != sad_after.get(n)}
     record.output = "\n".join(rules) + "\n" + record.output
