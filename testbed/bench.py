@@ -83,7 +83,16 @@ def _write_bench_json(runs: list, ike_figures: list) -> None:
     if scale:
         print(table(scale))
         print(f"iiptran: bench: plot written to {plot(scale, BENCH_DIR / 'scale.png')}")
+    from testbed.bench_datapath import DATAPATH_FILE, table as datapath_table
+    datapath = read(DATAPATH_FILE)
+    if datapath:
+        print(datapath_table(datapath))
+    plain = read(BENCH_DIR / "plain.json")
+    if plain:
+        print(tabulate([[r["round"], r["plain_script_s"], r["iiptran_up_s"], r["ratio"]] for r in plain["rows"]],
+                       headers=["round", "plain script to converged s", "iiptran up to converged s", "ratio"]))
     bench = {"measured": time.strftime("%Y-%m-%d %H:%M"), "bringup": read(BENCH_DIR / "bringup.json"),
+             "datapath": datapath, "plain_reference": plain,
              "runs": [dict(zip(["what", "wall_s", "exit_code"], row)) for row in runs],
              "ike": [list(f) for f in ike_figures], "scale": scale}
     (BENCH_DIR / "bench.json").write_text(json.dumps(bench, indent=1) + "\n")

@@ -23,11 +23,12 @@ CORE = ["frr", "iproute2", "tcpdump", "tshark", "traceroute", "iputils-ping", "p
 REPORT = ["graphviz"]
 GUEST = ["qemu-system-x86", "busybox-static"]
 DOCKER = ["docker.io", "mmdebstrap"]
+BENCH = ["iperf3"]
 BROWSER = {"debian": ["chromium"], "ubuntu": []}     # Ubuntu's chromium is a snap: see browser_note()
 # What each make target runs besides a lab.
 TARGET_NEEDS = {"test-fig6": set(), "test-fig3": set(), "test": {"browser", "docker"}, "unit": {"browser"},
                 "matrix": set(), "variants": {"docker"}, "profiles": set(), "selftest": {"docker"},
-                "images": {"docker"}, "bench": set(), "deps": set()}
+                "images": {"docker"}, "bench": {"iperf"}, "deps": set()}
 PROBE_NS = f"iipt-pkgprobe-{os.getpid()}"
 
 
@@ -67,6 +68,8 @@ def needed(target: str, native: bool, distro: str, docker_installed: bool = Fals
         found.update({name: "the QEMU guest this kernel needs (no ipip/esp4)" for name in GUEST})
     if "browser" in TARGET_NEEDS[target]:
         found.update({name: "the report's browser test" for name in BROWSER[distro]})
+    if "iperf" in TARGET_NEEDS[target]:
+        found.update({name: "make bench's throughput per datapath mode" for name in BENCH})
     if docker or "docker" in TARGET_NEEDS[target]:
         found.update({name: "the Docker backend" for name in DOCKER if not (name == "docker.io" and docker_installed)})
     return found

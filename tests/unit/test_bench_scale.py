@@ -14,3 +14,24 @@ def test_table_has_a_row_per_size_and_the_plot_is_a_png(tmp_path):
     assert [line.split()[0] for line in text.splitlines()[2:]] == ["4", "8"]
     out = plot(DATA, tmp_path / "scale.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_datapath_costs_are_given_as_ratios_to_iiptran():
+    from testbed.bench_datapath import table, with_ratios
+    rows = with_ratios([{"mode": "iiptran", "mbit_s": 40.0, "vn_packet_bytes": 1028, "wire_bytes": 1080,
+                         "overhead_bytes": 52},
+                        {"mode": "tunnel-policy", "mbit_s": 44.0, "vn_packet_bytes": 1028, "wire_bytes": 1080,
+                         "overhead_bytes": 52}])
+    assert (rows[0]["throughput_ratio"], rows[1]["throughput_ratio"], rows[1]["wire_ratio"]) == (1.0, 1.1, 1.0)
+    assert "x IIPtran" in table({"rows": rows})
+
+
+def test_plain_reference_script_builds_what_up_builds_with_ip_and_frr_alone():
+    from testbed.bench_plain import up_script
+    from testbed.topology.loader import load
+    from testbed.topology.plan import build_plan
+    script = up_script(build_plan(load("fig6")), "pl")
+    assert "python" not in script and "ip netns add pl-N" in script, "every node's namespace, N's included"
+    assert "type ipip local" in script and "xfrm state add" in script and "xfrm policy add" in script
+    assert "t-N" not in script, "N starts detached: its links are not built by up"
+    assert script.count("/usr/lib/frr/ospfd") == 3 and script.rstrip().endswith("do sleep 0.05; done")

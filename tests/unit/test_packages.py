@@ -27,3 +27,9 @@ def test_ubuntu_is_not_asked_for_a_chromium_deb(tmp_path):
     release.write_text('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n')
     assert distribution(str(release)) == "ubuntu"
     assert "chromium" not in needed("test", native=True, distro="ubuntu")
+
+
+def test_bench_asks_for_iperf3_and_nothing_else_does():
+    from testbed.packages import needed
+    assert "iperf3" in needed("bench", native=True, distro="debian")
+    assert "iperf3" not in needed("test", native=True, distro="debian")
