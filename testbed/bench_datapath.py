@@ -28,7 +28,7 @@ PROBES = 5
 
 
 def _listening(lab, node: str, address: str) -> bool:
-    done = lab.runtime.run(node, ["ss", "-Htln", f"src {address}:5201"])
+    done = lab.runtime.run(node, ["ss", "-Htln", "src", f"{address}:5201"])
     return "5201" in done.stdout
 
 

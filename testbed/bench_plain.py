@@ -12,7 +12,6 @@ import json
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from testbed.datapath import ipsec

@@ -53,7 +53,8 @@ def sad_entries(lab) -> dict[str, list[str]]:
 
 def cut_and_restore(lab, flow: str, src: str, dst: str, record_type):
     cut, device, problem = link_to_fail(lab, src, dst)
-    record = record_type(flow, cut, expect.vn_path(lab, src, dst, cut=cut))
+    new_path = expect.vn_path(lab, src, dst, cut=cut)
+    record = record_type(flow, cut, new_path)
     node, peer = cut
     if problem:
         record.problem = problem
