@@ -51,3 +51,17 @@ def test_exactly_the_listed_requirements_must_fail():
         "p: WIRE-ESP failed, but this profile should leave it alone"]
     assert verdict_problems("p", ["POL-SPOOF"], _results({"POL-SPOOF"}, {"FWD-OSPF"})) == [
         "p: FWD-OSPF was not checked"]
+
+
+def test_profiles_start_longest_first_and_refused_bring_ups_last(tmp_path):
+    from testbed.batch import Run
+    from testbed.profiles import load_profiles, longest_first
+    spec = load_profiles()
+    names = list(spec.profiles)
+    runs = [Run(name, spec.profiles[name].topology or spec.topology, f"p{i}", tmp_path / name)
+            for i, name in enumerate(names)]
+    order = [run.title for run in longest_first(runs, [spec.profiles[n] for n in names], spec.topology)]
+    fig3 = [n for n in names if spec.profiles[n].topology == "fig3"]
+    refused = [n for n in names if spec.profiles[n].fails_bringup]
+    assert set(order[:len(fig3)]) == set(fig3) and set(order[-len(refused):]) == set(refused)
+    assert sorted(order) == sorted(names)
