@@ -1,7 +1,7 @@
 """A reference for the testbed's bring-up time: the same lab (namespaces,
 veths, addresses, routes, ipip devices, SAs, policies, FRR OSPF) set up by
-a plain shell script of `ip` commands and FRR daemons, with no Python in
-the loop, timed to converged in the same place as `iiptran up`.
+a plain shell script (`ip -batch` per namespace and FRR's daemons), with no
+Python in the loop, timed to converged in the same place as `iiptran up`.
 
     python -m testbed.bench_plain --inner fig6 --rounds 3   # where the datapath is
 """
@@ -29,59 +29,59 @@ def _ns(prefix: str, node: str) -> str:
 
 
 def up_script(plan: LabPlan, prefix: str) -> str:
-    """The whole lab up, then a poll until every VN node routes every other
-    VN node's LAN over a tunnel (as `iiptran up` waits for convergence)."""
-    lines = ["#!/bin/sh", "set -e"]
+    """The whole lab up with one `ip -batch` for the root namespace (all
+    namespaces and veth pairs) and one per node (addresses, routes, tunnels,
+    SAs, policies), FRR's daemons in two parallel waves, then a poll until
+    every VN node routes every other VN node's LAN over a tunnel (as
+    `iiptran up` waits for convergence)."""
     active = [n for n in plan.vn_nodes if not n.detached]     # a detached node joins later, as with `up`
     names = {n.name for n in active}
-    for node in plan.nodes.values():
-        ns = _ns(prefix, node.name)
-        lines += [f"ip netns add {ns}", f"ip -n {ns} link set lo up",
-                  f"ip netns exec {ns} sysctl -qw {' '.join(SYSCTLS)}"]
-    done = set()
+    root = [f"netns add {_ns(prefix, n)}" for n in plan.nodes]
+    per_node: dict[str, list[str]] = {n: ["link set lo up"] for n in plan.nodes}
+    made = set()
     for node in plan.nodes.values():
         for veth in node.veths:
-            if (veth.peer_node, veth.peer_device) not in done:
-                done.add((node.name, veth.device))
-                lines.append(f"ip link add {veth.device} netns {_ns(prefix, node.name)} type veth peer name "
-                             f"{veth.peer_device} netns {_ns(prefix, veth.peer_node)}")
-            ns = _ns(prefix, node.name)
-            lines += [f"ip -n {ns} addr add {veth.address}/{veth.prefixlen} dev {veth.device}",
-                      f"ip -n {ns} link set {veth.device} up"]
+            if (veth.peer_node, veth.peer_device) not in made:
+                made.add((node.name, veth.device))
+                root.append(f"link add {veth.device} netns {_ns(prefix, node.name)} type veth peer name "
+                            f"{veth.peer_device} netns {_ns(prefix, veth.peer_node)}")
+            per_node[node.name] += [f"addr add {veth.address}/{veth.prefixlen} dev {veth.device}",
+                                    f"link set {veth.device} up"]
     for node in plan.nodes.values():
-        ns = _ns(prefix, node.name)
-        lines += [f"ip -n {ns} route add {dst} via {gw}" for dst, gw in node.routes]
+        per_node[node.name] += [f"route add {dst} via {gw}" for dst, gw in node.routes]
     ttl = plan.topology.defaults.tunnel.ttl
-    reqid = 100
-    sas = {}
+    reqid, sas = 100, {}
     for node in active:
-        ns = _ns(prefix, node.name)
-        lines += [f"ip -n {ns} link add {LAN_DEVICE} type dummy", f"ip -n {ns} addr add {node.lan} dev {LAN_DEVICE}",
-                  f"ip -n {ns} link set {LAN_DEVICE} up"]
+        lines = per_node[node.name]
+        lines += [f"link add {LAN_DEVICE} type dummy", f"addr add {node.lan} dev {LAN_DEVICE}",
+                  f"link set {LAN_DEVICE} up"]
         for t in [t for t in node.tunnels if t.peer in names]:
-            lines += [f"ip -n {ns} link add {t.device} type ipip local {t.local_base} remote {t.remote_base} "
+            lines += [f"link add {t.device} type ipip local {t.local_base} remote {t.remote_base} "
                       f"ttl {ttl} tos inherit pmtudisc",
-                      f"ip -n {ns} addr add {t.vn_address}/{t.prefixlen} dev {t.device}",
-                      f"ip -n {ns} link set {t.device} up"]
+                      f"addr add {t.vn_address}/{t.prefixlen} dev {t.device}", f"link set {t.device} up"]
             if (t.peer, node.name) in sas:
                 back, out = sas[(t.peer, node.name)]
             else:
                 out, back = ipsec.link_sas(t, reqid)
                 reqid += 2
                 sas[(node.name, t.peer)] = (out, back)
-            batch = ipsec.xfrm_batch(t.local_base, t.remote_base, out, back)
-            lines.append(f"ip -n {ns} -batch - <<'EOF'\n" + "\n".join(batch) + "\nEOF")
+            lines += ipsec.xfrm_batch(t.local_base, t.remote_base, out, back)
+    script = ["#!/bin/sh", "set -e", "ip -batch - <<'EOF'", *root, "EOF"]
+    for node in plan.nodes:
+        ns = _ns(prefix, node)
+        script += [f"ip netns exec {ns} sysctl -qw {' '.join(SYSCTLS)}",
+                   f"ip -n {ns} -batch - <<'EOF'", *per_node[node], "EOF"]
     for daemon in ("zebra", "ospfd"):      # each wave in parallel, as the testbed starts them
         for node in active:
             space = f"{prefix}-{node.name}"
             folder = FRR_RUN / space
-            lines.append(f"ip netns exec {_ns(prefix, node.name)} {FRR_DIR / daemon} -d -N {space} "
-                         f"-f {folder / (daemon + '.conf')} -i {folder / (daemon + '.pid')} &")
-        lines.append("wait")
+            script.append(f"ip netns exec {_ns(prefix, node.name)} {FRR_DIR / daemon} -d -N {space} "
+                          f"-f {folder / (daemon + '.conf')} -i {folder / (daemon + '.pid')} &")
+        script.append("wait")
     checks = " && ".join(f"ip -n {_ns(prefix, a.name)} route get {b.lan.split('/')[0]} | grep -q ' dev t-'"
                          for a in active for b in active if a is not b)
-    lines += [f"until {checks}; do sleep 0.05; done"]
-    return "\n".join(lines) + "\n"
+    script.append(f"until {checks}; do sleep 0.05; done")
+    return "\n".join(script) + "\n"
 
 
 def write_frr_configs(plan: LabPlan, prefix: str) -> None:

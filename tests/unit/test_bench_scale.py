@@ -31,7 +31,7 @@ def test_plain_reference_script_builds_what_up_builds_with_ip_and_frr_alone():
     from testbed.topology.loader import load
     from testbed.topology.plan import build_plan
     script = up_script(build_plan(load("fig6")), "pl")
-    assert "python" not in script and "ip netns add pl-N" in script, "every node's namespace, N's included"
+    assert "python" not in script and "netns add pl-N" in script, "every node's namespace, N's included"
     assert "type ipip local" in script and "xfrm state add" in script and "xfrm policy add" in script
     assert "t-N" not in script, "N starts detached: its links are not built by up"
     assert script.count("/usr/lib/frr/ospfd") == 3 and script.rstrip().endswith("do sleep 0.05; done")
