@@ -13,9 +13,7 @@ import time
 
 from tabulate import tabulate
 
-from testbed.paths import REPORTS
-
-BENCH_DIR = REPORTS / "bench"
+from testbed.paths import BENCH_DIR, REPORTS
 
 
 def inner(topology: str, rounds: int) -> None:
@@ -87,7 +85,8 @@ def _write_bench_json(runs: list, ike_figures: list) -> None:
     datapath = read(DATAPATH_FILE)
     if datapath:
         print(datapath_table(datapath))
-    plain = read(BENCH_DIR / "plain.json")
+    from testbed.bench_plain import PLAIN_FILE
+    plain = read(PLAIN_FILE)
     if plain:
         print(tabulate([[r["round"], r["plain_script_s"], r["iiptran_up_s"], r["ratio"]] for r in plain["rows"]],
                        headers=["round", "plain script to converged s", "iiptran up to converged s", "ratio"]))

@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from testbed.paths import REPORTS
+from testbed.paths import BENCH_DIR
 from testbed.topology.model import DATAPATH_MODES
 
-BENCH_DIR = REPORTS / "bench"
 DATAPATH_FILE = BENCH_DIR / "datapath.json"
 SECONDS = 5
 PAYLOAD = 1000                 # ICMP data bytes of the packets whose wire size is measured

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from testbed.datapath import ipsec
-from testbed.paths import REPORTS
+from testbed.paths import BENCH_DIR
 from testbed.routing.frr import FRR_DIR, FRR_RUN, ospfd_config, zebra_config
 from testbed.topology.loader import load
 from testbed.topology.plan import LAN_DEVICE, LabPlan, build_plan
 
-PLAIN_FILE = REPORTS / "bench" / "plain.json"
+PLAIN_FILE = BENCH_DIR / "plain.json"
 SYSCTLS = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]
 
 

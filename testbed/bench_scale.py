@@ -14,9 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from testbed.paths import REPORTS
+from testbed.paths import BENCH_DIR
 
-BENCH_DIR = REPORTS / "bench"     # the same folder testbed.bench writes
 SCALE_FILE = BENCH_DIR / "scale.json"
 
 

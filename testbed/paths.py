@@ -10,6 +10,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 CACHE_DIR = PROJECT / ".cache"
 RUN_DIR = PROJECT / ".run"
 REPORTS = PROJECT / "reports"
+BENCH_DIR = REPORTS / "bench"     # what `make bench` writes
 
 
 def in_guest() -> bool:
