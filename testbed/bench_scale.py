@@ -41,8 +41,8 @@ def _footprint(lab) -> dict:
         pids += listed.stdout.split()
     sads = lab.observe_sas()
     interfaces = sum(len(inspect.devices(lab.runtime, n)) for n in lab.plan.nodes)
-    return {"processes": len(pids), "rss_mb": round(_rss_kb(pids) / 1024, 1),
-            "rss_per_node_mb": round(_rss_kb(pids) / 1024 / max(1, len(nodes)), 1),
+    rss_mb = _rss_kb(pids) / 1024
+    return {"processes": len(pids), "rss_mb": round(rss_mb, 1), "rss_per_node_mb": round(rss_mb / max(1, len(nodes)), 1),
             "sas": sum(len(s.states) for s in sads.values()), "policies": sum(len(s.policies) for s in sads.values()),
             "interfaces": interfaces}
 
