@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from guards import needs_dynamic_routing
 from testbed import events
 from testbed.routing.failover import fail_and_measure
 
@@ -18,14 +19,13 @@ def test_dead_base_path_is_routed_around_within_a_second_with_bfd(lab, reroutabl
     bfd = lab.topology.defaults.bfd
     if not bfd.enabled:
         pytest.skip(f"not applicable: {lab.topology.name} runs no BFD on its virtual links (defaults.bfd)")
-    if not lab.routing.dynamic:
-        pytest.skip(f"not applicable: the VN routes statically ({lab.routing.name}); no routing protocol runs")
+    needs_dynamic_routing(lab)
     name, spec = reroutable_flow
     detection = bfd.interval_ms * bfd.multiplier / 1000
     record = fail_and_measure(lab, name, spec.src, spec.dst, detection)
     assert not record.problem, f"the failure of {'-'.join(record.cut)} could not be observed: {record.problem}"
     node, peer = record.cut
-    sessions = {device: status for device, status in lab.routing.bfd_sessions(lab, node).items()}
+    sessions = lab.routing.bfd_sessions(lab, node)
     measurements("failover", {"flow": name, "link": f"{node}-{peer}", "window_s": record.window_s,
                               "lost": record.lost, "sent": record.sent, "bfd_ms": f"{bfd.interval_ms}x{bfd.multiplier}",
                               "rerouted_after_s": record.rerouted_after_s})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from guards import needs_dynamic_routing
 from testbed import events, expect
 from testbed.datapath.tunnels import TOS_INHERIT
 from testbed.probe import inspect
@@ -44,14 +45,9 @@ def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
     assert not problems, "\n".join(problems)
 
 
-def _dynamic(lab) -> None:
-    if not lab.routing.dynamic:
-        pytest.skip(f"not applicable: the VN routes statically ({lab.routing.name}); no routing protocol runs")
-
-
 @pytest.mark.req("FWD-OSPF")
 def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
-    _dynamic(lab)
+    needs_dynamic_routing(lab)
     problems = []
     for node, wanted in expected_adjacencies(lab).items():
         states = lab.routing.neighbours(lab, node)
@@ -67,7 +63,7 @@ def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
 
 @pytest.mark.req("FWD-NOBASE")
 def test_no_vn_routing_on_base_interfaces_daemon_view(lab):
-    _dynamic(lab)
+    needs_dynamic_routing(lab)
     problems = []
     for node, wanted in expected_adjacencies(lab).items():
         stray = sorted(set(lab.routing.protocol_interfaces(lab, node)) - wanted - {LAN_DEVICE})
@@ -147,7 +143,7 @@ def test_flow_follows_the_ospf_path_across_the_tunnels(lab, flow):
 @pytest.mark.req("FWD-REROUTE")
 def test_cut_link_reroutes_and_leaves_sad_spd_unchanged(lab, reroute_record):
     """Figure 3: with A's link 3 cut, X->Y moves to link 4; no SA or policy changes."""
-    _dynamic(lab)
+    needs_dynamic_routing(lab)
     record = reroute_record
     node, peer = record.cut
     assert not record.problem, f"the cut of {node}-{peer} could not be observed: {record.problem}"
