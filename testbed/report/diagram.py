@@ -43,12 +43,8 @@ def dot_source(plan: LabPlan, marks: Marks):
         for router in plan.routers:
             base.node(router.name, shape="box", fillcolor="#eeeeee", color=_colour(router.name in marks.failed_nodes),
                       id=f"node_{router.name}", tooltip=f"base router {router.name}")
-        drawn = set()
-        for router in plan.routers:
-            for veth in router.veths:
-                if plan.nodes[veth.peer_node].role == "router" and frozenset((router.name, veth.peer_node)) not in drawn:
-                    drawn.add(frozenset((router.name, veth.peer_node)))
-                    base.edge(router.name, veth.peer_node, color="#888888", penwidth="3")
+        for link in plan.topology.base.links:
+            base.edge(*link.ends, color="#888888", penwidth="3")
     for node in plan.vn_nodes:   # unseen: they only keep the base network below the VN
         dot.edge(node.name, node.veths[0].peer_node, style="invis", weight="0")
     return dot

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from testbed.topology.graph import Graph, hop_paths
 from testbed.topology.model import Topology
@@ -103,14 +104,12 @@ class LabPlan:
     def base_path(self, a: str, b: str) -> list[str]:
         """The base routers a virtual link between VN nodes a and b crosses
         (the fewest-hops path the base routes follow)."""
-        graph = Graph()
-        for router in self.routers:
-            for veth in router.veths:
-                if self.nodes[veth.peer_node].role == "router":
-                    graph.add_edge(router.name, veth.peer_node)
         start, end = self.nodes[a].veths[0].peer_node, self.nodes[b].veths[0].peer_node
-        graph.add_node(start)
-        return hop_paths(graph, start)[end]
+        return hop_paths(self._base_graph, start)[end]
+
+    @cached_property
+    def _base_graph(self) -> Graph:
+        return base_graph(self.topology)
 
 
 def build_plan(t: Topology) -> LabPlan:
@@ -144,13 +143,19 @@ def build_plan(t: Topology) -> LabPlan:
     return LabPlan(t, nodes)
 
 
-def _base_routes(t: Topology, nodes: dict[str, NodePlan]) -> None:
-    """Static routes on the base routers: every base subnet via the shortest path."""
+def base_graph(t: Topology) -> Graph:
+    """Base routers joined by base links."""
     graph = Graph()
     for router in t.base.routers:
         graph.add_node(router)
     for link in t.base.links:
         graph.add_edge(*link.ends)
+    return graph
+
+
+def _base_routes(t: Topology, nodes: dict[str, NodePlan]) -> None:
+    """Static routes on the base routers: every base subnet via the shortest path."""
+    graph = base_graph(t)
     owned: dict[str, list[str]] = {r: [] for r in t.base.routers}   # subnets attached to router
     for link in t.base.links:
         for end in link.ends:
