@@ -31,7 +31,8 @@ class Estimate:
 
     def __init__(self, keys: list[str], previous: dict[str, float] | None = None):
         self.keys = keys
-        self.previous = {k: v for k, v in (previous or {}).items() if k in set(keys)}
+        wanted = set(keys)
+        self.previous = {k: v for k, v in (previous or {}).items() if k in wanted}
         self.took: dict[str, float] = {}
 
     def finished(self, key: str, took: float) -> None:
@@ -98,17 +99,16 @@ class Progress:
             print(f"iiptran: {self.title}: started {label} ({seconds(time.monotonic() - self.started)} in, "
                   f"{self._left()})", file=self.stream, flush=True)
 
-    def finish(self, key: str, label: str, outcome: str, announce: bool = True) -> None:
+    def finish(self, key: str, label: str, outcome: str) -> None:
         took = time.monotonic() - self.running.pop(key, time.monotonic())
         self.estimate.finished(key, took)
-        done = len(self.estimate.took)
+        done, left = len(self.estimate.took), self._left()
         line = (f"[{done}/{len(self.estimate.keys)}] {outcome} {label} ({seconds(took)}; "
-                f"{seconds(time.monotonic() - self.started)} in, {self._left()})")
+                f"{seconds(time.monotonic() - self.started)} in, {left})")
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, left=self._left())
-            if announce:
-                self._bar.console.print(line, markup=False, highlight=False)
-        elif announce:
+            self._bar.update(self._task, completed=done, left=left)
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
             print(f"iiptran: {self.title}: {line}", file=self.stream, flush=True)
 
     def close(self) -> None:
