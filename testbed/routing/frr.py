@@ -85,14 +85,34 @@ def _lab_daemons(lab: str, node: str | None) -> list[int]:
     return pids
 
 
-def stop_lab_daemons(lab: str, node: str | None = None) -> None:
-    """Kill a lab's daemons (one node's, or all) and remove their folders."""
-    for pid in _lab_daemons(lab, node):
+def _kill_found(lab: str, node: str | None) -> list[int]:
+    pids = _lab_daemons(lab, node)
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    wait_for(lambda: not _lab_daemons(lab, node), f"FRR daemons of lab '{lab}' to exit", timeout=30)
+    return pids
+
+
+def _states(pids: list[int]) -> str:
+    def state(pid: int) -> str:
+        try:
+            line = next(row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith("State:"))
+            return f"{pid} {line.split(None, 1)[1]}"
+        except (OSError, StopIteration):
+            return f"{pid} gone"
+    return ", ".join(map(state, pids)) or "none"
+
+
+def stop_lab_daemons(lab: str, node: str | None = None) -> None:
+    """Kill a lab's daemons (one node's, or all) and remove their folders.
+
+    Killed again on every look: a start already under way when the lab's
+    runner died (a `docker exec` outlives its client) can spawn a daemon
+    after the first sweep."""
+    wait_for(lambda: not _kill_found(lab, node), f"FRR daemons of lab '{lab}' to exit", timeout=30,
+             describe=lambda: _states(_lab_daemons(lab, node)))
     folders = [FRR_RUN / pathspace(lab, node)] if node else FRR_RUN.glob(pathspace(lab, "*"))
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
