@@ -13,8 +13,10 @@ import shutil
 import signal
 from pathlib import Path
 
+from testbed import events
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
+from testbed.routing import vty
 from testbed.runtime.base import Runtime
 from testbed.topology.model import BfdParams, OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan
@@ -163,11 +165,12 @@ class FrrNode:
     def stop(self) -> None:
         stop_lab_daemons(self.runtime.lab, self.node)
 
-    def vtysh(self, command: str, timeout: float = 30) -> str:
-        done = self.runtime.run(self.node, ["vtysh", "-N", self.pathspace, "-c", command], timeout=timeout)
-        if done.returncode != 0:
-            raise TestbedError(f"{self.node}: vtysh '{command}' failed: {done.stderr.strip() or done.stdout.strip()}")
-        return done.stdout
+    def show(self, daemon: str, command: str) -> str:
+        """A daemon's answer to a `show` command, over its vty socket."""
+        out = vty.ask(self.runtime.host_path(self.node, self.run_dir), daemon, command)
+        # Recorded as the vtysh command line that asks the same, to replay by hand.
+        events.command(self.node, ["vtysh", "-N", self.pathspace, "-d", daemon, "-c", command], 0, out, "")
+        return out
 
     def vtysh_config(self, lines: list[str]) -> None:
         argv = ["vtysh", "-N", self.pathspace, "-c", "configure terminal"]
@@ -177,8 +180,8 @@ class FrrNode:
         if done.returncode != 0:
             raise TestbedError(f"{self.node}: vtysh config {lines} failed: {done.stdout.strip()}")
 
-    def vtysh_json(self, command: str) -> dict:
-        out = self.vtysh(command)
+    def show_json(self, daemon: str, command: str) -> dict:
+        out = self.show(daemon, command)
         try:
             return json.loads(out)
         except json.JSONDecodeError:
@@ -186,11 +189,11 @@ class FrrNode:
 
     def ospf_interfaces(self) -> list[str]:
         """Devices OSPF runs on (passive ones included)."""
-        return sorted(self.vtysh_json("show ip ospf interface json").get("interfaces", {}))
+        return sorted(self.show_json("ospfd", "show ip ospf interface json").get("interfaces", {}))
 
     def ospf_neighbors(self) -> dict[str, str]:
         """Interface device -> neighbour state (e.g. 'Full/-')."""
-        data = self.vtysh_json("show ip ospf neighbor json")
+        data = self.show_json("ospfd", "show ip ospf neighbor json")
         states = {}
         for entries in data.get("neighbors", {}).values():
             for entry in entries:
@@ -200,11 +203,11 @@ class FrrNode:
 
     def ospf_state_changes(self) -> dict[str, int]:
         """Interface device -> how many times its neighbour's state changed (a drop and return shows)."""
-        data = self.vtysh_json("show ip ospf neighbor detail json")
+        data = self.show_json("ospfd", "show ip ospf neighbor detail json")
         return {entry.get("ifaceName", "").split(":")[0]: int(entry.get("stateChangeCounter", 0))
                 for entries in data.get("neighbors", {}).values() for entry in entries}
 
     def bfd_peers(self) -> dict[str, str]:
         """Tunnel device -> BFD session status ('up', 'down', ...), from bfdd."""
         return {peer.get("interface", ""): peer.get("status", "")
-                for peer in json.loads(self.vtysh("show bfd peers json") or "[]")}
+                for peer in json.loads(self.show("bfdd", "show bfd peers json") or "[]")}
