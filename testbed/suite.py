@@ -27,7 +27,9 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
     report_dir.mkdir(parents=True, exist_ok=True)
     for old in [*report_dir.glob("*.pcap"), *report_dir.glob("evidence/*.json")]:
         old.unlink()
-    args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE", "--durations=8",
+    # Short tracebacks: the long style prints every frame's arguments (labs,
+    # captured packets), seconds per failure under emulation.
+    args = [str(CONFORMANCE), "-p", "no:cacheprovider", "-q", "-rfE", "--durations=8", "--tb=short",
             "-o", "console_output_style=classic",
             f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_family=xunit2",
             f"--report-dir={report_dir}"]
