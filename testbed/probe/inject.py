@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import socket
 
-from pyroute2.netns import popns, pushns
-
 from testbed.runtime.base import Runtime
+from testbed.runtime.netlink import inside
 
 
 def send_raw_ip(runtime: Runtime, node: str, packet: bytes, destination: str) -> None:
     """Send a complete IPv4 packet (header included) as if the node built it."""
-    pushns(runtime.netns(node))
-    try:
+    with inside(runtime.netns(node)):
         # The socket belongs to the namespace it was created in.
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    finally:
-        popns()
     with sock:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         sock.sendto(packet, (destination, 0))

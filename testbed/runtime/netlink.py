@@ -4,28 +4,55 @@ pyroute2 opens namespaced sockets in a forked child with a 2 s deadline; a
 big Python process under emulation can miss it, and the child is a copy of
 the whole test run. Entering the namespace in this thread just long enough
 to open the socket avoids both (the socket stays bound to the namespace).
+
+A network namespace is a property of a thread, not of the process: each
+thread enters and leaves on its own (pyroute2's pushns/popns keep one stack
+for the process and save the main thread's namespace, so threads that
+configure nodes side by side could return to one another's).
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from contextlib import contextmanager
 from typing import Iterator
 
 from pyroute2 import IPRoute
-from pyroute2.netns import popns, pushns
 
 NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"setns: {os.strerror(error)}")
+
+
+@contextmanager
+def inside(netns: str) -> Iterator[None]:
+    """This thread in the named namespace for the block, then back."""
+    try:
+        target = os.open(f"{NETNS_DIR}/{netns}", os.O_RDONLY)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"network namespace {netns} does not exist") from None
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+        os.close(target)
 
 
 @contextmanager
 def rtnl(netns: str) -> Iterator[IPRoute]:
-    if not os.path.exists(f"{NETNS_DIR}/{netns}"):
-        raise FileNotFoundError(f"network namespace {netns} does not exist")
-    pushns(netns)
-    try:
+    with inside(netns):
         ipr = IPRoute()
-    finally:
-        popns()
     with ipr:
         yield ipr
 
@@ -34,29 +61,19 @@ def write_sysctls(netns: str, settings: dict[str, str]) -> None:
     """Set net.* sysctls of a namespace from this thread, without a process:
     /proc/sys/net shows the namespace of the thread that opens it. (Inside a
     container /proc/sys is read-only; from here it is not.)"""
-    if not os.path.exists(f"{NETNS_DIR}/{netns}"):
-        raise FileNotFoundError(f"network namespace {netns} does not exist")
-    pushns(netns)
-    try:
+    with inside(netns):
         for key, value in settings.items():
             with open("/proc/sys/" + key.replace(".", "/"), "w") as knob:
                 knob.write(str(value))
-    finally:
-        popns()
 
 
 def read_proc_net(netns: str, name: str) -> str:
     """A /proc/net file (snmp, netstat, xfrm_stat) of a namespace, read from
     this thread without a process: /proc/thread-self/net is the namespace of
     the thread that opens it."""
-    if not os.path.exists(f"{NETNS_DIR}/{netns}"):
-        raise FileNotFoundError(f"network namespace {netns} does not exist")
-    pushns(netns)
-    try:
+    with inside(netns):
         with open(f"/proc/thread-self/net/{name}") as source:
             return source.read()
-    finally:
-        popns()
 
 
 @contextmanager
