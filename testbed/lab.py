@@ -19,6 +19,7 @@ from testbed.datapath import base_network, ipsec, tunnels
 from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError
 from testbed.names import check_lab_name, default_lab_name
+from testbed.parallel import parallel
 from scapy.layers.inet import IP
 
 from testbed.probe import xfrm
@@ -189,15 +190,12 @@ class Lab:
         started = time.monotonic()
         self.save()
         self.runtime.create_nodes(list(self.plan.nodes))
-        for node in self.plan.nodes:
-            base_network.configure_sysctls(self.runtime, node)
+        parallel([lambda node=node: base_network.configure_sysctls(self.runtime, node) for node in self.plan.nodes])
         self.timings["nodes_s"] = round(time.monotonic() - started, 2)
         self.timings.update(self.runtime.timings)
         base_network.create_veths(self.runtime, self.plan)
-        for node in self.plan.nodes.values():
-            base_network.address_node(self.runtime, node)
-        for node in self.plan.vn_nodes:
-            tunnels.create_lan(self.runtime, node)
+        parallel([lambda node=node: base_network.address_node(self.runtime, node) for node in self.plan.nodes.values()])
+        parallel([lambda node=node: tunnels.create_lan(self.runtime, node) for node in self.plan.vn_nodes])
         self._provision_links(self.active_vn_nodes())
         self.datapath.membership_changed(self)
         self.timings["datapath_s"] = round(time.monotonic() - started, 2)
@@ -213,6 +211,7 @@ class Lab:
     def _provision_links(self, nodes: list[str]) -> None:
         """Devices and SAs for the nodes' virtual links whose other end is
         active: manual keys written here, IKE-keyed links negotiated."""
+        manual: list[tuple[str, TunnelEnd, TunnelEnd, int]] = []
         negotiated: list[tuple[str, TunnelEnd]] = []
         for node in nodes:
             for tunnel in self.plan.nodes[node].tunnels:
@@ -223,10 +222,10 @@ class Lab:
                     self.datapath.build_devices(self, node, tunnel, peer_tunnel)
                     negotiated.append((node, tunnel))
                 else:
-                    reqid = REQID_BASE + 2 * tunnel.link_index
-                    self.sas += self.datapath.provision_link(self, node, tunnel, peer_tunnel, reqid)
+                    manual.append((node, tunnel, peer_tunnel, REQID_BASE + 2 * tunnel.link_index))
                 self.links.add(tunnel.label)
-                self.save()
+        self.sas += self.datapath.provision_links(self, manual)
+        self.save()
         if negotiated:
             self.ike.establish(negotiated)
 

@@ -6,9 +6,9 @@ VN is visible here.
 """
 from __future__ import annotations
 
-from testbed.runtime.netlink import netns_fd, rtnl
-
+from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
+from testbed.runtime.netlink import netns_fd, rtnl
 from testbed.topology.plan import LabPlan, NodePlan
 
 NODE_SYSCTLS = {
@@ -26,15 +26,24 @@ def configure_sysctls(runtime: Runtime, node: str) -> None:
 
 
 def create_veths(runtime: Runtime, plan: LabPlan) -> None:
-    """One veth pair per base link and per VN node's access link."""
+    """One veth pair per base link and per VN node's access link, each made
+    from the node that lists it first; nodes side by side."""
     done: set[frozenset[tuple[str, str]]] = set()
+    owned: dict[str, list] = {}
     for node in plan.nodes.values():
         for veth in node.veths:
             key = frozenset({(node.name, veth.device), (veth.peer_node, veth.peer_device)})
-            if key in done:
-                continue
-            done.add(key)
-            with rtnl(runtime.netns(node.name)) as ns, netns_fd(runtime.netns(veth.peer_node)) as peer_ns:
+            if key not in done:
+                done.add(key)
+                owned.setdefault(node.name, []).append(veth)
+    parallel([lambda node=node, veths=veths: _create_node_veths(runtime, node, veths)
+              for node, veths in owned.items()])
+
+
+def _create_node_veths(runtime: Runtime, node: str, veths: list) -> None:
+    with rtnl(runtime.netns(node)) as ns:
+        for veth in veths:
+            with netns_fd(runtime.netns(veth.peer_node)) as peer_ns:
                 ns.link("add", ifname=veth.device, kind="veth",
                         peer={"ifname": veth.peer_device, "net_ns_fd": peer_ns})
 

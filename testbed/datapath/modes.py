@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from testbed.datapath import ipsec, tunnels
+from testbed.parallel import parallel
 from testbed.topology.graph import NoPath, all_shortest_paths
 from testbed.topology.plan import TunnelEnd
 
@@ -24,13 +25,20 @@ class Datapath:
     sa_mode = "tunnel"
     dynamic_routing = True      # virtual links are interfaces a routing daemon can use
 
-    def provision_link(self, lab, node: str, tunnel: TunnelEnd, peer_tunnel: TunnelEnd,
-                       reqid: int) -> list[ipsec.SecurityAssociation]:
-        """Both ends of one virtual link, with a fresh SA per direction."""
-        out, back = ipsec.link_sas(tunnel, reqid, self.sa_mode, self.if_id(tunnel))
-        self.build_end(lab, node, tunnel, out, back)
-        self.build_end(lab, tunnel.peer, peer_tunnel, back, out)
-        return [out, back]
+    def provision_links(self, lab, links: list[tuple[str, TunnelEnd, TunnelEnd, int]]
+                        ) -> list[ipsec.SecurityAssociation]:
+        """Both ends of each (node, tunnel, peer's tunnel, reqid) link, with a
+        fresh SA per direction. Each node's ends are built in one go (its
+        devices, then one `ip -batch`), nodes side by side."""
+        ends: dict[str, list[tuple[TunnelEnd, ipsec.SecurityAssociation, ipsec.SecurityAssociation]]] = {}
+        sas = []
+        for node, tunnel, peer_tunnel, reqid in links:
+            out, back = ipsec.link_sas(tunnel, reqid, self.sa_mode, self.if_id(tunnel))
+            ends.setdefault(node, []).append((tunnel, out, back))
+            ends.setdefault(tunnel.peer, []).append((peer_tunnel, back, out))
+            sas += [out, back]
+        parallel([lambda node=node, items=items: self.build_ends(lab, node, items) for node, items in ends.items()])
+        return sas
 
     def if_id(self, tunnel: TunnelEnd) -> int:
         return 0
@@ -40,9 +48,20 @@ class Datapath:
         (an IKE daemon) installs."""
         raise NotImplementedError(f"datapath {self.name} builds its links with manual keys only")
 
+    def build_ends(self, lab, node: str, ends: list[tuple[TunnelEnd, ipsec.SecurityAssociation,
+                                                           ipsec.SecurityAssociation]]) -> None:
+        """Some of one node's link ends, each given as (tunnel, out SA, in SA)."""
+        for tunnel, _, _ in ends:
+            self.build_device(lab, node, tunnel)
+        ipsec.apply_batch(lab.runtime, node, [line for end in ends for line in self.end_batch(*end)])
+
     def build_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
                   back: ipsec.SecurityAssociation) -> None:
         """One end: its device (if the mode has one) and its IPsec state."""
+        self.build_ends(lab, node, [(tunnel, out, back)])
+
+    def build_device(self, lab, node: str, tunnel: TunnelEnd) -> None:
+        """What an end needs besides its SAs and policies."""
         raise NotImplementedError
 
     def remove_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
@@ -69,9 +88,8 @@ class Iiptran(Datapath):
     summary = "ipip devices + transport-mode ESP (RFC 3884 3)"
     sa_mode = "transport"
 
-    def build_end(self, lab, node, tunnel, out, back):
+    def build_device(self, lab, node, tunnel):
         tunnels.create_tunnel(lab.runtime, node, tunnel, lab.topology.defaults.tunnel.ttl)
-        ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
 
     def build_devices(self, lab, node, tunnel, peer_tunnel):
         for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
@@ -92,11 +110,10 @@ class TunnelInterface(Datapath):
     def if_id(self, tunnel):
         return tunnel.link_index + 1          # the same on both ends: one id per virtual link
 
-    def build_end(self, lab, node, tunnel, out, back):
+    def build_device(self, lab, node, tunnel):
         tunnels.create_xfrm_interface(lab.runtime, node, tunnel, self.if_id(tunnel),
                                       lab.plan.nodes[node].veths[0].device)
         tunnels.pin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base, lab.topology.defaults.tunnel.ttl)
-        ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
 
     def end_batch(self, tunnel, out, back):
         out, back = (replace(sa, mode="tunnel", if_id=self.if_id(tunnel)) for sa in (out, back))
@@ -110,9 +127,9 @@ class TunnelPolicy(Datapath):
     summary = "tunnel-mode ESP with inner selectors, no interfaces (RFC 3884 2.3)"
     dynamic_routing = False
 
-    def build_end(self, lab, node, tunnel, out, back):
+    def build_device(self, lab, node, tunnel):
+        # No device: the outer TTL is the route's to the far end.
         tunnels.pin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base, lab.topology.defaults.tunnel.ttl)
-        ipsec.apply_batch(lab.runtime, node, self.end_batch(tunnel, out, back))
 
     def membership_changed(self, lab, only=None):
         for node, lines in selector_policies(lab).items():
