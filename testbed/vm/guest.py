@@ -101,7 +101,7 @@ class Guest:
         shares = [spec.run_dir, *spec.writable]
         rw = ",".join(f"rw{i}:{p}" for i, p in enumerate(shares))
         append = " ".join([
-            "console=ttyS0", "quiet", "loglevel=1", "panic=-1", "rw",
+            "console=ttyS0", "quiet", "loglevel=1", "panic=-1", "softlockup_panic=1", "rw",
             f"iiptran.modules={self.kernel.root / 'lib' / 'modules'}",
             f"iiptran.rw={rw}", f"iiptran.entry={ENTRY_SCRIPT}", f"iiptran.job={self.job_file}",
             f"iiptran.keep={','.join(str(p) for p in self._kept())}",

@@ -12,6 +12,10 @@ for n in 0:stdin 1:stdout 2:stderr; do [ -e "/dev/${n#*:}" ] || ln -s "/proc/sel
 # For the Docker backend's engine (runc puts each container in a cgroup).
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 hostname iiptran-guest
+# Booted quietly; from here on warnings reach the console too, so a kernel
+# soft lockup (which panics the guest: softlockup_panic=1) comes with its
+# stack trace instead of hanging the run.
+echo 5 > /proc/sys/kernel/printk
 ip link set lo up
 
 # Load the datapath's modules (ipip, esp4, AES-GCM, veth, ...) on the idle
