@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the datapath runs: this kernel, a guest, or auto (default)")
     parser.add_argument("--guest-memory", type=int, metavar="MB",
                         help="the guest's memory when it runs there (default 2048, or IIPTRAN_GUEST_MEMORY)")
+    parser.add_argument("--kernel", metavar="SERIES",
+                        help="the Debian kernel series the guest boots: 6.1 (default) or 6.12, or IIPTRAN_KERNEL; "
+                             "natively the kernel is the one running")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def named(p: argparse.ArgumentParser) -> None:
@@ -161,6 +164,11 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if os.environ.get("IIPTRAN_GUEST_MEMORY"):
         from testbed.vm.guest import guest_memory_mb
         guest_memory_mb()          # a bad size: exit 2 before anything boots
+    if args.kernel is not None:
+        os.environ["IIPTRAN_KERNEL"] = args.kernel
+    if os.environ.get("IIPTRAN_KERNEL"):
+        from testbed.vm.kernel_cache import kernel_series
+        kernel_series()            # an unknown series: exit 2 before anything boots
     if args.command == "compare":
         from testbed.report.compare import compare_files
         return compare_files(args.runs, args.html, args.strict)
@@ -222,6 +230,9 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return commands.in_guest(args, argv)
     if not in_guest():
         announce(path, reason)
+        if os.environ.get("IIPTRAN_KERNEL"):
+            print(f"iiptran: --kernel {os.environ['IIPTRAN_KERNEL']} picks the guest's kernel; running natively on "
+                  f"{os.uname().release} (--runner guest to boot the series)", file=sys.stderr)
     return commands.native(args)
 
 

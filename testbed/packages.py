@@ -21,7 +21,7 @@ import sys
 CORE = ["frr", "iproute2", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
         "strongswan-charon", "strongswan-swanctl", "strongswan-pki", "libstrongswan-standard-plugins"]
 REPORT = ["graphviz"]
-GUEST = ["qemu-system-x86", "busybox-static"]
+GUEST = ["qemu-system-x86", "busybox-static", "zstd"]
 DOCKER = ["docker.io", "mmdebstrap"]
 BENCH = ["iperf3"]
 BROWSER = {"debian": ["chromium"], "ubuntu": []}     # Ubuntu's chromium is a snap: see browser_note()

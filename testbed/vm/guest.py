@@ -20,7 +20,7 @@ from pathlib import Path
 
 from testbed.errors import EnvironmentProblem, UserError
 from testbed.vm.initramfs import build_initramfs
-from testbed.vm.kernel_cache import GuestKernel, ensure_kernel
+from testbed.vm.kernel_cache import GuestKernel, ensure_kernel, kernel_series
 
 ENTRY_SCRIPT = Path(__file__).with_name("guest_entry.sh")
 QEMU = "qemu-system-x86_64"
@@ -69,7 +69,7 @@ class Guest:
         spec.writable = [p.resolve() for p in spec.writable]
         self.spec = spec
         cache_dir = cache_dir.resolve()
-        self.kernel: GuestKernel = ensure_kernel(cache_dir / "kernel")
+        self.kernel: GuestKernel = ensure_kernel(cache_dir / "kernel", kernel_series())
         self.initramfs = build_initramfs(self.kernel, cache_dir)
         self.process: subprocess.Popen | None = None
 
