@@ -83,6 +83,14 @@ def _states(lab) -> tuple:
     return tuple(tuple(sorted(s.items())) for s in found)
 
 
+def _quiet(lab) -> list[str]:
+    """'node device' for every adjacency gone quiet (none without a routing protocol)."""
+    if not (lab.datapath.dynamic_routing and lab.routing.dynamic):
+        return []
+    found = parallel([lambda node=node: lab.routing.quiet_adjacencies(lab, node) for node in lab.active_vn_nodes()])
+    return [f"{node} {device}" for node, devices in zip(lab.active_vn_nodes(), found) for device in devices]
+
+
 def _snapshot(lab) -> tuple:
     """Every active VN node's adjacency states and routes."""
     return _states(lab), _tables(lab)
@@ -139,6 +147,8 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
     next hops a route keeps is OSPF's business, not the check's."""
     last: list = [None]
 
+    quiet: list[str] = []
+
     def same() -> bool:
         # Routes first (cheap); the daemons are asked only once they match.
         tables = _tables(lab)
@@ -146,7 +156,12 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
             last[0] = (before[0], tables)
             return False
         last[0] = (_states(lab), tables)
-        return last[0][0] == before[0]
+        if last[0][0] != before[0]:
+            return False
+        # As before, but an adjacency the check starved of hellos could still
+        # time out after this returns: wait until each has heard its neighbour.
+        quiet[:] = _quiet(lab)
+        return not quiet
 
     def differences() -> str:
         if last[0] is None:
@@ -158,6 +173,7 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
         for node, now, then in zip(lab.active_vn_nodes(), last[0][0], before[0]):
             if now != then:
                 found.append(f"{node} adjacencies {dict(now)} were {dict(then)}")
+        found += [f"{where} has not heard its neighbour for two hello intervals" for where in quiet]
         return "; ".join(found) or "no difference on the last read"
 
     wait_for(same, f"lab '{lab.name}' to route as before the check", timeout, interval=0.5, describe=differences)

@@ -201,6 +201,12 @@ class FrrNode:
                 states[device] = entry.get("state") or entry.get("nbrState", "")
         return states
 
+    def ospf_dead_timers(self) -> dict[str, int]:
+        """Interface device -> milliseconds until its neighbour is declared dead (reset by each hello)."""
+        data = self.show_json("ospfd", "show ip ospf neighbor json")
+        return {entry.get("ifaceName", "").split(":")[0]: int(entry.get("deadTimeMsecs", 0))
+                for entries in data.get("neighbors", {}).values() for entry in entries}
+
     def ospf_state_changes(self) -> dict[str, int]:
         """Interface device -> how many times its neighbour's state changed (a drop and return shows)."""
         data = self.show_json("ospfd", "show ip ospf neighbor detail json")

@@ -39,6 +39,12 @@ class RoutingStack:
         """Devices the node's routing protocol runs on (passive ones included)."""
         return []
 
+    def quiet_adjacencies(self, lab, node: str) -> list[str]:
+        """Tunnel devices whose neighbour has not been heard for more than two
+        hello intervals: an adjacency still Full that a break just starved
+        of hellos, and that may yet time out."""
+        return []
+
     def state_changes(self, lab, node: str) -> dict[str, int]:
         """Tunnel device -> how many times its adjacency changed state so far (to show one never dropped)."""
         return {}
@@ -69,6 +75,11 @@ class Frr(RoutingStack):
 
     def protocol_interfaces(self, lab, node):
         return FrrNode(lab.runtime, node).ospf_interfaces()
+
+    def quiet_adjacencies(self, lab, node):
+        ospf = lab.topology.defaults.ospf
+        least = max(ospf.dead - 2 * ospf.hello, ospf.hello) * 1000
+        return sorted(device for device, left in FrrNode(lab.runtime, node).ospf_dead_timers().items() if left < least)
 
     def state_changes(self, lab, node):
         return FrrNode(lab.runtime, node).ospf_state_changes()
