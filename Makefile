@@ -18,7 +18,7 @@ BACKEND_FLAG := $(if $(BACKEND),--backend $(BACKEND))
 # Each stage of a long job says when it started and how long it took.
 STAGE := sh .ci/stage
 
-.PHONY: all deps system-deps docker-deps images test unit test-fig3 test-fig6 matrix variants backends profiles \
+.PHONY: all deps system-deps docker-deps images test unit test-fig3 test-fig6 matrix variants kernels backends profiles \
         selftest bench down clean
 
 all: test
@@ -83,6 +83,13 @@ backends: deps images
 	$(STAGE) docker $(IIPTRAN) test fig6 --backend docker
 	$(STAGE) backends $(IIPTRAN) compare --strict --html reports/compare-backends.html reports/fig6-matrix/iiptran/results.json reports/fig6-docker/results.json
 
+# Fig6 on Debian's 6.12 kernel series against the 6.1 run of `make matrix`:
+# every requirement must get the same verdict on both kernels.
+kernels: deps
+	$(STAGE) kernels $(IIPTRAN) --kernel 6.12 test fig6 --name k612 --report reports/fig6-kernel-6.12
+	$(STAGE) kernels-compare $(IIPTRAN) compare --strict --html reports/compare-kernels.html \
+	  reports/fig6-matrix/iiptran/results.json reports/fig6-kernel-6.12/results.json
+
 # The suite's own test: each negative profile must fail exactly the
 # requirements it breaks and pass the rest.
 profiles: deps
@@ -94,7 +101,7 @@ selftest: profiles deps images
 	$(STAGE) selftest env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/kernel
 
-test: unit matrix variants selftest
+test: unit matrix variants kernels selftest
 
 BENCH_SIZES ?= 4 8 16 32 64
 BENCH_GUEST_MEMORY ?= 4096

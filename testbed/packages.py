@@ -27,7 +27,7 @@ BENCH = ["iperf3"]
 BROWSER = {"debian": ["chromium"], "ubuntu": []}     # Ubuntu's chromium is a snap: see browser_note()
 # What each make target runs besides a lab.
 TARGET_NEEDS = {"test-fig6": set(), "test-fig3": set(), "test": {"browser", "docker"}, "unit": {"browser"},
-                "matrix": set(), "variants": {"docker"}, "profiles": set(), "selftest": {"docker"},
+                "matrix": set(), "variants": {"docker"}, "kernels": set(), "profiles": set(), "selftest": {"docker"},
                 "images": {"docker"}, "bench": {"iperf"}, "deps": set()}
 PROBE_NS = f"iipt-pkgprobe-{os.getpid()}"
 
