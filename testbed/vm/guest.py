@@ -101,7 +101,9 @@ class Guest:
         shares = [spec.run_dir, *spec.writable]
         rw = ",".join(f"rw{i}:{p}" for i, p in enumerate(shares))
         append = " ".join([
-            "console=ttyS0", "quiet", "loglevel=1", "panic=-1", "softlockup_panic=1", "rw",
+            "console=ttyS0", "quiet", "loglevel=1", "rw",
+            # A soft lockup ends the run with every CPU's stack instead of hanging it.
+            "panic=-1", "softlockup_panic=1", "softlockup_all_cpu_backtrace=1",
             f"iiptran.modules={self.kernel.root / 'lib' / 'modules'}",
             f"iiptran.rw={rw}", f"iiptran.entry={ENTRY_SCRIPT}", f"iiptran.job={self.job_file}",
             f"iiptran.keep={','.join(str(p) for p in self._kept())}",

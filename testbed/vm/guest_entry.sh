@@ -17,6 +17,12 @@ hostname iiptran-guest
 # stack trace instead of hanging the run.
 echo 5 > /proc/sys/kernel/printk
 ip link set lo up
+# Hold the kernel's receive-timestamp static key on for the guest's life:
+# every iputils ping asks for SO_TIMESTAMP, so the checks' pings would
+# otherwise patch that jump label in and out again and again, and a patch
+# racing packet reception on the other emulated CPU livelocked the guest
+# (soft lockup, both CPUs, at the label in netif_receive_skb_list_internal).
+ping -q -i 3600 127.0.0.1 >/dev/null 2>&1 &
 
 # Load the datapath's modules (ipip, esp4, AES-GCM, veth, ...) on the idle
 # second CPU while the job's Python starts: the same kernel requests a lab
