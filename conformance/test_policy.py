@@ -60,6 +60,10 @@ def test_plaintext_ipip_from_a_spoofed_peer_is_not_delivered(lab, report_dir):
             packet = _forged(lab, victim, peer, marker)
             for _ in range(INJECTED):
                 send_raw_ip(lab.runtime, router, packet, lab.plan.nodes[victim].base_address)
+        for victim, capture in captures.items():
+            theirs = [marker for (v, _), marker in markers.items() if v == victim]
+            capture.await_packets(lambda p, theirs=theirs: IP in p and any(m in bytes(p) for m in theirs),
+                                  INJECTED * len(theirs))
     problems, drops = [], []
     for (victim, peer), marker in markers.items():
         base = lab.plan.nodes[victim].base_address
@@ -108,6 +112,7 @@ def test_vn_packet_with_a_source_from_behind_another_tunnel_is_not_accepted(lab,
     with Capture(lab.runtime, hub.name, "any", report_dir / "wrong-tunnel.pcap", "icmp", direction="in") as cap:
         for _ in range(INJECTED):
             send_raw_ip(lab.runtime, peer, packet, target)
+        cap.await_packets(lambda p: IP in p and p[IP].src == forged_source and marker in bytes(p), INJECTED)
     arrived = [p for p in cap.packets if IP in p and p[IP].src == forged_source and marker in bytes(p)]
     delivered = inspect.snmp_counters(lab.runtime, hub.name)["Icmp.InEchos"] - counters["snmp"]["Icmp.InEchos"]
     drops = {**_moved(counters["netstat"], inspect.snmp_counters(lab.runtime, hub.name, "netstat"), [RP_FILTER]),

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import select
+import struct
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 from scapy.layers.inet import IP  # noqa: F401  (registers the IP dissectors)
 from scapy.layers.l2 import Ether  # noqa: F401
+from scapy.error import Scapy_Exception
 from scapy.utils import rdpcap
 
 from testbed import events
@@ -19,6 +22,7 @@ from testbed.wait import wait_for
 READY_TIMEOUT = 20.0
 SETTLE_POLLS = 2
 SETTLE_TIMEOUT = 5.0
+AWAIT_TIMEOUT = 5.0
 
 
 class Capture:
@@ -67,6 +71,27 @@ class Capture:
                 return
         self.stop()
         raise WaitTimeout(f"gave up waiting for tcpdump on {self.node}:{self.device} to start: {seen.strip()}")
+
+    def await_packets(self, matches: Callable[[object], bool], count: int, timeout: float = AWAIT_TIMEOUT) -> int:
+        """Wait until `count` of the packets captured so far match, or
+        `timeout` passes; return how many matched. Packets sent just before
+        a capture ends may still be on their way (ESP, decapsulation, the
+        emulated CPU): stopping early would miss them. Not meeting `count`
+        is no error here; the caller's check says what was missing."""
+        seen: list[int] = [0]
+
+        def enough() -> bool:
+            try:
+                seen[0] = sum(1 for packet in rdpcap(str(self.pcap)) if matches(packet)) if self.size() else 0
+            except (EOFError, Scapy_Exception, struct.error):
+                return False          # a record still being written: read again
+            return seen[0] >= count
+
+        try:
+            wait_for(enough, f"{count} matching packets on {self.node}:{self.device}", timeout, 0.1)
+        except WaitTimeout:
+            pass
+        return seen[0]
 
     def size(self) -> int:
         return self.pcap.stat().st_size if self.pcap.exists() else 0
