@@ -122,7 +122,7 @@ def settle(captures: list[Capture]) -> None:
         return len(sizes) >= SETTLE_POLLS and len(set(sizes[-SETTLE_POLLS:])) == 1
 
     try:
-        wait_for(stable, f"{len(captures)} capture(s) to settle", SETTLE_TIMEOUT, 0.1, backoff=False)
+        wait_for(stable, f"{len(captures)} capture(s) to settle", SETTLE_TIMEOUT, 0.1)
     except WaitTimeout:
         pass   # a busy link keeps growing the file; stop anyway, it is all evidence
 

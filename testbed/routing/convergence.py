@@ -122,7 +122,7 @@ def wait_settled(lab, timeout: float = 30.0) -> None:
         return snapshot == previous and not last[1]
 
     wait_for(settled, f"lab '{lab.name}' to settle (adjacencies agreed on both ends, routes unchanged)",
-             timeout, interval=0.5, describe=lambda: "; ".join(last[1][:4]) or "routes still changing", backoff=False)
+             timeout, interval=0.5, describe=lambda: "; ".join(last[1][:4]) or "routes still changing")
 
 
 RESTORE_TIMEOUT = 45.0
