@@ -193,27 +193,26 @@ class FrrNode:
 
     def ospf_neighbors(self) -> dict[str, str]:
         """Interface device -> neighbour state (e.g. 'Full/-')."""
-        data = self.show_json("ospfd", "show ip ospf neighbor json")
-        states = {}
-        for entries in data.get("neighbors", {}).values():
-            for entry in entries:
-                device = entry.get("ifaceName", "").split(":")[0]
-                states[device] = entry.get("state") or entry.get("nbrState", "")
-        return states
+        return {device: entry.get("state") or entry.get("nbrState", "")
+                for device, entry in _neighbour_entries(self.show_json("ospfd", "show ip ospf neighbor json"))}
 
     def ospf_dead_timers(self) -> dict[str, int]:
         """Interface device -> milliseconds until its neighbour is declared dead (reset by each hello)."""
-        data = self.show_json("ospfd", "show ip ospf neighbor json")
-        return {entry.get("ifaceName", "").split(":")[0]: int(entry.get("deadTimeMsecs", 0))
-                for entries in data.get("neighbors", {}).values() for entry in entries}
+        return {device: int(entry.get("deadTimeMsecs", 0))
+                for device, entry in _neighbour_entries(self.show_json("ospfd", "show ip ospf neighbor json"))}
 
     def ospf_state_changes(self) -> dict[str, int]:
         """Interface device -> how many times its neighbour's state changed (a drop and return shows)."""
-        data = self.show_json("ospfd", "show ip ospf neighbor detail json")
-        return {entry.get("ifaceName", "").split(":")[0]: int(entry.get("stateChangeCounter", 0))
-                for entries in data.get("neighbors", {}).values() for entry in entries}
+        return {device: int(entry.get("stateChangeCounter", 0))
+                for device, entry in _neighbour_entries(self.show_json("ospfd", "show ip ospf neighbor detail json"))}
 
     def bfd_peers(self) -> dict[str, str]:
         """Tunnel device -> BFD session status ('up', 'down', ...), from bfdd."""
         return {peer.get("interface", ""): peer.get("status", "")
                 for peer in json.loads(self.show("bfdd", "show bfd peers json") or "[]")}
+
+
+def _neighbour_entries(data: dict) -> list[tuple[str, dict]]:
+    """(interface device, entry) for each neighbour in ospfd's JSON (ifaceName is 'device:address')."""
+    return [(entry.get("ifaceName", "").split(":")[0], entry)
+            for entries in data.get("neighbors", {}).values() for entry in entries]
