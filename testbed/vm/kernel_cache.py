@@ -21,7 +21,6 @@ from pathlib import Path
 from testbed.errors import EnvironmentProblem, UserError
 from testbed.progress import step
 
-META_PACKAGE = "linux-image-amd64"
 # The Debian kernel series a guest can boot (`iiptran --kernel`): bookworm's
 # own, and the newer one it also ships.
 SERIES = ("6.1", "6.12")
