@@ -93,7 +93,7 @@ class Iiptran(Datapath):
 
     def build_devices(self, lab, node, tunnel, peer_tunnel):
         for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
-            tunnels.create_tunnel(lab.runtime, end, end_tunnel, lab.topology.defaults.tunnel.ttl)
+            self.build_device(lab, end, end_tunnel)
 
     def set_outer_ttl(self, lab, node, tunnel, ttl):
         tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, ttl, tunnels.TOS_INHERIT)
