@@ -75,9 +75,14 @@ def _tables(lab) -> tuple:
                  parallel([lambda node=node: routes(lab.runtime, node) for node in lab.active_vn_nodes()]))
 
 
+def _asks_daemons(lab) -> bool:
+    """A routing daemon runs over the virtual links (not tunnel-policy, not static routes)."""
+    return lab.datapath.dynamic_routing and lab.routing.dynamic
+
+
 def _states(lab) -> tuple:
     """Every active VN node's adjacency states (none when nothing routes dynamically)."""
-    if not (lab.datapath.dynamic_routing and lab.routing.dynamic):
+    if not _asks_daemons(lab):
         return ()
     found = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in lab.active_vn_nodes()])
     return tuple(tuple(sorted(s.items())) for s in found)
@@ -85,7 +90,7 @@ def _states(lab) -> tuple:
 
 def _quiet(lab) -> list[str]:
     """'node device' for every adjacency gone quiet (none without a routing protocol)."""
-    if not (lab.datapath.dynamic_routing and lab.routing.dynamic):
+    if not _asks_daemons(lab):
         return []
     found = parallel([lambda node=node: lab.routing.quiet_adjacencies(lab, node) for node in lab.active_vn_nodes()])
     return [f"{node} {device}" for node, devices in zip(lab.active_vn_nodes(), found) for device in devices]
