@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -56,8 +57,11 @@ class Run:
 
 class _Worker:
     def __init__(self):
+        # Wide lines: pytest's short summary (FAILED id - message) keeps the
+        # message, which is what a CI log shows of a failed run.
         self.process = subprocess.Popen([sys.executable, "-m", "testbed.batch"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, start_new_session=True)
+                                        stdout=subprocess.PIPE, text=True, start_new_session=True,
+                                        env={**os.environ, "COLUMNS": "240"})
 
     def run(self, run: Run) -> int:
         self.process.stdin.write(run.spec() + "\n")
@@ -81,6 +85,22 @@ class _Worker:
             pass
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+FAILURE_LINES = 12
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def why_it_failed(run: Run, limit: int = FAILURE_LINES) -> list[str]:
+    """What a failed run's log says about it, for a CI log that shows no
+    report: pytest's short summary lines (FAILED/ERROR id - message) and
+    any stop, else the log's last lines."""
+    try:
+        lines = COLOUR.sub("", run.log.read_text(errors="replace")).splitlines()
+    except OSError as exc:
+        return [f"no log ({exc.strerror})"]
+    said = [line for line in lines if line.startswith(("FAILED ", "ERROR ", "iiptran: the run stopped"))]
+    return (said or lines)[-limit:]
 
 
 def previous_seconds(run: Run) -> float | None:
