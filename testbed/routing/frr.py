@@ -8,27 +8,22 @@ Base interfaces carry no OSPF: base and VN routing never mix.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 from pathlib import Path
 
 from testbed import events
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
 from testbed.routing import vty
+from testbed.routing.daemons import find_pids, kill_until_gone
+from testbed.routing.daemons import node_space as pathspace
 from testbed.runtime.base import Runtime
 from testbed.topology.model import BfdParams, OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan
-from testbed.wait import wait_for
 
 FRR_DIR = Path("/usr/lib/frr")
 FRR_RUN = Path("/run/frr")
 DAEMONS = ("zebra", "bfdd", "ospfd")      # in start order; bfdd only with BFD on
-
-
-def pathspace(lab: str, node: str) -> str:
-    return f"iipt-{lab}-{node}"
 
 
 BFD_PROFILE = "iiptran"
@@ -68,53 +63,18 @@ def zebra_config(node: NodePlan, log: Path) -> str:
 
 
 def _lab_daemons(lab: str, node: str | None) -> list[int]:
-    """Pids of FRR daemons of a lab (or of one node). Found by
-    command line, not pid file: a daemon interrupted while starting may not
-    have written its pid file yet."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].startswith(str(FRR_DIR).encode()) and b"-N" in argv:
-            index = argv.index(b"-N")
-            space = argv[index + 1].decode(errors="replace") if index + 1 < len(argv) else ""
-            if space == pathspace(lab, node) if node else space.startswith(pathspace(lab, "")):
-                pids.append(int(proc.name))
-    return pids
-
-
-def _kill_found(lab: str, node: str | None) -> list[int]:
-    pids = _lab_daemons(lab, node)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return pids
-
-
-def _states(pids: list[int]) -> str:
-    def state(pid: int) -> str:
-        try:
-            line = next(row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith("State:"))
-            return f"{pid} {line.split(None, 1)[1]}"
-        except (OSError, StopIteration):
-            return f"{pid} gone"
-    return ", ".join(map(state, pids)) or "none"
+    """Pids of FRR daemons of a lab (or of one node), by pathspace."""
+    def matches(argv: list[str]) -> bool:
+        if not argv[0].startswith(str(FRR_DIR)) or "-N" not in argv[:-1]:
+            return False
+        space = argv[argv.index("-N") + 1]
+        return space == pathspace(lab, node) if node else space.startswith(pathspace(lab, ""))
+    return find_pids(matches)
 
 
 def stop_lab_daemons(lab: str, node: str | None = None) -> None:
-    """Kill a lab's daemons (one node's, or all) and remove their folders.
-
-    Killed again on every look: a start already under way when the lab's
-    runner died (a `docker exec` outlives its client) can spawn a daemon
-    after the first sweep."""
-    wait_for(lambda: not _kill_found(lab, node), f"FRR daemons of lab '{lab}' to exit", timeout=30,
-             describe=lambda: _states(_lab_daemons(lab, node)))
+    """Kill a lab's daemons (one node's, or all) and remove their folders."""
+    kill_until_gone(lambda: _lab_daemons(lab, node), f"FRR daemons of lab '{lab}'")
     folders = [FRR_RUN / pathspace(lab, node)] if node else FRR_RUN.glob(pathspace(lab, "*"))
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
