@@ -37,17 +37,24 @@ def parse(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> int:
-    from testbed.batch import Run, run_all
+    from testbed.batch import Run, run_all, why_it_failed
     runs = []
     for index, spec in enumerate(specs):
         topology, overrides = parse(spec)
         model = with_overrides(load(topology), overrides)
         runs.append(Run(f"{spec}", topology, f"{lab_prefix}{index}", reports / folder_name(model), overrides))
+    folders = [run.report for run in runs]
+    if len(set(folders)) != len(folders):
+        twice = sorted({str(folder) for folder in folders if folders.count(folder) > 1})
+        raise UserError(f"batch: two variants would share a report folder: {', '.join(twice)}")
     rows = []
     for run in run_all(runs, title="variants"):
         rows.append([run.title, "passed" if run.returncode == 0 else f"exit {run.returncode}",
                      f"{run.seconds:.0f} s", str(run.report)])
     print(tabulate(rows, headers=["variant", "verdict", "time", "report"]))
     failed = [run.title for run in runs if run.returncode != 0]
+    for run in runs:
+        if run.returncode != 0:
+            print(f"{run.title} ({run.log}):", *(f"  {line}" for line in why_it_failed(run)), sep="\n")
     print("batch: " + (f"failed: {', '.join(failed)}" if failed else "every variant passed"))
     return 1 if failed else 0

@@ -37,3 +37,22 @@ def test_the_cli_refuses_a_bad_variant_with_exit_2_before_anything_runs():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown keying 'ikev3'" in done.stderr and "Traceback" not in done.stderr
     assert "QEMU" not in done.stderr
+
+
+def test_two_variants_that_would_share_a_report_folder_are_refused(tmp_path):
+    from testbed.variants import run_variants
+    with pytest.raises(UserError, match="share a report folder"):
+        run_variants(["fig6:keying=ikev2", "fig6:keying=ikev2,routing=frr"], tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_failed_run_is_explained_by_its_log_summary_lines(tmp_path):
+    from testbed.batch import Run, why_it_failed
+    run = Run("fig6", "fig6", "x", tmp_path)
+    run.log.write_text("....F..\nsome traceback\nFAILED conformance/test_a.py::test_b - AssertionError: no ESP\n"
+                       "ERROR conformance/test_c.py::test_d - TimeoutError: OSPF Full\n1 failed\n")
+    assert why_it_failed(run) == ["FAILED conformance/test_a.py::test_b - AssertionError: no ESP",
+                                  "ERROR conformance/test_c.py::test_d - TimeoutError: OSPF Full"]
+    run.log.write_text("\n".join(f"line {n}" for n in range(30)))
+    assert why_it_failed(run, limit=3) == ["line 27", "line 28", "line 29"]
+    assert why_it_failed(Run("gone", "fig6", "y", tmp_path / "nothing"))[0].startswith("no log")
