@@ -31,7 +31,8 @@ def pytest_addoption(parser):
     group.addoption("--lab", help="check the lab of this name that is already up")
     group.addoption("--fault", help="break the lab this way (a negative profile, testbed/faults)")
     group.addoption("--override", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a lab-wide field of the topology overridden (datapath, backend, routing, keying)")
+                    help="a lab-wide field of the topology overridden (datapath, backend, routing, keying), "
+                         "or a VN node's routing (routing.A=bird)")
     group.addoption("--report-dir", default="reports/adhoc", help="where captures and evidence go")
 
 
@@ -136,11 +137,15 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool, **extra) -> None:
     """What was built and how long it took, beside the junit.xml."""
     facts = {"lab": lab.name, "topology": lab.topology.name, "topology_file": str(lab.topology_path),
              "datapath_mode": lab.datapath.name, "datapath": lab.datapath.summary,
-             "routing": lab.topology.routing, "keying": lab.topology.keying,
+             "routing": lab.routing.name, "keying": lab.topology.keying,
+             "nodes_routing": {n: node.routing for n, node in lab.topology.vn_nodes.items() if node.routing},
              "links_keying": {t.label: t.keying for _, t in lab.active_link_ends()},
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
              **lab.runtime.describe(), "iproute2": program_version(["ip", "-V"]), "timings": lab.timings, **extra}
+    with_bird = [n for n, node in lab.topology.vn_nodes.items() if (node.routing or lab.topology.routing) == "bird"]
+    if with_bird:
+        facts["bird"] = program_version(lab.runtime.exec_argv(with_bird[0], ["bird", "--version"]))
     if lab.ike_links():
         first, _ = lab.ike_links()[0]
         facts["strongswan"] = program_version(lab.runtime.exec_argv(first, ["swanctl", "--version"]))

@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where nodes live: netns (network namespaces) or docker (containers of the "
                        "images/node image) (default: the topology's 'backend', else netns)")
         p.add_argument("--routing", choices=ROUTINGS,
-                       help="VN routing: frr (OSPF) or static routes over the tunnels (default: the topology's)")
+                       help="VN routing: frr or bird (OSPF), or static routes over the tunnels "
+                       "(default: the topology's)")
+        p.add_argument("--node-routing", action="append", metavar="NODE=DAEMON",
+                       help="one VN node's OSPF daemon (frr or bird), e.g. A=bird for FRR-BIRD adjacencies; "
+                       "repeatable")
         p.add_argument("--keying", choices=KEYINGS,
                        help="who installs the SAs: manual (the testbed's keys) or ikev2 (strongSwan) "
                        "(default: the topology's 'keying', else manual)")
@@ -84,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="the suite against several variants side by side, e.g. fig6:keying=ikev2 "
                        "fig6:backend=docker,keying=ikev2 fig3:routing=static")
     p.add_argument("variants", nargs="+",
-                   help="topology[:field=value,...] (fields: datapath, backend, routing, keying)")
+                   help="topology[:field=value,...] (fields: datapath, backend, routing, keying, "
+                   "and routing.<VN node>)")
     p.add_argument("--report", type=Path, help="folder the variants' report folders go in (default reports/)")
     p = sub.add_parser("matrix", help="the suite against every datapath mode, side by side, on one topology or "
                        "several (one batch)")

@@ -24,9 +24,15 @@ def validate(topology: str, quiet: bool = False) -> int:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The lab-wide fields the command line overrides (--mode, --backend, --routing, --keying)."""
+    """The lab-wide fields the command line overrides (--mode, --backend, --routing, --keying)
+    and the nodes' routing (--node-routing A=bird)."""
     given = {"datapath": getattr(args, "mode", None), "backend": getattr(args, "backend", None),
              "routing": getattr(args, "routing", None), "keying": getattr(args, "keying", None)}
+    for item in getattr(args, "node_routing", None) or []:
+        node, sep, routing = item.partition("=")
+        if not sep:
+            raise UserError(f"--node-routing '{item}': write NODE=DAEMON, e.g. A=bird")
+        given[f"routing.{node}"] = routing
     return {key: value for key, value in given.items() if value is not None}
 
 

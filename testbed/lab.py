@@ -27,11 +27,11 @@ from testbed.probe.esp import IPPROTO_ESP, decrypt
 from testbed.probe.sa_book import SaBook
 from testbed.routing.convergence import wait_converged
 from testbed.routing.frr import FrrNode
-from testbed.routing.stacks import STACKS, RoutingStack
+from testbed.routing.stacks import STACKS, RoutingStack, lab_stack
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
 from testbed.topology.loader import check_consistency, load, resolve_path
-from testbed.topology.model import OVERRIDABLE, Topology
+from testbed.topology.model import NODE_ROUTINGS, OVERRIDABLE, Topology
 from testbed.topology.plan import LabPlan, TunnelEnd, build_plan
 
 STATE_ROOT = Path(os.environ.get("IIPTRAN_STATE_DIR", "/run/iiptran"))
@@ -60,16 +60,28 @@ def make_runtime(backend: str, lab: str) -> Runtime:
 
 def with_overrides(topology: Topology, overrides: dict[str, str] | None = None) -> Topology:
     """The topology with lab-wide fields overridden (CLI flags: --mode,
-    --backend, --routing, --keying), checked as the file's own values are."""
+    --backend, --routing, --keying) and nodes' routing (`routing.A=bird`),
+    checked as the file's own values are."""
     update = {key: value for key, value in (overrides or {}).items() if value is not None}
+    nodes = {}
     for key, value in update.items():
-        if key not in OVERRIDABLE:
-            raise UserError(f"'{key}' cannot be overridden (only {', '.join(OVERRIDABLE)})")
-        if value not in OVERRIDABLE[key]:
+        field, _, node = key.partition(".")
+        if node and field == "routing":
+            if node not in topology.vn_nodes:
+                raise UserError(f"'{key}': no VN node '{node}' (known: {', '.join(topology.vn_nodes)})")
+            if value not in NODE_ROUTINGS:
+                raise UserError(f"unknown routing '{value}' for node {node} (known: {', '.join(NODE_ROUTINGS)})")
+            nodes[node] = topology.vn_nodes[node].model_copy(update={"routing": value})
+        elif key not in OVERRIDABLE:
+            raise UserError(f"'{key}' cannot be overridden (only {', '.join(OVERRIDABLE)}, or routing.<VN node>)")
+        elif value not in OVERRIDABLE[key]:
             raise UserError(f"unknown {key} '{value}' (known: {', '.join(OVERRIDABLE[key])})")
     if not update:
         return topology
-    changed = topology.model_copy(update=update)
+    lab_wide = {key: value for key, value in update.items() if "." not in key}
+    if nodes:
+        lab_wide["vn_nodes"] = {**topology.vn_nodes, **nodes}
+    changed = topology.model_copy(update=lab_wide)
     problems = check_consistency(changed)
     if problems:
         raise UserError("; ".join(f"with {', '.join(f'{k}={v}' for k, v in update.items())}: {where}: {msg}"
@@ -110,7 +122,7 @@ class Lab:
 
     @property
     def routing(self) -> RoutingStack:
-        return STACKS[self.topology.routing]
+        return lab_stack(self.topology)
 
     @property
     def ike(self):

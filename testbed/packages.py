@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 
-CORE = ["frr", "iproute2", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
+CORE = ["frr", "bird2", "iproute2", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
         "strongswan-charon", "strongswan-swanctl", "strongswan-pki", "libstrongswan-standard-plugins"]
 REPORT = ["graphviz"]
 GUEST = ["qemu-system-x86", "busybox-static", "zstd"]

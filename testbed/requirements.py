@@ -111,8 +111,10 @@ def deviations(path: Path = DEVIATIONS) -> dict[str, Deviation]:
 def deviations_for(topology) -> dict[str, Deviation]:
     """The recorded deviations that hold for a lab of this topology (with its
     overrides applied): every fact a deviation names must match; a lab whose
-    links mix keyings matches a deviation of any keying it uses."""
+    links mix keyings (or nodes mix routing daemons) matches a deviation of
+    any it uses."""
     keyings = {link.keying or topology.keying for link in topology.virtual_links}
-    facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": {topology.routing}}
+    routings = {node.routing or topology.routing for node in topology.vn_nodes.values()}
+    facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": routings}
     return {req: d for req, d in deviations().items()
             if all(facts[key] & set(values) for key, values in d.where.items())}

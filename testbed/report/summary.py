@@ -3,11 +3,11 @@ as a small table, and the figures checks measured (measurements.json)."""
 from __future__ import annotations
 
 LABELS = [  # (key in lab.json, label)
-    ("topology", "topology"), ("lab", "lab name"), ("datapath", "datapath"), ("routing", "VN routing"),
+    ("topology", "topology"), ("lab", "lab name"), ("datapath", "datapath"), ("routing", "VN routing"), ("nodes_routing", "routing per VN node"),
     ("keying", "keying"), ("links_keying", "keying per virtual link"), ("negative_profile", "negative profile"),
     ("kernel", "kernel"), ("in_guest", "how it ran"), ("backend", "nodes"), ("engine", "container engine"),
     ("image", "node image"), ("image_frr", "FRR the image declares"), ("frr", "FRR"),
-    ("strongswan", "strongSwan"), ("iproute2", "iproute2"), ("attached_to_live_lab", "lab"),
+    ("bird", "BIRD"), ("strongswan", "strongSwan"), ("iproute2", "iproute2"), ("attached_to_live_lab", "lab"),
 ]
 TIMINGS = [("nodes_s", "nodes created"), ("datapath_s", "datapath set up"), ("up_to_converged_s", "up to converged"),
            ("join_s", "joins (pings from the new node included)"), ("engine_s", "container engine"),
@@ -19,8 +19,8 @@ def _value(key: str, value) -> str:
         return "in a QEMU guest (Debian stock kernel, software emulation)" if value else "natively, on this kernel"
     if key == "attached_to_live_lab":
         return "checked a lab that was up already" if value else "brought up for this run and torn down after"
-    if key == "links_keying":
-        return ", ".join(f"{link}: {keying}" for link, keying in sorted(value.items())) or "-"
+    if key in ("links_keying", "nodes_routing"):
+        return ", ".join(f"{name}: {choice}" for name, choice in sorted(value.items())) or "-"
     return str(value)
 
 

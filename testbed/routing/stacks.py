@@ -3,12 +3,17 @@ suite asks every stack the same questions (adjacencies, interfaces) and
 reads routes from the kernel, never from a daemon's own table.
 
 - frr: zebra + ospfd per VN node (testbed/routing/frr.py).
+- bird: one BIRD 2 per VN node (testbed/routing/bird.py).
+- per node: a lab whose nodes name their own OSPF daemon (FRR on some, BIRD
+  on others: adjacencies between the two across virtual links) asks each
+  node's own stack.
 - static: no daemon; each node gets kernel routes over its tunnel devices
   along the VN's shortest paths (RFC 3884 3.2: the tunnels support static
   routing as well as dynamic).
 """
 from __future__ import annotations
 
+from testbed.routing import bird
 from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.netlink import rtnl
 from testbed.topology.graph import NoPath, all_shortest_paths
@@ -88,6 +93,72 @@ class Frr(RoutingStack):
         return FrrNode(lab.runtime, node).bfd_peers() if lab.topology.defaults.bfd.enabled else {}
 
 
+class Bird(RoutingStack):
+    name = "bird"
+
+    def start(self, lab, nodes):
+        instances = [bird.BirdNode(lab.runtime, node) for node in nodes]
+        for instance in instances:
+            instance.write_config(lab.plan.nodes[instance.node], lab.topology.defaults.ospf,
+                                  lab.topology.defaults.bfd)
+        bird.start_all(instances)
+
+    def stop_lab(self, lab_name):
+        bird.stop_lab_daemons(lab_name)
+
+    def neighbours(self, lab, node):
+        return {row["interface"]: row["state"].split("/")[0]
+                for row in bird.BirdNode(lab.runtime, node).ospf_neighbors()}
+
+    def protocol_interfaces(self, lab, node):
+        return bird.BirdNode(lab.runtime, node).ospf_interfaces()
+
+    def quiet_adjacencies(self, lab, node):
+        ospf = lab.topology.defaults.ospf
+        least = max(ospf.dead - 2 * ospf.hello, ospf.hello)
+        return sorted(row["interface"] for row in bird.BirdNode(lab.runtime, node).ospf_neighbors()
+                      if float(row["dtime"]) < least)
+
+    def state_changes(self, lab, node):
+        return bird.BirdNode(lab.runtime, node).ospf_state_changes()
+
+    def bfd_sessions(self, lab, node):
+        return bird.BirdNode(lab.runtime, node).bfd_sessions() if lab.topology.defaults.bfd.enabled else {}
+
+
+class PerNode(RoutingStack):
+    """Each VN node asks its own stack (a node's `routing`, else the lab's)."""
+
+    def __init__(self, stacks: dict[str, RoutingStack]):
+        self.stacks = stacks
+        self.name = "+".join(sorted({stack.name for stack in stacks.values()}))
+
+    def start(self, lab, nodes):
+        for stack in {id(s): s for s in self.stacks.values()}.values():
+            mine = [node for node in nodes if self.stacks[node] is stack]
+            if mine:
+                stack.start(lab, mine)
+
+    def stop_lab(self, lab_name):
+        for stack in {id(s): s for s in self.stacks.values()}.values():
+            stack.stop_lab(lab_name)
+
+    def neighbours(self, lab, node):
+        return self.stacks[node].neighbours(lab, node)
+
+    def protocol_interfaces(self, lab, node):
+        return self.stacks[node].protocol_interfaces(lab, node)
+
+    def quiet_adjacencies(self, lab, node):
+        return self.stacks[node].quiet_adjacencies(lab, node)
+
+    def state_changes(self, lab, node):
+        return self.stacks[node].state_changes(lab, node)
+
+    def bfd_sessions(self, lab, node):
+        return self.stacks[node].bfd_sessions(lab, node)
+
+
 class Static(RoutingStack):
     name = "static"
     dynamic = False
@@ -132,4 +203,12 @@ def static_routes(lab) -> dict[str, list[tuple[str, str, str]]]:
     return routes
 
 
-STACKS: dict[str, RoutingStack] = {s.name: s for s in (Frr(), Static())}
+STACKS: dict[str, RoutingStack] = {s.name: s for s in (Frr(), Bird(), Static())}
+
+
+def lab_stack(topology) -> RoutingStack:
+    """The lab's stack, or a per-node one when any VN node names its own."""
+    chosen = {name: node.routing or topology.routing for name, node in topology.vn_nodes.items()}
+    if all(routing == topology.routing for routing in chosen.values()):
+        return STACKS[topology.routing]
+    return PerNode({name: STACKS[routing] for name, routing in chosen.items()})

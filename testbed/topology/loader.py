@@ -63,6 +63,9 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
     for name, node in t.vn_nodes.items():
         if node.router not in routers:
             problems.append((f"vn_nodes.{name}.router", f"unknown base router '{node.router}'"))
+        if node.routing and t.routing == "static":
+            problems.append((f"vn_nodes.{name}.routing", f"names an OSPF daemon ({node.routing}) in a lab "
+                                                         f"routed statically; set the lab's routing to frr or bird"))
     pairs: set[frozenset[str]] = set()
     labels: set[str] = set()
     for i, link in enumerate(t.virtual_links):

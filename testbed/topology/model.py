@@ -99,11 +99,16 @@ class Base(Strict):
         return value
 
 
+NODE_ROUTINGS = ("frr", "bird")
+NodeRouting = Literal["frr", "bird"]
+
+
 class VnNode(Strict):
     router: str = Field(description="base router this VN node is a base host of")
     access: str = Field(description="subnet of the base link to that router")
     lan: str = Field(description="VN-local prefix behind this node (passive in OSPF)")
     detached: bool = Field(False, description="starts without its virtual links; joins later")
+    routing: NodeRouting | None = Field(None, description="this node's OSPF daemon, overriding the lab's")
 
     @field_validator("access")
     @classmethod
@@ -145,8 +150,8 @@ DATAPATH_MODES = ("iiptran", "tunnel-policy", "tunnel-interface")
 DatapathMode = Literal["iiptran", "tunnel-policy", "tunnel-interface"]
 BACKENDS = ("netns", "docker")
 Backend = Literal["netns", "docker"]
-ROUTINGS = ("frr", "static")
-Routing = Literal["frr", "static"]
+ROUTINGS = ("frr", "bird", "static")
+Routing = Literal["frr", "bird", "static"]
 KEYINGS = ("manual", "ikev2")
 Keying = Literal["manual", "ikev2"]
 # Lab-wide fields a command line may override, with their allowed values.
@@ -158,7 +163,7 @@ class Topology(Strict):
     description: str = ""
     datapath: DatapathMode = Field("iiptran", description="how virtual links are built (RFC 3884 3 vs 2.3, 4.1.1)")
     backend: Backend = Field("netns", description="where nodes live: network namespaces, or Docker containers")
-    routing: Routing = Field("frr", description="VN routing: FRR OSPF, or static routes over the tunnels")
+    routing: Routing = Field("frr", description="VN routing: FRR OSPF, BIRD OSPF, or static routes over the tunnels")
     keying: Keying = Field("manual", description="who installs the SAs: the testbed (manual keys) or IKEv2")
     defaults: Defaults = Defaults()
     base: Base
