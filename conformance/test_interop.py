@@ -23,7 +23,7 @@ from testbed.probe.esp import IPPROTO_ESP
 from testbed.probe.flows import TOS, access_capture
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
-from testbed.routing.convergence import snapshot, wait_link_full, wait_restored
+from testbed.routing.convergence import link_egress, snapshot, wait_link_back, wait_restored
 
 pytestmark = pytest.mark.rebuilds_lab
 # The sample VN packets: DF set and clear, default and non-default TOS and TTL.
@@ -82,11 +82,11 @@ def mixed(lab, report_dir):
     spec = next(iter(lab.topology.flows.values()))
     path = expect.vn_path(lab, spec.src, spec.dst)
     node, peer = path[-1], path[-2]
-    routing = snapshot(lab)
+    routing, egress = snapshot(lab), link_egress(lab, node, peer)
     before = _samples(lab, report_dir, node, peer, "before")
     try:
         link = interop.mix(lab, node, peer)
-        wait_link_full(lab, node, peer)
+        wait_link_back(lab, node, peer, egress)
         yield Mixed(link, before, _samples(lab, report_dir, node, peer, "after"))
     finally:
         interop.restore(lab, node, peer)

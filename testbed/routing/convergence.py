@@ -7,7 +7,7 @@ adapter (testbed/routing/stacks.py).
 """
 from __future__ import annotations
 
-from testbed.probe.inspect import routes
+from testbed.probe.inspect import egress_devices, routes
 from testbed.parallel import parallel
 from testbed.topology.plan import LAN_DEVICE
 from testbed.wait import wait_for
@@ -184,18 +184,33 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
     wait_for(same, f"lab '{lab.name}' to route as before the check", timeout, interval=0.5, describe=differences)
 
 
-def wait_link_full(lab, node: str, peer: str, timeout: float = 30.0) -> None:
-    """Wait until the adjacency over one virtual link is Full on both ends
-    (nothing to wait for where the VN routes statically)."""
-    if not lab.routing.dynamic:
-        return
-    ends = ((node, lab.plan.nodes[node].tunnel_to(peer).device), (peer, lab.plan.nodes[peer].tunnel_to(node).device))
-    seen: dict[str, str] = {}
+def link_egress(lab, node: str, peer: str) -> dict[str, str]:
+    """Each end of a virtual link: the device its kernel sends the other
+    end's VN-local address out of (what a rebuild of the link must restore)."""
+    found = {}
+    for end, other in ((node, peer), (peer, node)):
+        address = lab.plan.nodes[other].lan.split("/")[0]
+        found[end] = egress_devices(lab.runtime, end, [address])[address]
+    return found
 
-    def full() -> bool:
-        for end, device in ends:
-            seen[end] = lab.routing.neighbours(lab, end).get(device, "absent")
-        return all(state == "Full" for state in seen.values())
 
-    wait_for(full, f"the adjacency over virtual link {node}-{peer} to be Full on both ends", timeout,
-             interval=0.3, describe=lambda: str(seen))
+def wait_link_back(lab, node: str, peer: str, egress: dict[str, str], timeout: float = 30.0) -> None:
+    """Wait until a virtual link whose devices were rebuilt routes as before:
+    its adjacency Full on both ends where a protocol runs, and each end's
+    kernel sending the other's VN-local address out of the same device as
+    before (`egress`, from link_egress). The kernel is asked too: a daemon
+    may keep an adjacency whose routes the kernel dropped with the old
+    device (BIRD does until its next scan of the kernel's table)."""
+    devices = {node: lab.plan.nodes[node].tunnel_to(peer).device, peer: lab.plan.nodes[peer].tunnel_to(node).device}
+    seen: dict[str, tuple[str, str]] = {}
+
+    def back() -> bool:
+        now = link_egress(lab, node, peer)
+        for end, device in devices.items():
+            state = lab.routing.neighbours(lab, end).get(device, "absent") if lab.routing.dynamic else "Full"
+            seen[end] = state, now[end]
+        return all(seen[end] == ("Full", egress[end]) for end in devices)
+
+    wait_for(back, f"virtual link {node}-{peer} to route as before its rebuild on both ends", timeout, interval=0.3,
+             describe=lambda: "; ".join(f"{end}: adjacency on {devices[end]} {state}, out of {out} (was {egress[end]})"
+                                        for end, (state, out) in seen.items()))
