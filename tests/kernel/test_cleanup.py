@@ -11,6 +11,7 @@ import pytest
 from testbed import lab as lab_module
 from testbed.errors import WaitTimeout
 from testbed.lab import STATE_ROOT, Lab
+from testbed.routing.bird import BIRD_RUN
 from testbed.routing.frr import FRR_RUN
 from testbed.runtime import docker_engine
 from testbed.runtime.containers import lab_containers
@@ -24,6 +25,7 @@ def leftovers(name: str) -> list[str]:
     """What a lab of either backend could leave on this machine."""
     found = [f"namespace {ns}" for ns in list_namespaces() if ns.startswith(f"iipt-{name}-")]
     found += [f"FRR folder {p}" for p in FRR_RUN.glob(f"iipt-{name}-*")]
+    found += [f"BIRD folder {p}" for p in BIRD_RUN.glob(f"iipt-{name}-*")]
     engine = docker_engine.client_if_running()
     if engine is not None:
         found += [f"container {c.name}" for c in lab_containers(engine, name)]
@@ -38,8 +40,10 @@ def leftovers(name: str) -> list[str]:
 
 
 def test_down_removes_everything():
-    lab = Lab.up("fig6", "cleanok")
-    assert leftovers("cleanok")
+    # BIRD on A, FRR on the others: both stacks' daemons and folders must go.
+    lab = Lab.up("fig6", "cleanok", overrides={"routing.A": "bird"})
+    found = leftovers("cleanok")
+    assert any("/usr/sbin/bird" in item for item in found) and any("/usr/lib/frr/" in item for item in found), found
     lab.down()
     assert leftovers("cleanok") == []
 
