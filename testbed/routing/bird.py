@@ -11,14 +11,13 @@ daemon's own log (BIRD keeps no per-neighbour change counter).
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from testbed import events
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
 from testbed.routing import birdctl
-from testbed.routing.daemons import find_pids, kill_until_gone, node_space
+from testbed.routing.daemons import find_pids, stop_lab, node_space
 from testbed.runtime.base import Runtime
 from testbed.topology.model import BfdParams, OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan
@@ -69,10 +68,7 @@ def _lab_daemons(lab: str, node: str | None) -> list[int]:
 
 def stop_lab_daemons(lab: str, node: str | None = None) -> None:
     """Kill a lab's BIRD daemons (one node's, or all) and remove their folders."""
-    kill_until_gone(lambda: _lab_daemons(lab, node), f"BIRD daemons of lab '{lab}'")
-    folders = [BIRD_RUN / node_space(lab, node)] if node else BIRD_RUN.glob(node_space(lab, "*"))
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    stop_lab(lambda: _lab_daemons(lab, node), f"BIRD daemons of lab '{lab}'", BIRD_RUN, lab, node)
 
 
 def start_all(instances: list["BirdNode"]) -> None:

@@ -8,36 +8,21 @@ continues the previous code. Codes 8xxx and 9xxx are errors.
 """
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 from testbed.errors import TestbedError
+from testbed.routing.daemons import control_socket
 
 
 def ask(folder: Path, name: str, command: str, timeout: float = 30.0) -> list[str]:
     """The reply's text lines (codes stripped); TestbedError when BIRD cannot
     be reached or refused the command. `folder` holds the socket `name`."""
-    # Through a descriptor of the folder: a socket path is limited to 108
-    # bytes, and a container's folder seen from here is a long one.
-    try:
-        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as error:
-        raise TestbedError(f"BIRD's folder {folder}: {error.strerror}") from None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
-            control.settimeout(timeout)
-            control.connect(f"/proc/self/fd/{folder_fd}/{name}")
-            replies = control.makefile("rwb")
-            _reply(replies, folder, "(greeting)")
-            replies.write(command.encode() + b"\n")
-            replies.flush()
-            return _reply(replies, folder, command)
-    except (OSError, socket.timeout) as error:
-        raise TestbedError(f"BIRD ({folder}) did not answer '{command}': {error}") from None
-    finally:
-        os.close(folder_fd)
-
+    with control_socket(folder, name, timeout, "BIRD", command) as control:
+        replies = control.makefile("rwb")
+        _reply(replies, folder, "(greeting)")
+        replies.write(command.encode() + b"\n")
+        replies.flush()
+        return _reply(replies, folder, command)
 
 def _reply(replies, folder: Path, command: str) -> list[str]:
     lines = []

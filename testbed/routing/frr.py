@@ -8,14 +8,13 @@ Base interfaces carry no OSPF: base and VN routing never mix.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from testbed import events
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
 from testbed.routing import vty
-from testbed.routing.daemons import find_pids, kill_until_gone
+from testbed.routing.daemons import find_pids, stop_lab
 from testbed.routing.daemons import node_space as pathspace
 from testbed.runtime.base import Runtime
 from testbed.topology.model import BfdParams, OspfParams
@@ -73,11 +72,8 @@ def _lab_daemons(lab: str, node: str | None) -> list[int]:
 
 
 def stop_lab_daemons(lab: str, node: str | None = None) -> None:
-    """Kill a lab's daemons (one node's, or all) and remove their folders."""
-    kill_until_gone(lambda: _lab_daemons(lab, node), f"FRR daemons of lab '{lab}'")
-    folders = [FRR_RUN / pathspace(lab, node)] if node else FRR_RUN.glob(pathspace(lab, "*"))
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    """Kill a lab's FRR daemons (one node's, or all) and remove their folders."""
+    stop_lab(lambda: _lab_daemons(lab, node), f"FRR daemons of lab '{lab}'", FRR_RUN, lab, node)
 
 
 def start_all(instances: list["FrrNode"]) -> None:

@@ -9,11 +9,11 @@ NUL bytes and the command's status (0: success).
 """
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 from testbed.errors import TestbedError
+from testbed.routing.daemons import control_socket
 
 STATUS_NAMES = {1: "warning", 2: "no such command", 3: "ambiguous command", 4: "incomplete command",
                 5: "too many arguments", 6: "nothing to do", 10: "warning (config failed)",
@@ -23,25 +23,11 @@ STATUS_NAMES = {1: "warning", 2: "no such command", 3: "ambiguous command", 4: "
 def ask(folder: Path, daemon: str, command: str, timeout: float = 30.0) -> str:
     """The daemon's answer to `command`; TestbedError when it cannot be
     reached or the command failed. `folder` holds `<daemon>.vty`."""
-    # Connected through a descriptor of the folder: a socket path is limited
-    # to 108 bytes, and a container's folder seen from here is a long one.
-    try:
-        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as error:
-        raise TestbedError(f"{daemon}'s vty folder {folder}: {error.strerror}") from None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as vty:
-            vty.settimeout(timeout)
-            vty.connect(f"/proc/self/fd/{folder_fd}/{daemon}.vty")
-            # As vtysh does: some show commands (bfdd's) exist only in the
-            # enable node, and a connection starts in the view node.
-            _exchange(vty, daemon, folder, "enable")
-            return _exchange(vty, daemon, folder, command)
-    except (OSError, socket.timeout) as error:
-        raise TestbedError(f"{daemon} ({folder}) did not answer '{command}': {error}") from None
-    finally:
-        os.close(folder_fd)
-
+    with control_socket(folder, f"{daemon}.vty", timeout, daemon, command) as vty:
+        # As vtysh does: some show commands (bfdd's) exist only in the
+        # enable node, and a connection starts in the view node.
+        _exchange(vty, daemon, folder, "enable")
+        return _exchange(vty, daemon, folder, command)
 
 def _exchange(vty: socket.socket, daemon: str, folder: Path, command: str) -> str:
     vty.sendall(command.encode() + b"\0")
