@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology", nargs="+")
     p.add_argument("--modes", default=",".join(DATAPATH_MODES), help="comma-separated (default: all three)")
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>-matrix)")
+    p = sub.add_parser("implementations", help="the suite against several implementations (routing stacks, "
+                       "keying, kernels: conformance/implementations.yaml), each verdict compared with the reference's")
+    p.add_argument("topology")
+    p.add_argument("--only", help="comma-separated implementations (default: all; the reference always runs)")
+    p.add_argument("--report", type=Path, help="report folder (default reports/<topology>-implementations)")
+    p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)   # one kernel's batch, where it runs
     p = sub.add_parser("validate", help="check a topology file without building anything")
     p.add_argument("topology")
     p = sub.add_parser("generate", help="write a lab file of N VN nodes: ring, grid, hub (and spokes) or random")
@@ -119,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", type=Path, default=REPORTS / "compare.html",
                    help="where the HTML view goes (default reports/compare.html)")
     return parser
+
+
+def _implementations(args: argparse.Namespace) -> int:
+    """Checked here (exit 2 before anything boots), then one batch per kernel series."""
+    from testbed import commands
+    from testbed.implementations import check_overrides, chosen, load_implementations, run_outer
+    from testbed.topology.loader import load
+    commands.validate(args.topology, quiet=True)
+    found = load_implementations()
+    names = chosen(found, args.only.split(",") if args.only else None)
+    check_overrides(args.topology, found, names)
+    report = (args.report or REPORTS / f"{load(args.topology).name}-implementations").resolve()
+    path, reason = decide(args.runner)
+    announce(path, reason)
+    return run_outer(args.topology, names, report, path == "native", args.runner)
 
 
 def _in_finalizer(frame) -> bool:
@@ -205,6 +226,8 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             raise UserError(f"test --profile: unknown profile '{args.profile}' (known: {', '.join(FAULTS)})")
         if (args.mode or "iiptran") != "iiptran":
             raise UserError("test --profile: negative profiles break IIPtran labs; drop --mode")
+    if args.command == "implementations" and not args.inner:
+        return _implementations(args)
     if args.command in ("test", "up", "matrix"):
         for topology in args.topology if isinstance(args.topology, list) else [args.topology]:
             commands.validate(topology, quiet=True)    # bad input: exit 2 before any VM boots

@@ -48,6 +48,11 @@ def uses_docker(args: argparse.Namespace) -> bool:
     if args.command == "batch":
         from testbed.variants import parse
         return any(with_overrides(load(t), o).backend == "docker" for t, o in map(parse, args.variants))
+    if args.command == "implementations":
+        from testbed.implementations import load_implementations, overrides_of
+        found = load_implementations()
+        return any(with_overrides(load(args.topology), overrides_of(found, name)).backend == "docker"
+                   for name in (args.only.split(",") if args.only else found))
     return False
 
 
@@ -136,6 +141,9 @@ def native(args: argparse.Namespace) -> int:
         folders = ({args.topology[0]: report_dir(args)} if args.report else
                    {t: REPORTS / f"{load(t).name}-matrix" for t in args.topology})
         return run_matrix(folders, args.modes.split(","))
+    if cmd == "implementations":
+        from testbed.implementations import run_inner
+        return run_inner(args.topology, args.only.split(","), args.report)
     if cmd == "run":
         return subprocess.call(_command(args.cmd))
     raise UserError(f"unknown command {cmd}")
@@ -185,11 +193,11 @@ def down(args: argparse.Namespace) -> int:
 
 def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
     """Re-run this very command line inside the guest."""
-    if args.command not in ("test", "matrix", "profiles", "batch", "run", "kernel", "validate"):
+    if args.command not in ("test", "matrix", "profiles", "batch", "implementations", "run", "kernel", "validate"):
         from testbed.vm.session import forward
         return forward(args, argv)
     writable = [REPORTS]
-    if args.command in ("test", "matrix", "profiles", "batch") and args.report:
+    if args.command in ("test", "matrix", "profiles", "batch", "implementations") and args.report:
         writable = [args.report.resolve()]
     command = [sys.executable, "-m", "testbed", *argv]
     return run_in_guest(command, writable, job=args.command, keep=topology_folders(args))
