@@ -21,6 +21,7 @@ from testbed.report.wireshark import write_esp_sa
 from testbed.requirements import catalogue, deviations_for
 from testbed.runtime.base import program_version
 from testbed.topology.loader import load
+from testbed.topology.model import node_hook
 from testbed.topology.plan import build_plan
 
 
@@ -139,6 +140,7 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool, **extra) -> None:
              "datapath_mode": lab.datapath.name, "datapath": lab.datapath.summary,
              "routing": lab.routing.name, "keying": lab.topology.keying,
              "nodes_routing": {n: node.routing for n, node in lab.topology.vn_nodes.items() if node.routing},
+             "configure": {n: node_hook(lab.topology, n) for n in lab.topology.vn_nodes if node_hook(lab.topology, n)},
              "links_keying": {t.label: t.keying for _, t in lab.active_link_ends()},
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",

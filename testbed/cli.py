@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--routing", choices=ROUTINGS,
                        help="VN routing: frr or bird (OSPF), or static routes over the tunnels "
                        "(default: the topology's)")
+        p.add_argument("--configure", metavar="EXECUTABLE",
+                       help="every VN node configures its tunnels, IPsec and routing itself with this program, "
+                       "given the node's plan as JSON on stdin (e.g. topologies/hooks/iiptran-ip.sh)")
         p.add_argument("--node-routing", action="append", metavar="NODE=DAEMON",
                        help="one VN node's OSPF daemon (frr or bird), e.g. A=bird for FRR-BIRD adjacencies; "
                        "repeatable")

@@ -28,6 +28,8 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
     and the nodes' routing (--node-routing A=bird)."""
     given = {"datapath": getattr(args, "mode", None), "backend": getattr(args, "backend", None),
              "routing": getattr(args, "routing", None), "keying": getattr(args, "keying", None)}
+    if getattr(args, "configure", None):
+        given["configure"] = str(Path(args.configure).resolve())
     for item in getattr(args, "node_routing", None) or []:
         node, sep, routing = item.partition("=")
         if not sep:
@@ -210,4 +212,5 @@ def topology_folders(args: argparse.Namespace) -> list[Path]:
     given = getattr(args, "topology", None) or []
     names = [given] if isinstance(given, str) else list(given)
     names += [spec.partition(":")[0] for spec in getattr(args, "variants", None) or []]
-    return sorted({resolve_path(name).resolve().parent for name in names})
+    hooks = [Path(args.configure).resolve().parent] if getattr(args, "configure", None) else []
+    return sorted({resolve_path(name).resolve().parent for name in names} | set(hooks))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tabulate import tabulate
 
 from testbed.errors import TestbedError, UserError
+from testbed.paths import PROJECT
 from testbed.report.results import DEVIATION
 from testbed.requirements import CATALOGUE, catalogue
 
@@ -69,7 +70,11 @@ def chosen(found: dict[str, Implementation], only: list[str] | None) -> list[str
 
 
 def overrides_of(found: dict[str, Implementation], name: str) -> dict[str, str]:
-    return {**found[REFERENCE].overrides, **found[name].overrides}
+    """The reference's overrides, then the implementation's (a hook's path is from the project's folder)."""
+    merged = {**found[REFERENCE].overrides, **found[name].overrides}
+    if merged.get("configure"):
+        merged["configure"] = str(PROJECT / merged["configure"])
+    return merged
 
 
 def kernel_of(found: dict[str, Implementation], name: str) -> str:

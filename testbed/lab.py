@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from testbed.datapath import base_network, ipsec, tunnels
+from testbed.datapath import base_network, hook, ipsec, tunnels
 from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError
 from testbed.names import check_lab_name, default_lab_name
@@ -30,7 +30,7 @@ from testbed.routing.frr import FrrNode
 from testbed.routing.stacks import STACKS, RoutingStack, lab_stack
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
-from testbed.topology.loader import check_consistency, load, resolve_path
+from testbed.topology.loader import check_consistency, hook_problems, load, resolve_path
 from testbed.topology.model import NODE_ROUTINGS, OVERRIDABLE, Topology
 from testbed.topology.plan import LabPlan, TunnelEnd, build_plan
 
@@ -60,10 +60,10 @@ def make_runtime(backend: str, lab: str) -> Runtime:
 
 def with_overrides(topology: Topology, overrides: dict[str, str] | None = None) -> Topology:
     """The topology with lab-wide fields overridden (CLI flags: --mode,
-    --backend, --routing, --keying) and nodes' routing (`routing.A=bird`),
-    checked as the file's own values are."""
+    --backend, --routing, --keying, --configure), nodes' routing
+    (`routing.A=bird`), checked as the file's own values are."""
     update = {key: value for key, value in (overrides or {}).items() if value is not None}
-    nodes = {}
+    nodes, lab_wide = {}, {}
     for key, value in update.items():
         field, _, node = key.partition(".")
         if node and field == "routing":
@@ -72,17 +72,21 @@ def with_overrides(topology: Topology, overrides: dict[str, str] | None = None) 
             if value not in NODE_ROUTINGS:
                 raise UserError(f"unknown routing '{value}' for node {node} (known: {', '.join(NODE_ROUTINGS)})")
             nodes[node] = topology.vn_nodes[node].model_copy(update={"routing": value})
+        elif key == "configure":
+            lab_wide[key] = str(Path(value).resolve())       # a path given here is relative to here
         elif key not in OVERRIDABLE:
-            raise UserError(f"'{key}' cannot be overridden (only {', '.join(OVERRIDABLE)}, or routing.<VN node>)")
+            raise UserError(f"'{key}' cannot be overridden (only {', '.join(OVERRIDABLE)}, configure, "
+                            "or routing.<VN node>)")
         elif value not in OVERRIDABLE[key]:
             raise UserError(f"unknown {key} '{value}' (known: {', '.join(OVERRIDABLE[key])})")
+        else:
+            lab_wide[key] = value
     if not update:
         return topology
-    lab_wide = {key: value for key, value in update.items() if "." not in key}
     if nodes:
         lab_wide["vn_nodes"] = {**topology.vn_nodes, **nodes}
     changed = topology.model_copy(update=lab_wide)
-    problems = check_consistency(changed)
+    problems = check_consistency(changed) + hook_problems(changed, Path.cwd() / "command line")
     if problems:
         raise UserError("; ".join(f"with {', '.join(f'{k}={v}' for k, v in update.items())}: {where}: {msg}"
                                   for where, msg in problems))
@@ -107,6 +111,7 @@ class Lab:
         self.sa_book = SaBook()
         self.links: set[str] = set()          # labels of the virtual links built
         self.joined: set[str] = set()
+        self.configured: set[str] = set()      # nodes whose configuration hook has run
         self.timings: dict[str, float] = {}
         # Deliberate misbehaviour a negative profile adds to lab events
         # ("members-updated", "link-state"); empty in a sound lab.
@@ -146,6 +151,7 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {"name": self.name, "topology": str(self.topology_path), "overrides": self.overrides,
                 "joined": sorted(self.joined), "links": sorted(self.links),
+                "configured": sorted(self.configured),
                 "sas": [sa.as_dict() for sa in self.sas],
                 "observed_sas": [sa.as_dict() for sa in self.sa_book.sas], "timings": self.timings}
         tmp = self.state_file.with_suffix(".tmp")
@@ -165,6 +171,7 @@ class Lab:
         lab = cls(name, Path(data["topology"]), overrides=data.get("overrides", {}))
         lab.joined = set(data["joined"])
         lab.links = set(data.get("links", []))
+        lab.configured = set(data.get("configured", []))
         lab.sas = [ipsec.SecurityAssociation(**sa) for sa in data["sas"]]
         lab.sa_book = SaBook([ipsec.SecurityAssociation(**sa) for sa in data.get("observed_sas", [])])
         lab.timings = data.get("timings", {})
@@ -212,7 +219,7 @@ class Lab:
         self.datapath.membership_changed(self)
         self.timings["datapath_s"] = round(time.monotonic() - started, 2)
         self.save()
-        self.routing.start(self, self.active_vn_nodes())
+        self._start_routing(self.active_vn_nodes())
         wait_converged(self)
         self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
         self.save()
@@ -236,10 +243,33 @@ class Lab:
                 else:
                     manual.append((node, tunnel, peer_tunnel, REQID_BASE + 2 * tunnel.link_index))
                 self.links.add(tunnel.label)
-        self.sas += self.datapath.provision_links(self, manual)
+        hooked = hook.hooked_nodes(self)
+        self.sas += self.datapath.provision_links(self, manual, leave=frozenset(hooked))
         self.save()
         if negotiated:
             self.ike.establish(negotiated)
+        self._run_hooks(nodes, hooked, {t.label for _, t, _, _ in manual})
+
+    def _run_hooks(self, nodes: list[str], hooked: set[str], new: set[str]) -> None:
+        """Nodes that configure themselves: `up` for each of `nodes` the
+        first time, `links-added` for a member that a joining node gave new links."""
+        calls = []
+        for node in sorted(hooked & set(self.active_vn_nodes())):
+            if node in nodes and node not in self.configured:
+                calls.append((node, "up", []))
+            elif node in self.configured:
+                added = sorted(t.label for t in self.plan.nodes[node].tunnels if t.label in new)
+                if added:
+                    calls.append((node, "links-added", added))
+        parallel([lambda call=call: hook.run_hook(self, *call) for call in calls])
+        self.configured |= {node for node, event, _ in calls if event == "up"}
+        self.save()
+
+    def _start_routing(self, nodes: list[str]) -> None:
+        """The lab's routing on the nodes the testbed configures (a hook starts its own)."""
+        mine = [node for node in nodes if node not in hook.hooked_nodes(self)]
+        if mine:
+            self.routing.start(self, mine)
 
     def join(self, node: str, update_members: bool = True) -> None:
         """Bring a detached VN node in (RFC 3884 4.2.3.2): links, SAs, routing.
@@ -257,7 +287,7 @@ class Lab:
         self.joined.add(node)
         self._provision_links([node])
         self.datapath.membership_changed(self, only=[node])
-        self.routing.start(self, [node])
+        self._start_routing([node])
         self.save()
         if self.routing.dynamic:
             wait_converged(self)
@@ -277,8 +307,8 @@ class Lab:
         self.fire("link-state", node=node, peer=peer, up=up)
 
     def fire(self, event: str, **details) -> None:
-        for hook in self.hooks.get(event, []):
-            hook(self, **details)
+        for listener in self.hooks.get(event, []):
+            listener(self, **details)
 
     def down(self) -> None:
         """Remove everything this lab made; safe to call on a half-built lab."""

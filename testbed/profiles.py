@@ -11,6 +11,7 @@ that cannot authenticate), within bounded time.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from tabulate import tabulate
 
 from testbed.errors import TestbedError, UserError
+from testbed.paths import PROJECT
 from testbed.requirements import CATALOGUE, catalogue
 from testbed.topology.model import Keying
 
@@ -32,6 +34,9 @@ class Profile(BaseModel):
     topology: str | None = None               # another topology than the file's default
     keying: Keying | None = None              # the lab's keying for this profile
     fails_bringup: str | None = None          # a regex the bring-up's error must match
+    # The broken configuration is a node configuration hook (path from the
+    # project's folder) every VN node runs, instead of a fault of testbed/faults.
+    configure: str | None = None
 
     @model_validator(mode="after")
     def _one_expectation(self) -> "Profile":
@@ -54,8 +59,10 @@ def load_profiles(path: Path = PROFILES) -> ProfileSet:
         raise TestbedError(f"{path}: invalid negative profiles: {exc}") from None
     known = catalogue()
     for name, profile in found.profiles.items():
-        if name not in FAULTS:
-            raise TestbedError(f"{path}: profile '{name}' is no fault of testbed/faults")
+        if name not in FAULTS and not profile.configure:
+            raise TestbedError(f"{path}: profile '{name}' is no fault of testbed/faults and names no 'configure' hook")
+        if profile.configure and not os.access(PROJECT / profile.configure, os.X_OK):
+            raise TestbedError(f"{path}: profile '{name}': no executable {PROJECT / profile.configure}")
         unknown = [r for r in profile.breaks if r not in known]
         if unknown:
             raise TestbedError(f"{path}: profile '{name}' names unknown requirements {unknown}")
@@ -124,8 +131,11 @@ def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> 
     runs = []
     for index, profile in enumerate(chosen):
         entry = spec.profiles[profile]
+        overrides = {"keying": entry.keying} if entry.keying else {}
+        if entry.configure:
+            overrides["configure"] = str(PROJECT / entry.configure)
         runs.append(Run(f"negative profile {profile}", entry.topology or spec.topology, f"{name}{index}",
-                        report_dir / profile, {"keying": entry.keying} if entry.keying else {}, profile))
+                        report_dir / profile, overrides, None if entry.configure else profile))
     run_all(longest_first(runs, [spec.profiles[p] for p in chosen], spec.topology), title="profiles")
     rows, problems = [], []
     for run, profile in zip(runs, chosen):

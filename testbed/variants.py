@@ -20,6 +20,8 @@ def folder_name(topology: Topology, profile: str | None = None) -> str:
     """fig6, fig6-ikev2, fig6-docker-ikev2, fig6-tunnel-policy, fig6-<profile> ..."""
     parts = [topology.name] + [getattr(topology, key) for key, default in DEFAULTS.items()
                                if getattr(topology, key) != default]
+    if topology.configure:
+        parts.append(Path(topology.configure).stem)
     for routing in sorted({n.routing for n in topology.vn_nodes.values()} - {None, topology.routing}):
         parts += [routing, *sorted(name for name, n in topology.vn_nodes.items() if n.routing == routing)]
     return "-".join(parts + ([profile] if profile else []))

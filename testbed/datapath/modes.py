@@ -25,11 +25,12 @@ class Datapath:
     sa_mode = "tunnel"
     dynamic_routing = True      # virtual links are interfaces a routing daemon can use
 
-    def provision_links(self, lab, links: list[tuple[str, TunnelEnd, TunnelEnd, int]]
-                        ) -> list[ipsec.SecurityAssociation]:
+    def provision_links(self, lab, links: list[tuple[str, TunnelEnd, TunnelEnd, int]],
+                        leave: frozenset[str] = frozenset()) -> list[ipsec.SecurityAssociation]:
         """Both ends of each (node, tunnel, peer's tunnel, reqid) link, with a
         fresh SA per direction. Each node's ends are built in one go (its
-        devices, then one `ip -batch`), nodes side by side."""
+        devices, then one `ip -batch`), nodes side by side; the nodes in
+        `leave` configure themselves (a hook, given these SAs)."""
         ends: dict[str, list[tuple[TunnelEnd, ipsec.SecurityAssociation, ipsec.SecurityAssociation]]] = {}
         sas = []
         for node, tunnel, peer_tunnel, reqid in links:
@@ -37,7 +38,8 @@ class Datapath:
             ends.setdefault(node, []).append((tunnel, out, back))
             ends.setdefault(tunnel.peer, []).append((peer_tunnel, back, out))
             sas += [out, back]
-        parallel([lambda node=node, items=items: self.build_ends(lab, node, items) for node, items in ends.items()])
+        parallel([lambda node=node, items=items: self.build_ends(lab, node, items) for node, items in ends.items()
+                  if node not in leave])
         return sas
 
     def if_id(self, tunnel: TunnelEnd) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 LABELS = [  # (key in lab.json, label)
     ("topology", "topology"), ("lab", "lab name"), ("datapath", "datapath"), ("routing", "VN routing"), ("nodes_routing", "routing per VN node"),
+    ("configure", "nodes configured by a hook"),
     ("keying", "keying"), ("links_keying", "keying per virtual link"), ("negative_profile", "negative profile"),
     ("kernel", "kernel"), ("in_guest", "how it ran"), ("backend", "nodes"), ("engine", "container engine"),
     ("image", "node image"), ("image_frr", "FRR the image declares"), ("frr", "FRR"),
@@ -19,7 +20,7 @@ def _value(key: str, value) -> str:
         return "in a QEMU guest (Debian stock kernel, software emulation)" if value else "natively, on this kernel"
     if key == "attached_to_live_lab":
         return "checked a lab that was up already" if value else "brought up for this run and torn down after"
-    if key in ("links_keying", "nodes_routing"):
+    if key in ("links_keying", "nodes_routing", "configure"):
         return ", ".join(f"{name}: {choice}" for name, choice in sorted(value.items())) or "-"
     return str(value)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import yaml
@@ -9,7 +10,7 @@ from pydantic import ValidationError
 
 from testbed.errors import TopologyError
 from testbed.topology.graph import Graph, is_connected
-from testbed.topology.model import Topology
+from testbed.topology.model import Topology, node_hook
 
 TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -41,10 +42,30 @@ def load(name_or_path: str) -> Topology:
     except ValidationError as exc:
         problems = [f"{path}: {_where(e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise TopologyError("\n".join(problems)) from None
-    problems = [f"{path}: {where}: {msg}" for where, msg in check_consistency(topology)]
+    problems = [f"{path}: {where}: {msg}" for where, msg in check_consistency(topology) + hook_problems(topology, path)]
     if problems:
         raise TopologyError("\n".join(problems))
     return topology
+
+
+def hook_path(topology_path: Path, value: str) -> Path:
+    """A configuration hook as the lab file names it, relative to the file."""
+    given = Path(value)
+    return given if given.is_absolute() else (topology_path.parent / given).resolve()
+
+
+def hook_problems(t: Topology, path: Path) -> list[tuple[str, str]]:
+    problems = []
+    named = [("configure", t.configure)] + [(f"vn_nodes.{n}.configure", v.configure) for n, v in t.vn_nodes.items()]
+    for where, value in named:
+        if value is None:
+            continue
+        found = hook_path(path, value)
+        if not found.is_file():
+            problems.append((where, f"no such file {found}"))
+        elif not os.access(found, os.X_OK):
+            problems.append((where, f"{found} is not executable (chmod +x)"))
+    return problems
 
 
 def check_consistency(t: Topology) -> list[tuple[str, str]]:
@@ -86,6 +107,10 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
             if getattr(flow, field) not in t.vn_nodes:
                 problems.append((f"flows.{flow_name}.{field}", f"unknown VN node '{getattr(flow, field)}'"))
     for i, link in enumerate(t.virtual_links):
+        hooked = [end for end in link.ends if end in t.vn_nodes and node_hook(t, end)]
+        if (link.keying or t.keying) == "ikev2" and hooked:
+            problems.append((f"virtual_links.{i}.keying", f"{', '.join(hooked)} configure themselves (a hook): "
+                                                          "their links are keyed manually, with the plan's keys"))
         if (link.keying or t.keying) == "ikev2" and t.datapath != "iiptran":
             problems.append((f"virtual_links.{i}.keying", f"IKEv2 keying builds IIPtran links; datapath "
                                                           f"'{t.datapath}' is keyed manually only"))

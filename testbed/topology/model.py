@@ -109,6 +109,8 @@ class VnNode(Strict):
     lan: str = Field(description="VN-local prefix behind this node (passive in OSPF)")
     detached: bool = Field(False, description="starts without its virtual links; joins later")
     routing: NodeRouting | None = Field(None, description="this node's OSPF daemon, overriding the lab's")
+    configure: str | None = Field(None, description="an executable that configures this node's tunnels, IPsec "
+                                                    "and routing itself (path relative to the lab file)")
 
     @field_validator("access")
     @classmethod
@@ -165,6 +167,8 @@ class Topology(Strict):
     backend: Backend = Field("netns", description="where nodes live: network namespaces, or Docker containers")
     routing: Routing = Field("frr", description="VN routing: FRR OSPF, BIRD OSPF, or static routes over the tunnels")
     keying: Keying = Field("manual", description="who installs the SAs: the testbed (manual keys) or IKEv2")
+    configure: str | None = Field(None, description="an executable that configures every VN node's tunnels, "
+                                                    "IPsec and routing itself, unless the node names its own")
     defaults: Defaults = Defaults()
     base: Base
     vn_nodes: dict[str, VnNode] = Field(min_length=2)
@@ -177,3 +181,8 @@ class Topology(Strict):
         for name in value:
             _node_name(name)
         return value
+
+
+def node_hook(topology: Topology, node: str) -> str | None:
+    """The executable that configures a VN node (its own, else the lab's), as the file names it."""
+    return topology.vn_nodes[node].configure or topology.configure
