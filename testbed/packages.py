@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 
-CORE = ["frr", "bird2", "iproute2", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
+CORE = ["frr", "bird2", "iproute2", "jq", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
         "strongswan-charon", "strongswan-swanctl", "strongswan-pki", "libstrongswan-standard-plugins"]
 REPORT = ["graphviz"]
 GUEST = ["qemu-system-x86", "busybox-static", "zstd"]
@@ -27,7 +27,7 @@ BENCH = ["iperf3"]
 BROWSER = {"debian": ["chromium"], "ubuntu": []}     # Ubuntu's chromium is a snap: see browser_note()
 # What each make target runs besides a lab.
 TARGET_NEEDS = {"test-fig6": set(), "test-fig3": set(), "test": {"browser", "docker"}, "unit": {"browser"},
-                "matrix": set(), "variants": {"docker"}, "kernels": set(), "profiles": set(), "selftest": {"docker"},
+                "matrix": set(), "variants": {"docker"}, "implementations": set(), "profiles": set(), "selftest": {"docker"},
                 "images": {"docker"}, "bench": {"iperf"}, "deps": set()}
 PROBE_NS = f"iipt-pkgprobe-{os.getpid()}"
 
