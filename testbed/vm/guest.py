@@ -28,7 +28,7 @@ PR_SET_PDEATHSIG = 1
 # Variables worth carrying into the guest; the rest of the host's
 # environment (terminals, sessions) means nothing there.
 PASSED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM", "CI", "NO_COLOR",
-              "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+              "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "IIPTRAN_JOBS")
 
 
 DEFAULT_MEMORY_MB = 2048
