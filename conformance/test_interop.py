@@ -49,12 +49,24 @@ class Mixed:
 def _samples(lab, report_dir, node: str, peer: str, tag: str) -> dict[str, Sample]:
     """Send each fixed VN packet from node to peer's VN-local address; return their ESP."""
     markers = {name: f"iiptran-equivalence-{i}".encode() for i, name in enumerate(VARIANTS)}
+    base, peer_base = lab.plan.nodes[node].base_address, lab.plan.nodes[peer].base_address
+
+    def a_sample(packet) -> bool:
+        if IP not in packet or (packet[IP].src, packet[IP].dst, packet[IP].proto) != (base, peer_base, IPPROTO_ESP):
+            return False
+        try:
+            plain = lab.decrypt(packet)
+        except Exception:            # not one of the kernels' SAs: no sample
+            return False
+        return bool(plain and plain.inner is not None and any(m in bytes(plain.inner) for m in markers.values()))
+
     with access_capture(lab, report_dir, node, f"equivalence-{tag}") as cap:
         for name, fields in VARIANTS.items():
             inner = IP(src=expect.lan_address(lab, node), dst=expect.lan_address(lab, peer), id=0x5151,
                        **fields) / ICMP(type=8, id=0x5151, seq=1) / Raw(markers[name])
             send_raw_ip(lab.runtime, node, bytes(inner), inner.dst)
-    base, peer_base = lab.plan.nodes[node].base_address, lab.plan.nodes[peer].base_address
+        # Under load the last samples may still be on their way when the capture would end.
+        cap.await_packets(a_sample, len(VARIANTS))
     found = {}
     for packet in cap.packets:
         if IP in packet and (packet[IP].src, packet[IP].dst, packet[IP].proto) == (base, peer_base, IPPROTO_ESP):
