@@ -14,76 +14,81 @@
 set -eu
 
 plan=$(cat)
-get() { printf '%s\n' "$plan" | jq -r "$@"; }
 mode=${IIPTRAN_EXAMPLE_SA_MODE:-transport}
-ns=$(get .netns)
-in_node=$(get '.exec | join(" ")')          # runs a command inside the node (namespace or container)
-event=$(get .event)                          # up: first time; links-added: only .new_links are new
+# The plan's fields as shell variables, one jq per read (a process start
+# costs under emulation).
+eval "$(printf '%s\n' "$plan" | jq -r '@sh "node=\(.node) ns=\(.netns) in_node=\(.exec | join(" "))
+    event=\(.event) new_links=\(.new_links | join(" ")) daemon=\(.routing.daemon) bfd=\(.bfd.enabled)
+    space=\(.routing.pathspace) folder=\(.routing.folder) ttl=\(.tunnel_ttl) hello=\(.ospf.hello)
+    dead=\(.ospf.dead) lan=\(.lan) lan_device=\(.lan_device) count=\(.tunnels | length)"')"
 
-if [ "$(get .routing.daemon)" != frr ] || [ "$(get .bfd.enabled)" = true ]; then
-    echo "$0: this example configures FRR OSPF without BFD; the lab asks for $(get .routing.daemon)," \
-         "BFD $(get .bfd.enabled)" >&2
+if [ "$daemon" != frr ] || [ "$bfd" = true ]; then
+    echo "$0: this example configures FRR OSPF without BFD; the lab asks for $daemon, BFD $bfd" >&2
     exit 1
 fi
 
-link() {   # link INDEX: one virtual link end, devices and IPsec
-    t() { get ".tunnels[$1].$2"; }
-    dev=$(t "$1" device) local=$(t "$1" local_base) remote=$(t "$1" remote_base)
-    ip -n "$ns" link add "$dev" type ipip local "$local" remote "$remote" ttl "$(get .tunnel_ttl)" tos inherit pmtudisc
-    ip -n "$ns" addr add "$(t "$1" vn_address)/$(t "$1" prefixlen)" dev "$dev"
+read_link() {   # read_link INDEX: one link end's fields as shell variables
+    eval "$(printf '%s\n' "$plan" | jq -r --argjson i "$1" '.tunnels[$i] | @sh "label=\(.label)
+        dev=\(.device) local=\(.local_base) remote=\(.remote_base) vn=\(.vn_address)/\(.prefixlen)
+        cost=\(.cost) out_spi=\(.sa_out.spi) out_reqid=\(.sa_out.reqid) out_crypto=\(.sa_out.crypto | join(" "))
+        in_spi=\(.sa_in.spi) in_reqid=\(.sa_in.reqid) in_crypto=\(.sa_in.crypto | join(" "))"')"
+}
+
+sa_and_policy() {   # sa_and_policy DIR SRC DST SPI REQID CRYPTO
+    selector="sel src $2/32 dst $3/32 proto 4"
+    [ "$mode" = transport ] || selector=""
+    # shellcheck disable=SC2086  # the crypto words and the selector split on purpose
+    ip -n "$ns" xfrm state add src "$2" dst "$3" proto esp spi "$4" reqid "$5" mode "$mode" \
+        replay-window 32 $6 $selector
+    ip -n "$ns" xfrm policy add src "$2/32" dst "$3/32" proto 4 dir "$1" \
+        tmpl src "$2" dst "$3" proto esp reqid "$5" mode "$mode" level required
+}
+
+build_link() {   # the current link's device and IPsec
+    ip -n "$ns" link add "$dev" type ipip local "$local" remote "$remote" ttl "$ttl" tos inherit pmtudisc
+    ip -n "$ns" addr add "$vn" dev "$dev"
     ip -n "$ns" link set "$dev" multicast on up
     ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$dev.rp_filter=1"
-    for dir in out in; do
-        if [ $dir = out ]; then src=$local dst=$remote; else src=$remote dst=$local; fi
-        selector="sel src $src/32 dst $dst/32 proto 4"
-        [ "$mode" = transport ] || selector=""
-        # shellcheck disable=SC2046,SC2086  # the crypto words and selector split on purpose
-        ip -n "$ns" xfrm state add src "$src" dst "$dst" proto esp spi "$(t "$1" "sa_$dir.spi")" \
-            reqid "$(t "$1" "sa_$dir.reqid")" mode "$mode" replay-window 32 \
-            $(t "$1" "sa_$dir.crypto | join(\" \")") $selector
-        ip -n "$ns" xfrm policy add src "$src/32" dst "$dst/32" proto 4 dir "$dir" \
-            tmpl src "$src" dst "$dst" proto esp reqid "$(t "$1" "sa_$dir.reqid")" mode "$mode" level required
-    done
+    sa_and_policy out "$local" "$remote" "$out_spi" "$out_reqid" "$out_crypto"
+    sa_and_policy in "$remote" "$local" "$in_spi" "$in_reqid" "$in_crypto"
 }
 
-ospf_interface() {   # ospf_interface INDEX: the config lines of one tunnel device
-    printf 'interface %s\n ip ospf network point-to-point\n ip ospf hello-interval %s\n' \
-        "$(get ".tunnels[$1].device")" "$(get .ospf.hello)"
-    printf ' ip ospf dead-interval %s\n ip ospf cost %s\n ip ospf area 0\n!\n' \
-        "$(get .ospf.dead)" "$(get ".tunnels[$1].cost")"
+ospf_lines() {   # the current link's OSPF interface, one line each
+    printf 'interface %s\n ip ospf network point-to-point\n ip ospf hello-interval %s\n' "$dev" "$hello"
+    printf ' ip ospf dead-interval %s\n ip ospf cost %s\n ip ospf area 0\n' "$dead" "$cost"
 }
 
-count=$(get '.tunnels | length')
-space=$(get .routing.pathspace) folder=$(get .routing.folder)
 i=0
+config=""
 while [ "$i" -lt "$count" ]; do
-    if [ "$event" = up ] || get ".new_links | index(\"$(get ".tunnels[$i].label")\") != null" | grep -q true; then
-        link "$i"
-        if [ "$event" = links-added ]; then
-            ospf_interface "$i" | sed '/^!$/d' | {
-                set -- -c "configure terminal"
-                while IFS= read -r line; do set -- "$@" -c "$line"; done
-                $in_node vtysh -N "$space" "$@" >/dev/null
-            }
-        fi
-    fi
+    read_link "$i"
+    case "$event: $new_links " in
+    "up:"*)
+        build_link
+        config="$config$(ospf_lines)
+!
+" ;;
+    *" $label "*)
+        build_link
+        # A running ospfd learns the new interface through vtysh.
+        set -- -c "configure terminal"
+        while IFS= read -r line; do set -- "$@" -c "$line"; done <<EOF
+$(ospf_lines)
+EOF
+        $in_node vtysh -N "$space" "$@" >/dev/null ;;
+    esac
     i=$((i + 1))
 done
 [ "$event" = up ] || exit 0
 
-router_id=$(get '.lan | split("/")[0]')
-{
-    echo "frr defaults traditional"; echo "hostname $(get .node)"; echo "log file $folder/ospfd.log"; echo "!"
-    i=0
-    while [ "$i" -lt "$count" ]; do ospf_interface "$i"; i=$((i + 1)); done
-    printf 'interface %s\n ip ospf area 0\n!\n' "$(get .lan_device)"
-    printf 'router ospf\n ospf router-id %s\n passive-interface %s\n' "$router_id" "$(get .lan_device)"
-    printf ' timers throttle spf 0 50 1000\n timers throttle lsa all 0\n timers lsa min-arrival 0\n!\n'
-} > "${TMPDIR:-/tmp}/ospfd.$$"
 $in_node mkdir -p "$folder"
-$in_node sh -c "cat > '$folder/ospfd.conf'" < "${TMPDIR:-/tmp}/ospfd.$$"
-rm -f "${TMPDIR:-/tmp}/ospfd.$$"
-printf 'frr defaults traditional\nhostname %s\nlog file %s/zebra.log\n!\n' "$(get .node)" "$folder" |
+{
+    printf 'frr defaults traditional\nhostname %s\nlog file %s/ospfd.log\n!\n%s' "$node" "$folder" "$config"
+    printf 'interface %s\n ip ospf area 0\n!\n' "$lan_device"
+    printf 'router ospf\n ospf router-id %s\n passive-interface %s\n' "${lan%/*}" "$lan_device"
+    printf ' timers throttle spf 0 50 1000\n timers throttle lsa all 0\n timers lsa min-arrival 0\n!\n'
+} | $in_node sh -c "cat > '$folder/ospfd.conf'"
+printf 'frr defaults traditional\nhostname %s\nlog file %s/zebra.log\n!\n' "$node" "$folder" |
     $in_node sh -c "cat > '$folder/zebra.conf'"
 $in_node chown frr:frr /run/frr "$folder" "$folder/zebra.conf" "$folder/ospfd.conf"
 for daemon in zebra ospfd; do
