@@ -21,7 +21,7 @@ from testbed.report.wireshark import write_esp_sa
 from testbed.requirements import catalogue, deviations_for
 from testbed.runtime.base import program_version
 from testbed.topology.loader import load
-from testbed.topology.model import node_hook
+from testbed.topology.model import node_hook, node_routing
 from testbed.topology.plan import build_plan
 
 
@@ -145,7 +145,7 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool, **extra) -> None:
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
              **lab.runtime.describe(), "iproute2": program_version(["ip", "-V"]), "timings": lab.timings, **extra}
-    with_bird = [n for n, node in lab.topology.vn_nodes.items() if (node.routing or lab.topology.routing) == "bird"]
+    with_bird = [n for n in lab.topology.vn_nodes if node_routing(lab.topology, n) == "bird"]
     if with_bird:
         facts["bird"] = program_version(lab.runtime.exec_argv(with_bird[0], ["bird", "--version"]))
     if lab.ike_links():

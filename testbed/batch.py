@@ -103,6 +103,13 @@ def why_it_failed(run: Run, limit: int = FAILURE_LINES) -> list[str]:
     return (said or lines)[-limit:]
 
 
+def print_failures(runs: list[Run]) -> None:
+    """Each failed run's title, log and why_it_failed lines."""
+    for run in runs:
+        if run.returncode != 0:
+            print(f"{run.title} ({run.log}):", *(f"  {line}" for line in why_it_failed(run)), sep="\n")
+
+
 def previous_seconds(run: Run) -> float | None:
     """What the run's tests took last time (its report folder's results.json)."""
     try:

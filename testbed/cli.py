@@ -239,9 +239,10 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command in ("test", "up"):
         commands.topology_as_run(args)                 # the overrides fit the topology
     if args.command == "batch":
-        from testbed.variants import parse
-        for spec in args.variants:
-            parse(spec)
+        from testbed.variants import planned
+        planned(args.variants, args.report or REPORTS)
+    if args.command == "implementations" and not (args.only and args.report):
+        raise UserError("implementations --inner is the per-kernel step; give --only and --report")
     if args.command == "run" and not _strip_dashes(args.cmd):
         raise UserError("run: give a command after --")
     if args.command == "exec" and not _strip_dashes(args.cmd):

@@ -212,5 +212,9 @@ def topology_folders(args: argparse.Namespace) -> list[Path]:
     given = getattr(args, "topology", None) or []
     names = [given] if isinstance(given, str) else list(given)
     names += [spec.partition(":")[0] for spec in getattr(args, "variants", None) or []]
-    hooks = [Path(args.configure).resolve().parent] if getattr(args, "configure", None) else []
+    hooks = [getattr(args, "configure", None)]
+    for spec in getattr(args, "variants", None) or []:
+        hooks += [item.partition("=")[2] for item in spec.partition(":")[2].split(",")
+                  if item.startswith("configure=")]
+    hooks = [Path(hook).resolve().parent for hook in hooks if hook]
     return sorted({resolve_path(name).resolve().parent for name in names} | set(hooks))

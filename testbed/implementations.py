@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tabulate import tabulate
 
 from testbed.errors import TestbedError, UserError
-from testbed.paths import PROJECT
+from testbed.paths import project_file
 from testbed.report.results import DEVIATION
 from testbed.requirements import CATALOGUE, catalogue
 
@@ -73,7 +73,7 @@ def overrides_of(found: dict[str, Implementation], name: str) -> dict[str, str]:
     """The reference's overrides, then the implementation's (a hook's path is from the project's folder)."""
     merged = {**found[REFERENCE].overrides, **found[name].overrides}
     if merged.get("configure"):
-        merged["configure"] = str(PROJECT / merged["configure"])
+        merged["configure"] = project_file(merged["configure"])
     return merged
 
 
@@ -139,20 +139,21 @@ def _run_batch(argv: list[str], env: dict[str, str]) -> int:
 
 def run_inner(topology: str, names: list[str], report_dir: Path) -> int:
     """The implementations of one kernel series, in one batch, here."""
-    from testbed.batch import Run, run_all
+    from testbed.batch import Run, print_failures, run_all
     found = load_implementations()
-    run_all([Run(name, topology, f"im{index}", report_dir / name, overrides_of(found, name))
-             for index, name in enumerate(names)], title="implementations")
+    runs = run_all([Run(name, topology, f"im{index}", report_dir / name, overrides_of(found, name))
+                    for index, name in enumerate(names)], title="implementations")
+    print_failures(runs)         # the matrix judges; a CI log shows why a run failed
     return 0
 
 
 # -- judging ------------------------------------------------------------------
 
 def judge(verdict: str, reference: str | None, explained: bool, tests: int) -> str:
-    if reference is None:
-        return REFERENCE_CELL
     if verdict == "not run" and not tests:
         return NOT_CHECKED              # no test at all: a run that broke before collecting
+    if reference is None:
+        return REFERENCE_CELL
     if verdict == reference:
         return SAME
     if verdict == DEVIATION:

@@ -30,7 +30,7 @@ from testbed.routing.frr import FrrNode
 from testbed.routing.stacks import STACKS, RoutingStack, lab_stack
 from testbed.runtime.base import Runtime
 from testbed.runtime.netns import NetnsRuntime
-from testbed.topology.loader import check_consistency, hook_problems, load, resolve_path
+from testbed.topology.loader import check_consistency, hook_file_problem, load, resolve_path
 from testbed.topology.model import NODE_ROUTINGS, OVERRIDABLE, Topology
 from testbed.topology.plan import LabPlan, TunnelEnd, build_plan
 
@@ -74,6 +74,9 @@ def with_overrides(topology: Topology, overrides: dict[str, str] | None = None) 
             nodes[node] = topology.vn_nodes[node].model_copy(update={"routing": value})
         elif key == "configure":
             lab_wide[key] = str(Path(value).resolve())       # a path given here is relative to here
+            problem = hook_file_problem(Path(lab_wide[key]))
+            if problem:
+                raise UserError(f"configure={value}: {problem}")
         elif key not in OVERRIDABLE:
             raise UserError(f"'{key}' cannot be overridden (only {', '.join(OVERRIDABLE)}, configure, "
                             "or routing.<VN node>)")
@@ -86,7 +89,7 @@ def with_overrides(topology: Topology, overrides: dict[str, str] | None = None) 
     if nodes:
         lab_wide["vn_nodes"] = {**topology.vn_nodes, **nodes}
     changed = topology.model_copy(update=lab_wide)
-    problems = check_consistency(changed) + hook_problems(changed, Path.cwd() / "command line")
+    problems = check_consistency(changed)
     if problems:
         raise UserError("; ".join(f"with {', '.join(f'{k}={v}' for k, v in update.items())}: {where}: {msg}"
                                   for where, msg in problems))

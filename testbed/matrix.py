@@ -18,7 +18,7 @@ RECORDED = "known deviation (recorded)"
 
 def run_matrix(report_dirs: dict[str, Path], modes: list[str]) -> int:
     """Every (topology, mode) run in one batch, then one matrix per topology."""
-    from testbed.batch import Run, run_all, why_it_failed
+    from testbed.batch import Run, print_failures, run_all
     runs = run_all([Run(f"{topology} with datapath {mode}", topology, f"mx{t}{i}", report_dirs[topology] / mode,
                  {"datapath": mode})
              for t, topology in enumerate(report_dirs) for i, mode in enumerate(modes)], title="matrix")
@@ -33,9 +33,7 @@ def run_matrix(report_dirs: dict[str, Path], modes: list[str]) -> int:
     if not ok:
         # The modes RFC 3884 predicts to fail fail by design; the IIPtran
         # runs' own failures are what a CI log must explain.
-        for run in runs:
-            if run.returncode != 0 and run.overrides["datapath"] == "iiptran":
-                print(f"{run.title} ({run.log}):", *(f"  {line}" for line in why_it_failed(run)), sep="\n")
+        print_failures([run for run in runs if run.overrides["datapath"] == "iiptran"])
     return 0 if ok else 1
 
 

@@ -27,8 +27,8 @@ BENCH = ["iperf3"]
 BROWSER = {"debian": ["chromium"], "ubuntu": []}     # Ubuntu's chromium is a snap: see browser_note()
 # What each make target runs besides a lab.
 TARGET_NEEDS = {"test-fig6": set(), "test-fig3": set(), "test": {"browser", "docker"}, "unit": {"browser"},
-                "matrix": set(), "variants": {"docker"}, "implementations": set(), "profiles": set(), "selftest": {"docker"},
-                "images": {"docker"}, "bench": {"iperf"}, "deps": set()}
+                "matrix": set(), "variants": {"docker"}, "implementations": set(), "profiles": set(),
+                "selftest": {"docker"}, "images": {"docker"}, "bench": {"iperf"}, "deps": set()}
 PROBE_NS = f"iipt-pkgprobe-{os.getpid()}"
 
 

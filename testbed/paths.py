@@ -15,3 +15,9 @@ BENCH_DIR = REPORTS / "bench"     # what `make bench` writes
 
 def in_guest() -> bool:
     return os.environ.get("IIPTRAN_IN_GUEST") == "1"
+
+
+def project_file(relative: str) -> str:
+    """A path the project's own files name relative to its folder (e.g. a
+    configuration hook named in conformance/*.yaml), made absolute."""
+    return str(PROJECT / relative)

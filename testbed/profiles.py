@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from tabulate import tabulate
 
 from testbed.errors import TestbedError, UserError
-from testbed.paths import PROJECT
+from testbed.paths import project_file
 from testbed.requirements import CATALOGUE, catalogue
 from testbed.topology.model import Keying
 
@@ -61,8 +61,8 @@ def load_profiles(path: Path = PROFILES) -> ProfileSet:
     for name, profile in found.profiles.items():
         if name not in FAULTS and not profile.configure:
             raise TestbedError(f"{path}: profile '{name}' is no fault of testbed/faults and names no 'configure' hook")
-        if profile.configure and not os.access(PROJECT / profile.configure, os.X_OK):
-            raise TestbedError(f"{path}: profile '{name}': no executable {PROJECT / profile.configure}")
+        if profile.configure and not os.access(project_file(profile.configure), os.X_OK):
+            raise TestbedError(f"{path}: profile '{name}': no executable {project_file(profile.configure)}")
         unknown = [r for r in profile.breaks if r not in known]
         if unknown:
             raise TestbedError(f"{path}: profile '{name}' names unknown requirements {unknown}")
@@ -133,7 +133,7 @@ def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> 
         entry = spec.profiles[profile]
         overrides = {"keying": entry.keying} if entry.keying else {}
         if entry.configure:
-            overrides["configure"] = str(PROJECT / entry.configure)
+            overrides["configure"] = project_file(entry.configure)
         runs.append(Run(f"negative profile {profile}", entry.topology or spec.topology, f"{name}{index}",
                         report_dir / profile, overrides, None if entry.configure else profile))
     run_all(longest_first(runs, [spec.profiles[p] for p in chosen], spec.topology), title="profiles")

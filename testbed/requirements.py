@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from testbed.errors import TestbedError
+from testbed.topology.model import node_routing
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "conformance" / "requirements.yaml"
 MODE_PREDICTIONS = CATALOGUE.with_name("modes.yaml")
@@ -114,7 +115,7 @@ def deviations_for(topology) -> dict[str, Deviation]:
     links mix keyings (or nodes mix routing daemons) matches a deviation of
     any it uses."""
     keyings = {link.keying or topology.keying for link in topology.virtual_links}
-    routings = {node.routing or topology.routing for node in topology.vn_nodes.values()}
+    routings = {node_routing(topology, node) for node in topology.vn_nodes}
     facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": routings}
     return {req: d for req, d in deviations().items()
             if all(facts[key] & set(values) for key, values in d.where.items())}

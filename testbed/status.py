@@ -37,5 +37,5 @@ def render(lab) -> str:
                                     "tunnels (keying, adjacency, SAs in the kernel: spi:mode:packets)"],
                      tablefmt="simple")
     return (f"lab {lab.name} (topology {lab.topology.name}, {lab.topology_path}; "
-            f"datapath {lab.datapath.summary}; routing {lab.topology.routing}; "
+            f"datapath {lab.datapath.summary}; routing {lab.routing.name}; "
             f"nodes: {NODE_KINDS[lab.runtime.backend]})\n{table}")

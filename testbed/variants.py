@@ -40,25 +40,30 @@ def parse(spec: str) -> tuple[str, dict[str, str]]:
     return topology, overrides
 
 
-def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> int:
-    from testbed.batch import Run, run_all, why_it_failed
-    runs = []
-    for index, spec in enumerate(specs):
+def planned(specs: list[str], reports: Path) -> list[tuple[str, str, dict[str, str], Path]]:
+    """(spec, topology, overrides, report folder) per variant; bad input and
+    two variants sharing a report folder are refused (exit 2, before any boot)."""
+    found = []
+    for spec in specs:
         topology, overrides = parse(spec)
-        model = with_overrides(load(topology), overrides)
-        runs.append(Run(f"{spec}", topology, f"{lab_prefix}{index}", reports / folder_name(model), overrides))
-    folders = [run.report for run in runs]
-    if len(set(folders)) != len(folders):
-        twice = sorted({str(folder) for folder in folders if folders.count(folder) > 1})
+        found.append((spec, topology, overrides, reports / folder_name(with_overrides(load(topology), overrides))))
+    folders = [folder for *_, folder in found]
+    twice = sorted({str(folder) for folder in folders if folders.count(folder) > 1})
+    if twice:
         raise UserError(f"batch: two variants would share a report folder: {', '.join(twice)}")
+    return found
+
+
+def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> int:
+    from testbed.batch import Run, print_failures, run_all
+    runs = [Run(spec, topology, f"{lab_prefix}{index}", folder, overrides)
+            for index, (spec, topology, overrides, folder) in enumerate(planned(specs, reports))]
     rows = []
     for run in run_all(runs, title="variants"):
         rows.append([run.title, "passed" if run.returncode == 0 else f"exit {run.returncode}",
                      f"{run.seconds:.0f} s", str(run.report)])
     print(tabulate(rows, headers=["variant", "verdict", "time", "report"]))
     failed = [run.title for run in runs if run.returncode != 0]
-    for run in runs:
-        if run.returncode != 0:
-            print(f"{run.title} ({run.log}):", *(f"  {line}" for line in why_it_failed(run)), sep="\n")
+    print_failures(runs)
     print("batch: " + (f"failed: {', '.join(failed)}" if failed else "every variant passed"))
     return 1 if failed else 0

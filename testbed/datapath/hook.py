@@ -22,19 +22,32 @@ from pathlib import Path
 
 from testbed import events
 from testbed.errors import TestbedError
+from testbed.routing import bird
 from testbed.routing.bird import BIRD_RUN
 from testbed.routing.daemons import node_space
 from testbed.routing.frr import FRR_RUN
 from testbed.topology.loader import hook_path
-from testbed.topology.model import node_hook
+from testbed.topology.model import node_hook, node_routing
 from testbed.topology.plan import LAN_DEVICE
 
 HOOK_TIMEOUT = 180.0
-ROUTING_FOLDERS = {"frr": FRR_RUN, "bird": BIRD_RUN}
 
 
 def hooked_nodes(lab) -> set[str]:
     return {node for node in lab.topology.vn_nodes if node_hook(lab.topology, node)}
+
+
+def _routing(daemon: str, space: str) -> dict:
+    """Where the node's daemon must live for the suite to ask it and `down` to find it."""
+    if daemon == "frr":
+        return {"daemon": daemon, "pathspace": space, "folder": str(FRR_RUN / space),
+                "how": "start FRR's daemons with -N <pathspace>"}
+    if daemon == "bird":
+        folder = BIRD_RUN / space
+        return {"daemon": daemon, "pathspace": space, "folder": str(folder), "socket": str(folder / bird.SOCKET),
+                "log": str(folder / bird.LOG),
+                "how": f"bird -s <socket>; log to <log> with debug {{ events }} in an OSPF protocol named '{bird.OSPF}'"}
+    return {"daemon": daemon, "pathspace": space, "folder": None, "how": "no daemon: install the routes yourself"}
 
 
 def _sa(sa) -> dict:
@@ -44,7 +57,7 @@ def _sa(sa) -> dict:
 def node_document(lab, node: str, event: str, new_links: list[str]) -> dict:
     plan = lab.plan.nodes[node]
     defaults = lab.topology.defaults
-    daemon = lab.topology.vn_nodes[node].routing or lab.topology.routing
+    daemon = node_routing(lab.topology, node)
     space = node_space(lab.name, node)
     tunnels = []
     for tunnel in plan.tunnels:
@@ -63,8 +76,7 @@ def node_document(lab, node: str, event: str, new_links: list[str]) -> dict:
             "ospf": {"hello": defaults.ospf.hello, "dead": defaults.ospf.dead},
             "bfd": {"enabled": defaults.bfd.enabled, "interval_ms": defaults.bfd.interval_ms,
                     "multiplier": defaults.bfd.multiplier},
-            "routing": {"daemon": daemon, "pathspace": space,
-                        "folder": str(ROUTING_FOLDERS[daemon] / space) if daemon in ROUTING_FOLDERS else None},
+            "routing": _routing(daemon, space),
             "tunnels": tunnels}
 
 
@@ -73,11 +85,14 @@ def run_hook(lab, node: str, event: str, new_links: list[str] | None = None) -> 
     path = hook_path(Path(lab.topology_path), node_hook(lab.topology, node))
     document = json.dumps(node_document(lab, node, event, new_links or []), indent=1)
     try:
-        done = subprocess.run([str(path)], input=document, capture_output=True, text=True, timeout=HOOK_TIMEOUT,
-                              env={**os.environ, "IIPTRAN_LAB": lab.name, "IIPTRAN_NODE": node})
+        done = subprocess.run([str(path)], input=document, capture_output=True, text=True, errors="replace",
+                              timeout=HOOK_TIMEOUT, env={**os.environ, "IIPTRAN_LAB": lab.name, "IIPTRAN_NODE": node})
     except subprocess.TimeoutExpired:
         raise TestbedError(f"{node}: configuration hook {path} ({event}) did not finish in {HOOK_TIMEOUT:.0f} s") \
             from None
+    except OSError as error:
+        raise TestbedError(f"{node}: cannot run configuration hook {path}: {error.strerror} "
+                           "(an executable, or a script starting with #!)") from None
     events.command(node, [str(path), f"<{event} plan on stdin>"], done.returncode, done.stdout, done.stderr)
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()[-5:]

@@ -10,6 +10,7 @@ daemon's own log (BIRD keeps no per-neighbour change counter).
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _lab_daemons(lab: str, node: str | None) -> list[int]:
     """Pids of a lab's (or one node's) BIRD daemons: the control socket's
     folder names the lab and node."""
     wanted = str(BIRD_RUN / node_space(lab, node)) + "/" if node else str(BIRD_RUN / node_space(lab, ""))
-    return find_pids(lambda argv: argv[0] == str(BIRD) and "-s" in argv[:-1]
+    return find_pids(lambda argv: os.path.basename(argv[0]) == "bird" and "-s" in argv[:-1]
                      and argv[argv.index("-s") + 1].startswith(wanted))
 
 

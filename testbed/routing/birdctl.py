@@ -24,6 +24,7 @@ def ask(folder: Path, name: str, command: str, timeout: float = 30.0) -> list[st
         replies.flush()
         return _reply(replies, folder, command)
 
+
 def _reply(replies, folder: Path, command: str) -> list[str]:
     lines = []
     while True:

@@ -17,6 +17,7 @@ from testbed.routing import bird
 from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.netlink import rtnl
 from testbed.topology.graph import NoPath, all_shortest_paths
+from testbed.topology.model import node_routing
 
 
 class RoutingStack:
@@ -133,14 +134,17 @@ class PerNode(RoutingStack):
         self.stacks = stacks
         self.name = "+".join(sorted({stack.name for stack in stacks.values()}))
 
+    def _distinct(self) -> list[RoutingStack]:
+        return list({stack.name: stack for stack in self.stacks.values()}.values())
+
     def start(self, lab, nodes):
-        for stack in {id(s): s for s in self.stacks.values()}.values():
+        for stack in self._distinct():
             mine = [node for node in nodes if self.stacks[node] is stack]
             if mine:
                 stack.start(lab, mine)
 
     def stop_lab(self, lab_name):
-        for stack in {id(s): s for s in self.stacks.values()}.values():
+        for stack in self._distinct():
             stack.stop_lab(lab_name)
 
     def neighbours(self, lab, node):
@@ -208,7 +212,7 @@ STACKS: dict[str, RoutingStack] = {s.name: s for s in (Frr(), Bird(), Static())}
 
 def lab_stack(topology) -> RoutingStack:
     """The lab's stack, or a per-node one when any VN node names its own."""
-    chosen = {name: node.routing or topology.routing for name, node in topology.vn_nodes.items()}
+    chosen = {name: node_routing(topology, name) for name in topology.vn_nodes}
     if all(routing == topology.routing for routing in chosen.values()):
         return STACKS[topology.routing]
     return PerNode({name: STACKS[routing] for name, routing in chosen.items()})

@@ -29,6 +29,7 @@ def ask(folder: Path, daemon: str, command: str, timeout: float = 30.0) -> str:
         _exchange(vty, daemon, folder, "enable")
         return _exchange(vty, daemon, folder, command)
 
+
 def _exchange(vty: socket.socket, daemon: str, folder: Path, command: str) -> str:
     vty.sendall(command.encode() + b"\0")
     answer = b""

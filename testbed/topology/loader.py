@@ -54,18 +54,20 @@ def hook_path(topology_path: Path, value: str) -> Path:
     return given if given.is_absolute() else (topology_path.parent / given).resolve()
 
 
+def hook_file_problem(found: Path) -> str | None:
+    """Why `found` cannot be run as a configuration hook, or None."""
+    if not found.is_file():
+        return f"no such file {found}"
+    if not os.access(found, os.X_OK):
+        return f"{found} is not executable (chmod +x)"
+    return None
+
+
 def hook_problems(t: Topology, path: Path) -> list[tuple[str, str]]:
-    problems = []
+    """The hooks a lab file names (relative to the file at `path`) that cannot be run."""
     named = [("configure", t.configure)] + [(f"vn_nodes.{n}.configure", v.configure) for n, v in t.vn_nodes.items()]
-    for where, value in named:
-        if value is None:
-            continue
-        found = hook_path(path, value)
-        if not found.is_file():
-            problems.append((where, f"no such file {found}"))
-        elif not os.access(found, os.X_OK):
-            problems.append((where, f"{found} is not executable (chmod +x)"))
-    return problems
+    return [(where, problem) for where, value in named
+            if value is not None and (problem := hook_file_problem(hook_path(path, value)))]
 
 
 def check_consistency(t: Topology) -> list[tuple[str, str]]:
@@ -108,6 +110,9 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
                 problems.append((f"flows.{flow_name}.{field}", f"unknown VN node '{getattr(flow, field)}'"))
     for i, link in enumerate(t.virtual_links):
         hooked = [end for end in link.ends if end in t.vn_nodes and node_hook(t, end)]
+        if hooked and t.datapath != "iiptran":
+            problems.append((f"virtual_links.{i}.ends", f"{', '.join(hooked)} configure themselves (a hook), which "
+                                                        f"builds IIPtran links; datapath '{t.datapath}' cannot apply"))
         if (link.keying or t.keying) == "ikev2" and hooked:
             problems.append((f"virtual_links.{i}.keying", f"{', '.join(hooked)} configure themselves (a hook): "
                                                           "their links are keyed manually, with the plan's keys"))

@@ -183,6 +183,11 @@ class Topology(Strict):
         return value
 
 
+def node_routing(topology: Topology, node: str) -> str:
+    """A VN node's routing (its own OSPF daemon, else the lab's routing)."""
+    return topology.vn_nodes[node].routing or topology.routing
+
+
 def node_hook(topology: Topology, node: str) -> str | None:
     """The executable that configures a VN node (its own, else the lab's), as the file names it."""
     return topology.vn_nodes[node].configure or topology.configure

@@ -43,9 +43,23 @@ def test_a_missing_or_plain_hook_is_refused_by_field(tmp_path, extra, words):
         load(str(_lab_file(tmp_path, extra)))
 
 
-def test_a_hook_and_ike_keying_are_refused_together():
-    with pytest.raises(UserError, match="configure themselves"):
-        with_overrides(load("fig6"), {"configure": str(EXAMPLE), "keying": "ikev2"})
+@pytest.mark.parametrize("overrides, words", [({"keying": "ikev2"}, "keyed manually"),
+                                              ({"datapath": "tunnel-policy"}, "builds IIPtran links")])
+def test_a_hook_is_refused_with_what_it_cannot_build(overrides, words):
+    with pytest.raises(UserError, match=words):
+        with_overrides(load("fig6"), {"configure": str(EXAMPLE), **overrides})
+
+
+def test_a_hook_given_on_the_command_line_must_be_runnable(tmp_path):
+    with pytest.raises(UserError, match="configure=.*no such file"):
+        with_overrides(load("fig6"), {"configure": str(tmp_path / "none.sh")})
+
+
+def test_overriding_a_lab_whose_own_hook_is_relative_to_it(tmp_path):
+    (tmp_path / "mine.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "mine.sh").chmod(0o755)
+    lab_file = _lab_file(tmp_path, "configure: mine.sh\n")
+    assert with_overrides(load(str(lab_file)), {"routing.A": "bird"}).configure == "mine.sh"
 
 
 def test_the_plan_names_links_keys_and_the_routing_folder():
@@ -57,9 +71,23 @@ def test_the_plan_names_links_keys_and_the_routing_folder():
     assert hook.hooked_nodes(lab) == {"A", "B", "C", "N"}
     plan = hook.node_document(lab, "A", "up", [])
     assert plan["netns"] == lab.runtime.netns("A") and plan["exec"][:3] == ["ip", "netns", "exec"]
-    assert plan["routing"] == {"daemon": "frr", "pathspace": "iipt-plan-A", "folder": "/run/frr/iipt-plan-A"}
+    assert {k: plan["routing"][k] for k in ("daemon", "pathspace", "folder")} == {
+        "daemon": "frr", "pathspace": "iipt-plan-A", "folder": "/run/frr/iipt-plan-A"}
+    bird_plan = hook.node_document(Lab("plan", resolve_path("fig6"), topology=with_overrides(
+        load("fig6"), {"configure": str(EXAMPLE), "routing.A": "bird"})), "A", "up", [])["routing"]
+    assert bird_plan["socket"] == "/run/bird/iipt-plan-A/bird.ctl" and bird_plan["log"].endswith("/bird.log")
     assert [t["peer"] for t in plan["tunnels"]] == ["B", "C"]          # N's link is not built yet
     link = plan["tunnels"][0]
     out, back = lab.installed_link_sas("A", "B")
     assert link["sa_out"]["spi"] == f"0x{out.spi:08x}" and link["sa_in"]["crypto"] == back.xfrm_crypto()
     assert plan["tunnel_ttl"] == 99 and plan["ospf"] == {"hello": 1, "dead": 4}
+
+
+def test_a_hook_that_cannot_be_run_is_a_clear_error(tmp_path):
+    from testbed.errors import TestbedError
+    script = tmp_path / "noshebang"
+    script.write_text("echo hello\n")
+    script.chmod(0o755)
+    lab = Lab("plan", resolve_path("fig6"), topology=with_overrides(load("fig6"), {"configure": str(script)}))
+    with pytest.raises(TestbedError, match="cannot run configuration hook .*#!"):
+        hook.run_hook(lab, "A", "up")
