@@ -115,6 +115,7 @@ BENCH_GUEST_MEMORY ?= 4096
 bench: deps
 	$(IIPTRAN) run -- $(PY) -m testbed.bench --inner fig6
 	$(IIPTRAN) --guest-memory $(BENCH_GUEST_MEMORY) run -- $(PY) -m testbed.bench_scale --inner $(BENCH_SIZES)
+	$(IIPTRAN) --guest-memory $(BENCH_GUEST_MEMORY) run -- $(PY) -m testbed.bench_scale --inner --routing bird $(BENCH_SIZES)
 	$(IIPTRAN) run -- $(PY) -m testbed.bench_datapath --inner fig6
 	$(IIPTRAN) run -- $(PY) -m testbed.bench_plain --inner fig6
 	$(PY) -m testbed.bench fig6

@@ -47,14 +47,14 @@ def _footprint(lab) -> dict:
             "interfaces": interfaces}
 
 
-def measure(nodes: int, folder: Path) -> dict:
+def measure(nodes: int, folder: Path, routing: str = "frr") -> dict:
     from testbed.lab import Lab
     from testbed.topology.generate import Request, write
     path = write(Request("ring", nodes, bfd=False), folder / f"ring{nodes}.yaml")   # OSPF alone, as measured
     started = time.monotonic()
-    lab = Lab.up(str(path), f"scale{nodes}")
+    lab = Lab.up(str(path), f"scale{nodes}", {"routing": routing})
     try:
-        row = {"nodes": nodes, "up_wall_s": round(time.monotonic() - started, 1), **lab.timings,
+        row = {"nodes": nodes, "routing": routing, "up_wall_s": round(time.monotonic() - started, 1), **lab.timings,
                **_footprint(lab)}
     finally:
         down_started = time.monotonic()
@@ -63,27 +63,36 @@ def measure(nodes: int, folder: Path) -> dict:
     return row
 
 
-def inner(sizes: list[int]) -> list[dict]:
+def inner(sizes: list[int], routing: str = "frr") -> list[dict]:
+    """Measure each size; the rows replace those of the same routing and
+    size in the scale file (FRR and BIRD rows side by side)."""
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for nodes in sizes:
-            row = measure(nodes, Path(folder))
-            print(f"iiptran: bench: ring of {nodes}: converged {row['up_to_converged_s']} s after start, "
+            row = measure(nodes, Path(folder), routing)
+            print(f"iiptran: bench: ring of {nodes} ({routing}): converged {row['up_to_converged_s']} s after start, "
                   f"{row['rss_mb']} MB in {row['processes']} processes", flush=True)
             rows.append(row)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    SCALE_FILE.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}, indent=1) + "\n")
+    try:
+        kept = json.loads(SCALE_FILE.read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        kept = []
+    new = {(row["routing"], row["nodes"]) for row in rows}
+    merged = [row for row in kept if (row.get("routing", "frr"), row["nodes"]) not in new] + rows
+    merged.sort(key=lambda row: (row.get("routing", "frr"), row["nodes"]))
+    SCALE_FILE.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d %H:%M"), "rows": merged}, indent=1) + "\n")
     return rows
 
 
-COLUMNS = [("nodes", "VN nodes"), ("up_to_converged_s", "converged s"), ("datapath_s", "datapath set-up s"),
+COLUMNS = [("routing", "routing"), ("nodes", "VN nodes"), ("up_to_converged_s", "converged s"), ("datapath_s", "datapath set-up s"),
            ("rss_mb", "daemons' RSS MB"), ("rss_per_node_mb", "MB per node"), ("processes", "processes"),
            ("sas", "SAs"), ("policies", "policies"), ("interfaces", "interfaces"), ("down_s", "down s")]
 
 
 def table(data: dict) -> str:
     from tabulate import tabulate
-    rows = [[row.get(key, "-") for key, _ in COLUMNS] for row in data["rows"]]
+    rows = [[row.get(key, "frr" if key == "routing" else "-") for key, _ in COLUMNS] for row in data["rows"]]
     return tabulate(rows, headers=[title for _, title in COLUMNS])
 
 
@@ -92,12 +101,15 @@ def plot(data: dict, out: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = data["rows"]
-    nodes = [r["nodes"] for r in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    left.plot(nodes, [r["up_to_converged_s"] for r in rows], marker="o")
+    nodes = sorted({r["nodes"] for r in data["rows"]})
+    for routing in sorted({r.get("routing", "frr") for r in data["rows"]}):
+        rows = [r for r in data["rows"] if r.get("routing", "frr") == routing]
+        sizes = [r["nodes"] for r in rows]
+        left.plot(sizes, [r["up_to_converged_s"] for r in rows], marker="o", label=routing)
+        right.plot(sizes, [r["rss_mb"] for r in rows], marker="o", label=routing)
     left.set(xlabel="VN nodes (generated ring)", ylabel="s", title="start to OSPF converged")
-    right.plot(nodes, [r["rss_mb"] for r in rows], marker="o", color="tab:orange")
+    left.legend(fontsize=8)
     right.set(xlabel="VN nodes (generated ring)", ylabel="MB", title="daemons' resident memory")
     for axis in (left, right):
         axis.grid(alpha=.3)
@@ -113,9 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m testbed.bench_scale")
     parser.add_argument("sizes", type=int, nargs="*", help="VN nodes per generated ring")
     parser.add_argument("--inner", action="store_true", help="measure here (needs the datapath)")
+    parser.add_argument("--routing", choices=("frr", "bird"), default="frr", help="the rings' OSPF daemon (default frr)")
     args = parser.parse_args()
     if args.inner:
-        inner(args.sizes or [4, 8, 16, 32])
+        inner(args.sizes or [4, 8, 16, 32], args.routing)
         return
     if not SCALE_FILE.exists():
         sys.exit(f"python -m testbed.bench_scale: no {SCALE_FILE}; measure first with --inner where the datapath is")

@@ -11,8 +11,8 @@ DATA = {"measured": "2026-11-27 18:00", "rows": [
 def test_table_has_a_row_per_size_and_the_plot_is_a_png(tmp_path):
     text = table(DATA)
     assert "converged s" in text and "MB per node" in text
-    assert [line.split()[0] for line in text.splitlines()[2:]] == ["4", "8"]
-    out = plot(DATA, tmp_path / "scale.png")
+    assert [line.split()[:2] for line in text.splitlines()[2:]] == [["frr", "4"], ["frr", "8"]]
+    out = plot({**DATA, "rows": DATA["rows"] + [{**DATA["rows"][0], "routing": "bird"}]}, tmp_path / "scale.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
 
 
