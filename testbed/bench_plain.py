@@ -78,7 +78,7 @@ def up_script(plan: LabPlan, prefix: str) -> str:
             script.append(f"ip netns exec {_ns(prefix, node.name)} {FRR_DIR / daemon} -d -N {space} "
                           f"-f {folder / (daemon + '.conf')} -i {folder / (daemon + '.pid')} &")
         script.append("wait")
-    checks = " && ".join(f"ip -n {_ns(prefix, a.name)} route get {b.lan.split('/')[0]} | grep -q ' dev t-'"
+    checks = " && ".join(f"ip -n {_ns(prefix, a.name)} route get {b.lan_address} | grep -q ' dev t-'"
                          for a in active for b in active if a is not b)
     script.append(f"until {checks}; do sleep 0.05; done")
     return "\n".join(script) + "\n"

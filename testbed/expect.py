@@ -1,8 +1,6 @@
 """What the RFC predicts for a lab: VN paths, hop addresses, on-wire endpoint pairs."""
 from __future__ import annotations
 
-import ipaddress
-
 from testbed.topology.graph import Graph, NoPath, all_shortest_paths
 
 
@@ -23,7 +21,7 @@ def shortest_path(graph: Graph, src: str, dst: str, cut: tuple[str, str] | None 
 
 
 def lan_address(lab, node: str) -> str:
-    return str(ipaddress.IPv4Interface(lab.plan.nodes[node].lan).ip)
+    return lab.plan.nodes[node].lan_address
 
 
 def hop_addresses(lab, path: list[str]) -> list[str]:

@@ -33,7 +33,7 @@ STATE_CHANGE = re.compile(rf"{OSPF}: Neighbor \S+ on (\S+) changed state from ")
 
 def bird_config(node: NodePlan, ospf: OspfParams, bfd: BfdParams | None, log: Path) -> str:
     with_bfd = bool(bfd and bfd.enabled)
-    lines = [f"router id {node.lan.split('/')[0]};", f'log "{log}" all;',
+    lines = [f"router id {node.lan_address};", f'log "{log}" all;',
              "protocol device { scan time 10; }",
              # Only OSPF's routes are in the table: all of them to the kernel,
              # equal-cost paths merged as FRR's zebra installs them. The

@@ -189,7 +189,7 @@ def link_egress(lab, node: str, peer: str) -> dict[str, str]:
     end's VN-local address out of (what a rebuild of the link must restore)."""
     found = {}
     for end, other in ((node, peer), (peer, node)):
-        address = lab.plan.nodes[other].lan.split("/")[0]
+        address = lab.plan.nodes[other].lan_address
         found[end] = egress_devices(lab.runtime, end, [address])[address]
     return found
 

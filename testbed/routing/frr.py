@@ -40,7 +40,7 @@ def ospfd_config(node: NodePlan, ospf: OspfParams, log: Path, bfd: bool = False)
         lines += [" ip ospf bfd", f" ip ospf bfd profile {BFD_PROFILE}"] if bfd else []
         lines += ["!"]
     lines += [f"interface {LAN_DEVICE}", " ip ospf area 0", "!"]
-    router_id = node.lan.split("/")[0]
+    router_id = node.lan_address
     lines += ["router ospf", f" ospf router-id {router_id}", f" passive-interface {LAN_DEVICE}",
               # FRR's defaults pace SPF and LSA origination by seconds; a lab
               # converges in about a quarter of the time without that pacing.

@@ -68,6 +68,11 @@ class NodePlan:
         return str(ipaddress.IPv4Interface(self.lan).network)
 
     @property
+    def lan_address(self) -> str:
+        """The node's address on its LAN (also its OSPF router ID)."""
+        return str(ipaddress.IPv4Interface(self.lan).ip)
+
+    @property
     def base_address(self) -> str:
         return self.veths[0].address
 
