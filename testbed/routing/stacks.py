@@ -51,6 +51,13 @@ class RoutingStack:
         of hellos, and that may yet time out."""
         return []
 
+    @staticmethod
+    def least_dead_time_s(lab) -> int:
+        """Seconds a neighbour's dead timer has left at least, when it was
+        heard within the last two hello intervals (one hello at least)."""
+        ospf = lab.topology.defaults.ospf
+        return max(ospf.dead - 2 * ospf.hello, ospf.hello)
+
     def state_changes(self, lab, node: str) -> dict[str, int]:
         """Tunnel device -> how many times its adjacency changed state so far (to show one never dropped)."""
         return {}
@@ -83,9 +90,9 @@ class Frr(RoutingStack):
         return FrrNode(lab.runtime, node).ospf_interfaces()
 
     def quiet_adjacencies(self, lab, node):
-        ospf = lab.topology.defaults.ospf
-        least = max(ospf.dead - 2 * ospf.hello, ospf.hello) * 1000
-        return sorted(device for device, left in FrrNode(lab.runtime, node).ospf_dead_timers().items() if left < least)
+        least_ms = self.least_dead_time_s(lab) * 1000
+        return sorted(device for device, left in FrrNode(lab.runtime, node).ospf_dead_timers().items()
+                      if left < least_ms)
 
     def state_changes(self, lab, node):
         return FrrNode(lab.runtime, node).ospf_state_changes()
@@ -115,8 +122,7 @@ class Bird(RoutingStack):
         return bird.BirdNode(lab.runtime, node).ospf_interfaces()
 
     def quiet_adjacencies(self, lab, node):
-        ospf = lab.topology.defaults.ospf
-        least = max(ospf.dead - 2 * ospf.hello, ospf.hello)
+        least = self.least_dead_time_s(lab)
         return sorted(row["interface"] for row in bird.BirdNode(lab.runtime, node).ospf_neighbors()
                       if float(row["dtime"]) < least)
 
