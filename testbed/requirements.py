@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from testbed.errors import TestbedError
-from testbed.topology.model import node_routing
+from testbed.topology.model import node_routings
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "conformance" / "requirements.yaml"
 MODE_PREDICTIONS = CATALOGUE.with_name("modes.yaml")
@@ -115,7 +115,6 @@ def deviations_for(topology) -> dict[str, Deviation]:
     links mix keyings (or nodes mix routing daemons) matches a deviation of
     any it uses."""
     keyings = {link.keying or topology.keying for link in topology.virtual_links}
-    routings = {node_routing(topology, node) for node in topology.vn_nodes}
-    facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": routings}
+    facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": node_routings(topology)}
     return {req: d for req, d in deviations().items()
             if all(facts[key] & set(values) for key, values in d.where.items())}

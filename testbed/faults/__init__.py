@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from testbed.errors import UserError
-from testbed.topology.model import node_routing
+from testbed.topology.model import node_routings
 
 PHASES = ("config", "before-join", "after-join")
 
@@ -50,7 +50,7 @@ def check_applicable(lab, fault: Fault) -> None:
     if fault.keying != "any" and keyings != {fault.keying}:
         raise UserError(f"fault '{fault.name}' breaks {fault.keying}-keyed links; lab '{lab.name}' has "
                         f"{', '.join(sorted(keyings))} keying")
-    routings = {node_routing(lab.topology, node) for node in lab.topology.vn_nodes}
+    routings = node_routings(lab.topology)
     if fault.routing != "any" and routings != {fault.routing}:
         raise UserError(f"fault '{fault.name}' needs routing {fault.routing} on every VN node; lab '{lab.name}' "
                         f"runs {', '.join(sorted(routings))}")

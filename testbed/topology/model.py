@@ -188,6 +188,11 @@ def node_routing(topology: Topology, node: str) -> str:
     return topology.vn_nodes[node].routing or topology.routing
 
 
+def node_routings(topology: Topology) -> set[str]:
+    """Every routing the lab's VN nodes run (one, or several in a mixed lab)."""
+    return {node_routing(topology, node) for node in topology.vn_nodes}
+
+
 def node_hook(topology: Topology, node: str) -> str | None:
     """The executable that configures a VN node (its own, else the lab's), as the file names it."""
     return topology.vn_nodes[node].configure or topology.configure
