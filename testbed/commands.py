@@ -209,12 +209,11 @@ def topology_folders(args: argparse.Namespace) -> list[Path]:
     """Folders of the lab files named by path, wherever they are: the guest
     sees its own scratch /tmp, not the host's."""
     from testbed.topology.loader import resolve_path
+    from testbed.variants import parse
     given = getattr(args, "topology", None) or []
     names = [given] if isinstance(given, str) else list(given)
-    names += [spec.partition(":")[0] for spec in getattr(args, "variants", None) or []]
-    hooks = [getattr(args, "configure", None)]
-    for spec in getattr(args, "variants", None) or []:
-        hooks += [item.partition("=")[2] for item in spec.partition(":")[2].split(",")
-                  if item.startswith("configure=")]
-    hooks = [Path(hook).resolve().parent for hook in hooks if hook]
-    return sorted({resolve_path(name).resolve().parent for name in names} | set(hooks))
+    variants = [parse(spec) for spec in getattr(args, "variants", None) or []]
+    names += [topology for topology, _ in variants]
+    hooks = [getattr(args, "configure", None)] + [overrides.get("configure") for _, overrides in variants]
+    return sorted({resolve_path(name).resolve().parent for name in names}
+                  | {Path(hook).resolve().parent for hook in hooks if hook})
