@@ -51,8 +51,11 @@ def _samples(lab, report_dir, node: str, peer: str, tag: str) -> dict[str, Sampl
     markers = {name: f"iiptran-equivalence-{i}".encode() for i, name in enumerate(VARIANTS)}
     base, peer_base = lab.plan.nodes[node].base_address, lab.plan.nodes[peer].base_address
 
+    def esp_to_peer(packet) -> bool:
+        return IP in packet and (packet[IP].src, packet[IP].dst, packet[IP].proto) == (base, peer_base, IPPROTO_ESP)
+
     def a_sample(packet) -> bool:
-        if IP not in packet or (packet[IP].src, packet[IP].dst, packet[IP].proto) != (base, peer_base, IPPROTO_ESP):
+        if not esp_to_peer(packet):
             return False
         try:
             plain = lab.decrypt(packet)
@@ -69,7 +72,7 @@ def _samples(lab, report_dir, node: str, peer: str, tag: str) -> dict[str, Sampl
         cap.await_packets(a_sample, len(VARIANTS))
     found = {}
     for packet in cap.packets:
-        if IP in packet and (packet[IP].src, packet[IP].dst, packet[IP].proto) == (base, peer_base, IPPROTO_ESP):
+        if esp_to_peer(packet):
             plain = lab.decrypt(packet)
             for name, marker in markers.items():
                 if plain and plain.inner is not None and marker in bytes(plain.inner):
