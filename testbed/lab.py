@@ -7,6 +7,7 @@ at reboot.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -128,8 +129,9 @@ class Lab:
     def datapath(self) -> Datapath:
         return MODES[self.topology.datapath]
 
-    @property
+    @functools.cached_property
     def routing(self) -> RoutingStack:
+        # Once per lab: readiness waits ask for it on every poll of every node.
         return lab_stack(self.topology)
 
     @property
