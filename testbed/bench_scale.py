@@ -54,13 +54,18 @@ def measure(nodes: int, folder: Path, routing: str = "frr") -> dict:
     started = time.monotonic()
     lab = Lab.up(str(path), f"scale{nodes}", {"routing": routing})
     try:
-        row = {"nodes": nodes, "routing": routing, "up_wall_s": round(time.monotonic() - started, 1), **lab.timings,
-               **_footprint(lab)}
+        row = {"nodes": nodes, "routing": routing, "up_wall_s": round(time.monotonic() - started, 1),
+               **lab.timings, **_footprint(lab)}
     finally:
         down_started = time.monotonic()
         lab.down()
     row["down_s"] = round(time.monotonic() - down_started, 1)
     return row
+
+
+def _routing(row: dict) -> str:
+    """A row's routing stack (rows measured before BIRD existed were FRR's)."""
+    return row.get("routing", "frr")
 
 
 def inner(sizes: list[int], routing: str = "frr") -> list[dict]:
@@ -70,8 +75,8 @@ def inner(sizes: list[int], routing: str = "frr") -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
         for nodes in sizes:
             row = measure(nodes, Path(folder), routing)
-            print(f"iiptran: bench: ring of {nodes} ({routing}): converged {row['up_to_converged_s']} s after start, "
-                  f"{row['rss_mb']} MB in {row['processes']} processes", flush=True)
+            print(f"iiptran: bench: ring of {nodes} ({routing}): converged {row['up_to_converged_s']} s after "
+                  f"start, {row['rss_mb']} MB in {row['processes']} processes", flush=True)
             rows.append(row)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     try:
@@ -79,20 +84,20 @@ def inner(sizes: list[int], routing: str = "frr") -> list[dict]:
     except (OSError, ValueError, KeyError):
         kept = []
     new = {(row["routing"], row["nodes"]) for row in rows}
-    merged = [row for row in kept if (row.get("routing", "frr"), row["nodes"]) not in new] + rows
-    merged.sort(key=lambda row: (row.get("routing", "frr"), row["nodes"]))
+    merged = sorted([row for row in kept if (_routing(row), row["nodes"]) not in new] + rows,
+                    key=lambda row: (_routing(row), row["nodes"]))
     SCALE_FILE.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d %H:%M"), "rows": merged}, indent=1) + "\n")
     return rows
 
 
-COLUMNS = [("routing", "routing"), ("nodes", "VN nodes"), ("up_to_converged_s", "converged s"), ("datapath_s", "datapath set-up s"),
-           ("rss_mb", "daemons' RSS MB"), ("rss_per_node_mb", "MB per node"), ("processes", "processes"),
-           ("sas", "SAs"), ("policies", "policies"), ("interfaces", "interfaces"), ("down_s", "down s")]
+COLUMNS = [("routing", "routing"), ("nodes", "VN nodes"), ("up_to_converged_s", "converged s"),
+           ("datapath_s", "datapath set-up s"), ("rss_mb", "daemons' RSS MB"), ("rss_per_node_mb", "MB per node"),
+           ("processes", "processes"), ("sas", "SAs"), ("policies", "policies"), ("interfaces", "interfaces"), ("down_s", "down s")]
 
 
 def table(data: dict) -> str:
     from tabulate import tabulate
-    rows = [[row.get(key, "frr" if key == "routing" else "-") for key, _ in COLUMNS] for row in data["rows"]]
+    rows = [[_routing(row) if key == "routing" else row.get(key, "-") for key, _ in COLUMNS] for row in data["rows"]]
     return tabulate(rows, headers=[title for _, title in COLUMNS])
 
 
@@ -103,8 +108,8 @@ def plot(data: dict, out: Path) -> Path:
     import matplotlib.pyplot as plt
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     nodes = sorted({r["nodes"] for r in data["rows"]})
-    for routing in sorted({r.get("routing", "frr") for r in data["rows"]}):
-        rows = [r for r in data["rows"] if r.get("routing", "frr") == routing]
+    for routing in sorted({_routing(r) for r in data["rows"]}):
+        rows = [r for r in data["rows"] if _routing(r) == routing]
         sizes = [r["nodes"] for r in rows]
         left.plot(sizes, [r["up_to_converged_s"] for r in rows], marker="o", label=routing)
         right.plot(sizes, [r["rss_mb"] for r in rows], marker="o", label=routing)
@@ -125,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m testbed.bench_scale")
     parser.add_argument("sizes", type=int, nargs="*", help="VN nodes per generated ring")
     parser.add_argument("--inner", action="store_true", help="measure here (needs the datapath)")
-    parser.add_argument("--routing", choices=("frr", "bird"), default="frr", help="the rings' OSPF daemon (default frr)")
+    parser.add_argument("--routing", choices=("frr", "bird"), default="frr",
+                        help="the rings' OSPF daemon (default frr)")
     args = parser.parse_args()
     if args.inner:
         inner(args.sizes or [4, 8, 16, 32], args.routing)
