@@ -46,7 +46,8 @@ def _routing(daemon: str, space: str) -> dict:
         folder = BIRD_RUN / space
         return {"daemon": daemon, "pathspace": space, "folder": str(folder), "socket": str(folder / bird.SOCKET),
                 "log": str(folder / bird.LOG),
-                "how": f"bird -s <socket>; log to <log> with debug {{ events }} in an OSPF protocol named '{bird.OSPF}'"}
+                "how": f"bird -s <socket>; log to <log> with debug {{ events }} in an OSPF protocol "
+                       f"named '{bird.OSPF}'"}
     return {"daemon": daemon, "pathspace": space, "folder": None, "how": "no daemon: install the routes yourself"}
 
 

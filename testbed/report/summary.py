@@ -4,7 +4,8 @@ from __future__ import annotations
 
 LABELS = [  # (key in lab.json, label)
     ("topology", "topology"), ("lab", "lab name"), ("datapath", "datapath"), ("routing", "VN routing"),
-    ("nodes_routing", "routing per VN node"), ("configure", "nodes configured by a hook"), ("keying", "keying"), ("links_keying", "keying per virtual link"), ("negative_profile", "negative profile"),
+    ("nodes_routing", "routing per VN node"), ("configure", "nodes configured by a hook"), ("keying", "keying"),
+    ("links_keying", "keying per virtual link"), ("negative_profile", "negative profile"),
     ("kernel", "kernel"), ("in_guest", "how it ran"), ("backend", "nodes"), ("engine", "container engine"),
     ("image", "node image"), ("image_frr", "FRR the image declares"), ("frr", "FRR"),
     ("bird", "BIRD"), ("strongswan", "strongSwan"), ("iproute2", "iproute2"), ("attached_to_live_lab", "lab"),
