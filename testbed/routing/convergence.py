@@ -80,20 +80,20 @@ def _asks_daemons(lab) -> bool:
     return lab.datapath.dynamic_routing and lab.routing.dynamic
 
 
-def _states(lab) -> tuple:
-    """Every active VN node's adjacency states (none when nothing routes dynamically)."""
-    if not _asks_daemons(lab):
-        return ()
-    found = parallel([lambda node=node: lab.routing.neighbours(lab, node) for node in lab.active_vn_nodes()])
-    return tuple(tuple(sorted(s.items())) for s in found)
-
-
-def _quiet(lab) -> list[str]:
-    """'node device' for every adjacency gone quiet (none without a routing protocol)."""
+def _adjacencies(lab) -> list[dict]:
+    """Every active VN node's adjacencies, one reading per node (none when nothing routes dynamically)."""
     if not _asks_daemons(lab):
         return []
-    found = parallel([lambda node=node: lab.routing.quiet_adjacencies(lab, node) for node in lab.active_vn_nodes()])
-    return [f"{node} {device}" for node, devices in zip(lab.active_vn_nodes(), found) for device in devices]
+    return parallel([lambda node=node: lab.routing.adjacencies(lab, node) for node in lab.active_vn_nodes()])
+
+
+def _states_of(found: list[dict]) -> tuple:
+    return tuple(tuple(sorted((device, a.state) for device, a in adjacencies.items())) for adjacencies in found)
+
+
+def _states(lab) -> tuple:
+    """Every active VN node's adjacency states."""
+    return _states_of(_adjacencies(lab))
 
 
 def _snapshot(lab) -> tuple:
@@ -160,12 +160,17 @@ def wait_restored(lab, before: tuple, timeout: float = RESTORE_TIMEOUT) -> None:
         if _destinations(tables) != _destinations(before[1]):
             last[0] = (before[0], tables)
             return False
-        last[0] = (_states(lab), tables)
+        # States and dead timers from one reading per node: read apart, an
+        # adjacency could reset between the two and pass both (seen: N Full,
+        # then ExStart with a fresh timer, after IKE-CONVENTIONAL's restore).
+        found = _adjacencies(lab)
+        last[0] = (_states_of(found), tables)
         if last[0][0] != before[0]:
             return False
         # As before, but an adjacency the check starved of hellos could still
         # time out after this returns: wait until each has heard its neighbour.
-        quiet[:] = _quiet(lab)
+        quiet[:] = [f"{node} {device}" for node, adjacencies in zip(lab.active_vn_nodes(), found)
+                    for device in lab.routing.quiet(lab, adjacencies)]
         return not quiet
 
     def differences() -> str:

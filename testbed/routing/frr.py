@@ -147,14 +147,10 @@ class FrrNode:
         """Devices OSPF runs on (passive ones included)."""
         return sorted(self.show_json("ospfd", "show ip ospf interface json").get("interfaces", {}))
 
-    def ospf_neighbors(self) -> dict[str, str]:
-        """Interface device -> neighbour state (e.g. 'Full/-')."""
-        return {device: entry.get("state") or entry.get("nbrState", "")
-                for device, entry in _neighbour_entries(self.show_json("ospfd", "show ip ospf neighbor json"))}
-
-    def ospf_dead_timers(self) -> dict[str, int]:
-        """Interface device -> milliseconds until its neighbour is declared dead (reset by each hello)."""
-        return {device: int(entry.get("deadTimeMsecs", 0))
+    def ospf_neighbors(self) -> dict[str, tuple[str, int]]:
+        """Interface device -> (neighbour state, e.g. 'Full/-'; milliseconds
+        until it is declared dead, reset by each hello), from one reading."""
+        return {device: (entry.get("state") or entry.get("nbrState", ""), int(entry.get("deadTimeMsecs", 0)))
                 for device, entry in _neighbour_entries(self.show_json("ospfd", "show ip ospf neighbor json"))}
 
     def ospf_state_changes(self) -> dict[str, int]:

@@ -13,11 +13,19 @@ reads routes from the kernel, never from a daemon's own table.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from testbed.routing import bird
 from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.netlink import rtnl
 from testbed.topology.graph import NoPath, all_shortest_paths
 from testbed.topology.model import node_routing
+
+
+@dataclass(frozen=True)
+class Adjacency:
+    state: str              # 'Full', 'ExStart', ... (the daemon's word, role suffix dropped)
+    dead_left_s: float      # until the neighbour is declared dead; each hello resets it
 
 
 class RoutingStack:
@@ -37,26 +45,26 @@ class RoutingStack:
     def stop_lab(self, lab_name: str) -> None:
         """Stop whatever runs for the lab, knowing only its name (also after a crash)."""
 
+    def adjacencies(self, lab, node: str) -> dict[str, Adjacency]:
+        """Tunnel device -> the adjacency as the node's daemon reports it, in one reading."""
+        return {}
+
     def neighbours(self, lab, node: str) -> dict[str, str]:
         """Tunnel device -> adjacency state as the node's daemon reports it ('Full', ...)."""
-        return {}
+        return {device: adjacency.state for device, adjacency in self.adjacencies(lab, node).items()}
 
     def protocol_interfaces(self, lab, node: str) -> list[str]:
         """Devices the node's routing protocol runs on (passive ones included)."""
         return []
 
-    def quiet_adjacencies(self, lab, node: str) -> list[str]:
-        """Tunnel devices whose neighbour has not been heard for more than two
-        hello intervals: an adjacency still Full that a break just starved
-        of hellos, and that may yet time out."""
-        return []
-
     @staticmethod
-    def least_dead_time_s(lab) -> int:
-        """Seconds a neighbour's dead timer has left at least, when it was
-        heard within the last two hello intervals (one hello at least)."""
+    def quiet(lab, adjacencies: dict[str, Adjacency]) -> list[str]:
+        """Tunnel devices whose neighbour has not been heard for more than two
+        hello intervals (one at least): an adjacency still Full that a break
+        just starved of hellos, and that may yet time out."""
         ospf = lab.topology.defaults.ospf
-        return max(ospf.dead - 2 * ospf.hello, ospf.hello)
+        least = max(ospf.dead - 2 * ospf.hello, ospf.hello)
+        return sorted(device for device, adjacency in adjacencies.items() if adjacency.dead_left_s < least)
 
     def state_changes(self, lab, node: str) -> dict[str, int]:
         """Tunnel device -> how many times its adjacency changed state so far (to show one never dropped)."""
@@ -82,17 +90,12 @@ class Frr(RoutingStack):
     def stop_lab(self, lab_name):
         stop_lab_daemons(lab_name)
 
-    def neighbours(self, lab, node):
-        return {device: "Full" if state.startswith("Full") else state
-                for device, state in FrrNode(lab.runtime, node).ospf_neighbors().items()}
+    def adjacencies(self, lab, node):
+        return {device: Adjacency("Full" if state.startswith("Full") else state, left_ms / 1000)
+                for device, (state, left_ms) in FrrNode(lab.runtime, node).ospf_neighbors().items()}
 
     def protocol_interfaces(self, lab, node):
         return FrrNode(lab.runtime, node).ospf_interfaces()
-
-    def quiet_adjacencies(self, lab, node):
-        least_ms = self.least_dead_time_s(lab) * 1000
-        return sorted(device for device, left in FrrNode(lab.runtime, node).ospf_dead_timers().items()
-                      if left < least_ms)
 
     def state_changes(self, lab, node):
         return FrrNode(lab.runtime, node).ospf_state_changes()
@@ -114,17 +117,12 @@ class Bird(RoutingStack):
     def stop_lab(self, lab_name):
         bird.stop_lab_daemons(lab_name)
 
-    def neighbours(self, lab, node):
-        return {row["interface"]: row["state"].split("/")[0]
+    def adjacencies(self, lab, node):
+        return {row["interface"]: Adjacency(row["state"].split("/")[0], float(row["dtime"]))
                 for row in bird.BirdNode(lab.runtime, node).ospf_neighbors()}
 
     def protocol_interfaces(self, lab, node):
         return bird.BirdNode(lab.runtime, node).ospf_interfaces()
-
-    def quiet_adjacencies(self, lab, node):
-        least = self.least_dead_time_s(lab)
-        return sorted(row["interface"] for row in bird.BirdNode(lab.runtime, node).ospf_neighbors()
-                      if float(row["dtime"]) < least)
 
     def state_changes(self, lab, node):
         return bird.BirdNode(lab.runtime, node).ospf_state_changes()
@@ -153,14 +151,11 @@ class PerNode(RoutingStack):
         for stack in self._distinct():
             stack.stop_lab(lab_name)
 
-    def neighbours(self, lab, node):
-        return self.stacks[node].neighbours(lab, node)
+    def adjacencies(self, lab, node):
+        return self.stacks[node].adjacencies(lab, node)
 
     def protocol_interfaces(self, lab, node):
         return self.stacks[node].protocol_interfaces(lab, node)
-
-    def quiet_adjacencies(self, lab, node):
-        return self.stacks[node].quiet_adjacencies(lab, node)
 
     def state_changes(self, lab, node):
         return self.stacks[node].state_changes(lab, node)
