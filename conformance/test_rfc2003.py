@@ -14,7 +14,7 @@ from testbed import events, expect
 from testbed.probe import inspect
 from testbed.probe.capture import Capture
 from testbed.probe.flows import SENT_TTL, TOS, FlowTraffic, access_capture
-from testbed.probe.forge import forge, resync, send_from_base
+from testbed.probe.forge import resync, send_forged
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
 
@@ -122,13 +122,12 @@ def test_inner_datagram_with_ttl_zero_is_discarded_by_the_decapsulator(lab, repo
     previous = expect.vn_path(lab, src, dst)[-2]
     tunnel = lab.plan.nodes[dst].tunnel_to(previous)
     marker = secrets.token_bytes(8)
-    packets, sa = forge(lab, previous, dst, _echo(lab, previous, dst, marker, ttl=0))
     echoes = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"]
     with Capture(lab.runtime, dst, tunnel.device, report_dir / f"ttl-zero-decap-{name}.pcap", "icmp",
                  direction="in") as cap:
-        send_from_base(lab, dst, packets)
+        sa, _ = send_forged(lab, previous, dst, _echo(lab, previous, dst, marker, ttl=0))
     delivered = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"] - echoes
-    resync(lab, previous, dst, len(packets))
+    resync(lab, previous, dst, 1)
     arrived = [p for p in cap.packets if IP in p and marker in bytes(p)]
     events.note(dst, f"an inner TTL-0 echo request under SA 0x{sa.spi:08x} from {previous}",
                 [f"decapsulated on {tunnel.device}: {len(arrived)}", f"delivered to ICMP: {delivered}"])

@@ -14,7 +14,7 @@ from scapy.packet import Raw
 
 from testbed import events, expect
 from testbed.probe import inspect
-from testbed.probe.forge import forge, resync, send_from_base
+from testbed.probe.forge import resync, send_forged
 
 SENT = 2
 BINDING_DROPS = ("XfrmInStateMismatch", "XfrmInTmplMismatch", "XfrmInNoPols", "XfrmInPolBlock")
@@ -32,10 +32,9 @@ def test_esp_of_one_link_with_another_endpoints_source_is_dropped(lab):
     # What Q's link would carry: an echo request from Q's VN-local network.
     inner = IP(src=expect.lan_address(lab, q), dst=expect.lan_address(lab, hub.name), ttl=64) / \
         ICMP(type=8, id=0x5a5a) / Raw(marker)
-    packets, sa = forge(lab, p, hub.name, inner, outer_src=q_base, count=SENT)
     echoes = inspect.snmp_counters(lab.runtime, hub.name)["Icmp.InEchos"]
     xfrm_before = inspect.xfrm_stats(lab.runtime, hub.name)
-    router = send_from_base(lab, hub.name, packets)
+    sa, router = send_forged(lab, p, hub.name, inner, outer_src=q_base, count=SENT)
     after = inspect.xfrm_stats(lab.runtime, hub.name)
     delivered = inspect.snmp_counters(lab.runtime, hub.name)["Icmp.InEchos"] - echoes
     resync(lab, p, hub.name, SENT)

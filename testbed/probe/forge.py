@@ -9,17 +9,25 @@ a margin that the sender's ongoing traffic (hellos) cannot close while
 the packet is built, yet within the replay window, so the sender's own
 packets in between stay acceptable. `resync` then moves the sender past
 the numbers the forged packets took.
+
+Under emulation the sender's traffic (BFD every 200 ms) can still overtake
+the margin before the packets leave; the receiver then drops them as
+replays and they prove nothing. `send_forged` builds them just before
+sending and sends again, with fresh numbers, when that happened.
 """
 from __future__ import annotations
 
 from scapy.layers.inet import IP
 
+from testbed.probe import inspect
 from testbed.probe.esp import scapy_sa
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
 from testbed.probe.xfrm import KernelSA
 
 AHEAD = 16          # sequence numbers skipped; less than the 32-packet replay window
+ATTEMPTS = 3
+REPLAYS = "XfrmInStateSeqError"
 
 
 def current_sa(lab, sender: str, receiver: str) -> tuple[KernelSA, int]:
@@ -58,6 +66,21 @@ def send_from_base(lab, receiver: str, packets: list[bytes]) -> str:
     for packet in packets:
         send_raw_ip(lab.runtime, router, packet, lab.plan.nodes[receiver].base_address)
     return router
+
+
+def send_forged(lab, sender: str, receiver: str, inner: IP, outer_src: str | None = None,
+                count: int = 1) -> tuple[KernelSA, str]:
+    """Forge `count` packets (see `forge`) and send them to the receiver from
+    its base router, until the receiver does not count them as replays;
+    return the SA and the router."""
+    for _ in range(ATTEMPTS):
+        replays = inspect.xfrm_stats(lab.runtime, receiver).get(REPLAYS, 0)
+        packets, sa = forge(lab, sender, receiver, inner, outer_src=outer_src, count=count)
+        router = send_from_base(lab, receiver, packets)
+        if inspect.xfrm_stats(lab.runtime, receiver).get(REPLAYS, 0) == replays:
+            return sa, router
+    raise AssertionError(f"{receiver} dropped the packets forged under {sender}'s SA as replays {ATTEMPTS} times: "
+                         f"{sender}'s own traffic overtook the {AHEAD} sequence numbers skipped each time")
 
 
 def resync(lab, sender: str, receiver: str, used: int) -> None:
