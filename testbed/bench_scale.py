@@ -91,7 +91,8 @@ def inner(sizes: list[int], routing: str = "frr") -> list[dict]:
 
 
 COLUMNS = [("routing", "routing"), ("nodes", "VN nodes"), ("up_to_converged_s", "converged s"),
-           ("datapath_s", "datapath set-up s"), ("rss_mb", "daemons' RSS MB"), ("rss_per_node_mb", "MB per node"),
+           ("datapath_s", "datapath set-up s"), ("routing_started_s", "daemons started s"),
+           ("rss_mb", "daemons' RSS MB"), ("rss_per_node_mb", "MB per node"),
            ("processes", "processes"), ("sas", "SAs"), ("policies", "policies"), ("interfaces", "interfaces"),
            ("down_s", "down s")]
 

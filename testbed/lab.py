@@ -20,7 +20,7 @@ from testbed.datapath import base_network, hook, ipsec, tunnels
 from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError
 from testbed.names import check_lab_name, default_lab_name
-from testbed.parallel import parallel
+from testbed.parallel import meanwhile, parallel
 from scapy.layers.inet import IP
 
 from testbed.probe import xfrm
@@ -217,14 +217,22 @@ class Lab:
         parallel([lambda node=node: base_network.configure_sysctls(self.runtime, node) for node in self.plan.nodes])
         self.timings["nodes_s"] = round(time.monotonic() - started, 2)
         self.timings.update(self.runtime.timings)
-        base_network.create_veths(self.runtime, self.plan)
-        parallel([lambda node=node: base_network.address_node(self.runtime, node) for node in self.plan.nodes.values()])
-        parallel([lambda node=node: tunnels.create_lan(self.runtime, node) for node in self.plan.vn_nodes])
-        self._provision_links(self.active_vn_nodes())
-        self.datapath.membership_changed(self)
-        self.timings["datapath_s"] = round(time.monotonic() - started, 2)
-        self.save()
-        self._start_routing(self.active_vn_nodes())
+        routed = self._routed(self.active_vn_nodes())
+        # The routing daemons that send nothing by themselves start while the
+        # links are built (under emulation each takes about a CPU-second);
+        # leaving the block waits for them, also when the build failed.
+        with meanwhile(lambda: self.routing.prepare(self, routed)):
+            base_network.create_veths(self.runtime, self.plan)
+            parallel([lambda node=node: base_network.address_node(self.runtime, node)
+                      for node in self.plan.nodes.values()])
+            parallel([lambda node=node: tunnels.create_lan(self.runtime, node) for node in self.plan.vn_nodes])
+            self._provision_links(self.active_vn_nodes())
+            self.datapath.membership_changed(self)
+            self.timings["datapath_s"] = round(time.monotonic() - started, 2)
+            self.save()
+        if routed:
+            self.routing.start(self, routed, prepared=True)
+        self.timings["routing_started_s"] = round(time.monotonic() - started, 2)
         wait_converged(self)
         self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
         self.save()
@@ -270,9 +278,12 @@ class Lab:
         self.configured |= {node for node, event, _ in calls if event == "up"}
         self.save()
 
+    def _routed(self, nodes: list[str]) -> list[str]:
+        """Those of the nodes whose routing the testbed starts (a hook starts its own)."""
+        return [node for node in nodes if node not in hook.hooked_nodes(self)]
+
     def _start_routing(self, nodes: list[str]) -> None:
-        """The lab's routing on the nodes the testbed configures (a hook starts its own)."""
-        mine = [node for node in nodes if node not in hook.hooked_nodes(self)]
+        mine = self._routed(nodes)
         if mine:
             self.routing.start(self, mine)
 

@@ -10,7 +10,8 @@ LABELS = [  # (key in lab.json, label)
     ("image", "node image"), ("image_frr", "FRR the image declares"), ("frr", "FRR"),
     ("bird", "BIRD"), ("strongswan", "strongSwan"), ("iproute2", "iproute2"), ("attached_to_live_lab", "lab"),
 ]
-TIMINGS = [("nodes_s", "nodes created"), ("datapath_s", "datapath set up"), ("up_to_converged_s", "up to converged"),
+TIMINGS = [("nodes_s", "nodes created"), ("datapath_s", "datapath set up"),
+           ("routing_started_s", "routing daemons started"), ("up_to_converged_s", "up to converged"),
            ("join_s", "joins (pings from the new node included)"), ("engine_s", "container engine"),
            ("image_s", "node image"), ("containers_s", "containers")]
 

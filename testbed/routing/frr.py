@@ -23,6 +23,9 @@ from testbed.topology.plan import LAN_DEVICE, NodePlan
 FRR_DIR = Path("/usr/lib/frr")
 FRR_RUN = Path("/run/frr")
 DAEMONS = ("zebra", "bfdd", "ospfd")      # in start order; bfdd only with BFD on
+# zebra and bfdd send nothing by themselves (BFD sessions come from ospfd),
+# so they may start while the virtual links are still being built.
+EARLY = ("zebra", "bfdd")
 
 
 BFD_PROFILE = "iiptran"
@@ -76,10 +79,10 @@ def stop_lab_daemons(lab: str, node: str | None = None) -> None:
     stop_lab(lambda: _lab_daemons(lab, node), f"FRR daemons of lab '{lab}'", FRR_RUN, lab, node)
 
 
-def start_all(instances: list["FrrNode"]) -> None:
-    """zebra everywhere, then bfdd, then ospfd, each wave in parallel: a
-    daemon takes about a second to start under emulation."""
-    for daemon in DAEMONS:
+def start_all(instances: list["FrrNode"], daemons: tuple[str, ...] = DAEMONS) -> None:
+    """zebra everywhere, then bfdd, then ospfd (of `daemons`), each wave in
+    parallel: a daemon takes about a second to start under emulation."""
+    for daemon in daemons:
         parallel([lambda frr=frr: frr.start_daemon(daemon) for frr in instances if daemon in frr.daemons])
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from testbed.routing import bird
-from testbed.routing.frr import FrrNode, start_all, stop_lab_daemons
+from testbed.routing.frr import DAEMONS, EARLY, FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.netlink import rtnl
 from testbed.topology.graph import NoPath, all_shortest_paths
 from testbed.topology.model import node_routing
@@ -32,8 +32,13 @@ class RoutingStack:
     name = ""
     dynamic = True          # a protocol runs over the virtual links
 
-    def start(self, lab, nodes: list[str]) -> None:
-        """Configure and start routing on these nodes (their links are up)."""
+    def prepare(self, lab, nodes: list[str]) -> None:
+        """Start, on new nodes, what may run while their virtual links are
+        still being built: daemons that send nothing by themselves."""
+
+    def start(self, lab, nodes: list[str], prepared: bool = False) -> None:
+        """Configure and start routing on these nodes (their links are up);
+        `prepared`: `prepare` ran on them."""
 
     def membership_changed(self, lab) -> None:
         """Called after a join, once the new node's routing has started."""
@@ -81,11 +86,21 @@ class RoutingStack:
 class Frr(RoutingStack):
     name = "frr"
 
-    def start(self, lab, nodes):
+    def prepare(self, lab, nodes):
+        start_all(self._configured(lab, nodes), EARLY)
+
+    def start(self, lab, nodes, prepared=False):
+        if prepared:
+            start_all([FrrNode(lab.runtime, node) for node in nodes], tuple(d for d in DAEMONS if d not in EARLY))
+        else:
+            start_all(self._configured(lab, nodes))
+
+    @staticmethod
+    def _configured(lab, nodes: list[str]) -> list[FrrNode]:
         instances = [FrrNode(lab.runtime, node) for node in nodes]
         for frr in instances:
             frr.write_config(lab.plan.nodes[frr.node], lab.topology.defaults.ospf, lab.topology.defaults.bfd)
-        start_all(instances)
+        return instances
 
     def stop_lab(self, lab_name):
         stop_lab_daemons(lab_name)
@@ -107,7 +122,7 @@ class Frr(RoutingStack):
 class Bird(RoutingStack):
     name = "bird"
 
-    def start(self, lab, nodes):
+    def start(self, lab, nodes, prepared=False):
         instances = [bird.BirdNode(lab.runtime, node) for node in nodes]
         for instance in instances:
             instance.write_config(lab.plan.nodes[instance.node], lab.topology.defaults.ospf,
@@ -141,11 +156,17 @@ class PerNode(RoutingStack):
     def _distinct(self) -> list[RoutingStack]:
         return list({stack.name: stack for stack in self.stacks.values()}.values())
 
-    def start(self, lab, nodes):
-        for stack in self._distinct():
-            mine = [node for node in nodes if self.stacks[node] is stack]
-            if mine:
-                stack.start(lab, mine)
+    def prepare(self, lab, nodes):
+        for stack, mine in self._split(nodes):
+            stack.prepare(lab, mine)
+
+    def start(self, lab, nodes, prepared=False):
+        for stack, mine in self._split(nodes):
+            stack.start(lab, mine, prepared)
+
+    def _split(self, nodes: list[str]) -> list[tuple[RoutingStack, list[str]]]:
+        split = [(stack, [node for node in nodes if self.stacks[node] is stack]) for stack in self._distinct()]
+        return [(stack, mine) for stack, mine in split if mine]
 
     def stop_lab(self, lab_name):
         for stack in self._distinct():
@@ -168,7 +189,7 @@ class Static(RoutingStack):
     name = "static"
     dynamic = False
 
-    def start(self, lab, nodes):
+    def start(self, lab, nodes, prepared=False):
         self.membership_changed(lab)
 
     def links_rebuilt(self, lab):
