@@ -77,21 +77,29 @@ class Capture:
         `timeout` passes; return how many matched. Packets sent just before
         a capture ends may still be on their way (ESP, decapsulation, the
         emulated CPU): stopping early would miss them. Not meeting `count`
-        is no error here; the caller's check says what was missing."""
-        seen: list[int] = [0]
+        is no error here; the caller's check says what was missing.
+        Each poll judges only the packets the last one had not judged for
+        good (a `matches` that decrypts is costly under emulation); the
+        last packet read is judged again next time, as it may have been
+        read while still being written."""
+        seen = [0, 0, 0]      # packets judged for good, their matches, all matches so far
 
         def enough() -> bool:
             try:
-                seen[0] = sum(1 for packet in rdpcap(str(self.pcap)) if matches(packet)) if self.size() else 0
+                packets = rdpcap(str(self.pcap)) if self.size() else []
             except (EOFError, Scapy_Exception, struct.error):
                 return False          # a record still being written: read again
-            return seen[0] >= count
+            settled = packets[:-1]
+            seen[1] += sum(1 for packet in settled[seen[0]:] if matches(packet))
+            seen[0] = max(seen[0], len(settled))
+            seen[2] = seen[1] + (1 if packets and matches(packets[-1]) else 0)
+            return seen[2] >= count
 
         try:
             wait_for(enough, f"{count} matching packets on {self.node}:{self.device}", timeout, 0.1)
         except WaitTimeout:
             pass
-        return seen[0]
+        return seen[2]
 
     def size(self) -> int:
         return self.pcap.stat().st_size if self.pcap.exists() else 0
