@@ -82,24 +82,25 @@ class Capture:
         good (a `matches` that decrypts is costly under emulation); the
         last packet read is judged again next time, as it may have been
         read while still being written."""
-        seen = [0, 0, 0]      # packets judged for good, their matches, all matches so far
+        judged = settled_matches = matched = 0    # packets judged for good, their matches, all matches
 
         def enough() -> bool:
+            nonlocal judged, settled_matches, matched
             try:
                 packets = rdpcap(str(self.pcap)) if self.size() else []
             except (EOFError, Scapy_Exception, struct.error):
                 return False          # a record still being written: read again
             settled = packets[:-1]
-            seen[1] += sum(1 for packet in settled[seen[0]:] if matches(packet))
-            seen[0] = max(seen[0], len(settled))
-            seen[2] = seen[1] + (1 if packets and matches(packets[-1]) else 0)
-            return seen[2] >= count
+            settled_matches += sum(1 for packet in settled[judged:] if matches(packet))
+            judged = max(judged, len(settled))
+            matched = settled_matches + (1 if packets and matches(packets[-1]) else 0)
+            return matched >= count
 
         try:
             wait_for(enough, f"{count} matching packets on {self.node}:{self.device}", timeout, 0.1)
         except WaitTimeout:
             pass
-        return seen[2]
+        return matched
 
     def size(self) -> int:
         return self.pcap.stat().st_size if self.pcap.exists() else 0
