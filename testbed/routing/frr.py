@@ -26,6 +26,7 @@ DAEMONS = ("zebra", "bfdd", "ospfd")      # in start order; bfdd only with BFD o
 # zebra and bfdd send nothing by themselves (BFD sessions come from ospfd),
 # so they may start while the virtual links are still being built.
 EARLY = ("zebra", "bfdd")
+LATE = tuple(daemon for daemon in DAEMONS if daemon not in EARLY)
 
 
 BFD_PROFILE = "iiptran"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from testbed.routing import bird
-from testbed.routing.frr import DAEMONS, EARLY, FrrNode, start_all, stop_lab_daemons
+from testbed.routing.frr import EARLY, LATE, FrrNode, start_all, stop_lab_daemons
 from testbed.runtime.netlink import rtnl
 from testbed.topology.graph import NoPath, all_shortest_paths
 from testbed.topology.model import node_routing
@@ -91,7 +91,7 @@ class Frr(RoutingStack):
 
     def start(self, lab, nodes, prepared=False):
         if prepared:
-            start_all([FrrNode(lab.runtime, node) for node in nodes], tuple(d for d in DAEMONS if d not in EARLY))
+            start_all([FrrNode(lab.runtime, node) for node in nodes], LATE)
         else:
             start_all(self._configured(lab, nodes))
 
