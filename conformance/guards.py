@@ -1,10 +1,11 @@
 """A check's preconditions. When one does not hold, the check could not be
-performed, which is a failure of its own: never a pass, and never a known
-deviation (pytest.fail is not an AssertionError, so a strict xfail that
-records a kernel's departure cannot absorb it)."""
+performed, which is a failure of its own (reported as such, with the
+reason): never a pass, and never a known deviation."""
 from __future__ import annotations
 
 import pytest
+
+from testbed.errors import PreconditionFailed
 
 
 def needs_dynamic_routing(lab) -> None:
@@ -15,4 +16,4 @@ def needs_dynamic_routing(lab) -> None:
 
 def guard(condition, message: str) -> None:
     if not condition:
-        pytest.fail(f"the check could not be performed: {message}", pytrace=False)
+        raise PreconditionFailed(message)

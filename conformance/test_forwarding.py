@@ -4,6 +4,8 @@ base network. Routes come from the kernel; adjacencies from each node's
 routing daemon through its stack's adapter."""
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from guards import needs_dynamic_routing
@@ -20,6 +22,7 @@ OSPF = 89
 HELLOS_WATCHED = 1.5      # hello intervals a base-link capture lasts: at least one hello
 
 
+@pytest.mark.as_built
 @pytest.mark.req("FWD-IFACE")
 def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
     problems = []
@@ -45,6 +48,7 @@ def test_every_virtual_link_is_an_interface_with_a_vn_address(lab):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.as_built
 @pytest.mark.req("FWD-OSPF")
 def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
     needs_dynamic_routing(lab)
@@ -61,6 +65,7 @@ def test_ospf_full_on_every_virtual_link_and_nothing_else(lab):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.as_built
 @pytest.mark.req("FWD-NOBASE")
 def test_no_vn_routing_on_base_interfaces_daemon_view(lab):
     needs_dynamic_routing(lab)
@@ -73,6 +78,7 @@ def test_no_vn_routing_on_base_interfaces_daemon_view(lab):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.as_built
 @pytest.mark.req("FWD-NOBASE")
 def test_no_ospf_in_clear_on_the_base_network(lab, report_dir):
     """Whatever the daemons say: no OSPF packet crosses any VN node's access
@@ -87,6 +93,7 @@ def test_no_ospf_in_clear_on_the_base_network(lab, report_dir):
     assert not seen, f"OSPF in clear on the base network: {seen[:5]}"
 
 
+@pytest.mark.as_built
 @pytest.mark.req("FWD-ROUTES")
 def test_routes_to_all_vn_prefixes_go_via_tunnel_devices(lab):
     problems = []
@@ -105,23 +112,46 @@ def test_routes_to_all_vn_prefixes_go_via_tunnel_devices(lab):
     assert not problems, "\n".join(problems)
 
 
+def _lan_host(lab, node: str) -> str:
+    """An address inside the node's VN-local prefix other than the node's own
+    (a host behind it): a more-specific route would show there."""
+    net = ipaddress.IPv4Network(lab.plan.nodes[node].lan_prefix)
+    return str(net.broadcast_address - 1) if net.num_addresses > 4 else lab.plan.nodes[node].lan_address
+
+
+@pytest.mark.as_built
 @pytest.mark.req("FWD-ROUTES")
 def test_kernel_sends_every_vn_address_through_a_tunnel(lab):
-    """The kernel's own lookup (`ip route get`: rules, more-specific routes,
-    everything) for every VN address of every other node, from every node."""
-    addresses = {expect.lan_address(lab, n): n for n in lab.active_vn_nodes()}
+    """The kernel's own lookup, rules and more-specific routes included, for
+    every VN address of every other node (its VN-local address, a host
+    inside its prefix, its end of each virtual link), as a packet the node
+    sends itself and as one it forwards: from a host on its own LAN, and
+    from a host behind each other node, arriving over the tunnel its route
+    to that host takes (`ip route get DST from SRC iif DEV`), so source-
+    and interface-keyed rules are seen too."""
+    owners = {}
+    for node in lab.active_vn_nodes():
+        owners[expect.lan_address(lab, node)] = owners[_lan_host(lab, node)] = node
     for node, tunnel in lab.active_link_ends():
-        addresses[tunnel.vn_address] = node
+        owners[tunnel.vn_address] = node
     problems, lines = [], []
     for node in lab.active_vn_nodes():
         tunnel_devices = {t.device for t in lab.plan.nodes[node].tunnels}
-        others = sorted(address for address, owner in addresses.items() if owner != node)
-        for address, device in inspect.egress_devices(lab.runtime, node, others).items():
-            owner = addresses[address]
-            lines.append(f"{node} -> {address} ({owner}): {device}")
+        others = sorted(address for address, owner in owners.items() if owner != node)
+        hosts = {_lan_host(lab, n): n for n in lab.active_vn_nodes() if n != node}
+        arrives = inspect.egress_devices(lab.runtime, node, sorted(hosts))
+        sources = [(None, None), (_lan_host(lab, node), LAN_DEVICE)]
+        sources += [(host, device) for host, device in arrives.items() if device in tunnel_devices]
+        problems += [f"{node} sends {host} ({hosts[host]}'s host) out of {device}, not a tunnel"
+                     for host, device in arrives.items() if device not in tunnel_devices]
+        queries = [inspect.RouteQuery(dst, src, iif) for src, iif in sources for dst in others
+                   if src is None or owners.get(dst) != hosts.get(src)]
+        for query, device in inspect.route_lookups(lab.runtime, node, queries).items():
+            lines.append(f"{node}: {query.describe()} ({owners[query.dst]}'s) -> {device}")
             if device not in tunnel_devices:
-                problems.append(f"{node} sends {address} ({owner}'s) out of {device}, not a tunnel")
-    events.note("", "the kernel's route lookup for every VN address", lines)
+                problems.append(f"{node} sends {query.describe()} ({owners[query.dst]}'s) out of {device}, "
+                                "not a tunnel")
+    events.note("", "the kernel's route lookup for every VN address, sent and forwarded", lines)
     assert not problems, "\n".join(problems)
 
 

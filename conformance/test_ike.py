@@ -15,6 +15,8 @@ import pytest
 from scapy.layers.inet import IP
 
 from guards import guard
+from testbed import errors
+from testbed.verdicts import INFORMATIVE
 from testbed import events, expect
 from testbed.probe.capture import MultiCapture
 from testbed.probe.esp import IPPROTO_ESP
@@ -28,6 +30,8 @@ REKEY_PACKETS = 300           # six seconds of traffic around the rekey
 MAX_LOSS_PERCENT = 1.0
 RECOVERY_TIMEOUT = 90.0
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+# What an IKE daemon says when two ends have no traffic selectors or proposals in common.
+NO_COMMON_GROUND = re.compile(r"TS_UNACCEPTABLE|NO_PROPOSAL_CHOSEN")
 
 
 def _ike_links(lab):
@@ -41,6 +45,7 @@ def _ts_ok(selectors: list[str], address: str) -> bool:
     return selectors in ([f"{address}/32[ipencap]"], [f"{address}/32[4]"])
 
 
+@pytest.mark.as_built
 @pytest.mark.req("IKE-CHILD-SA")
 def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_ipsec):
     problems, lines = [], []
@@ -245,6 +250,7 @@ def test_join_creates_only_the_new_links_sas(lab, join_record, joining_node):
     existing IKE_SA or CHILD_SA of A, B or C is rekeyed, deleted or
     negotiated again (RFC 3884 4.2.3.2)."""
     _ike_links(lab)
+    guard(not join_record.problem, f"the join could not be completed: {join_record.problem}")
     if joining_node not in join_record.joined:
         pytest.skip(f"not run: {joining_node} had already joined lab '{lab.name}' before this run")
     new_links = {t.label for t in lab.plan.nodes[joining_node].tunnels}
@@ -278,24 +284,30 @@ def test_cut_and_restored_link_needs_no_ike_action(lab, reroute_record):
 
 @pytest.mark.rebuilds_lab
 @pytest.mark.req("IKE-CONVENTIONAL")
-def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab):
+def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab, request):
     """RFC 3884 4.2.4: "One possible approach to use IKE with IIPtran is to
     negotiate a tunnel mode SA, and then treat it as a transport mode SA
     against an IPIP tunnel when communicating with conventional peers."
     One link's first end is configured the conventional way (tunnel mode,
     the two ends' VN-local prefixes as selectors); the other end stays
-    IIPtran. Whatever happens is recorded: negotiation, traffic."""
+    IIPtran. The RFC states no rule here, so what happens is an informative
+    observation: a CHILD_SA that carries VN traffic, or a refusal for want
+    of common selectors or proposals (the daemon's own words). Anything
+    else (another IKE failure, an SA that carries nothing, a link that
+    does not come back) fails."""
     spec, node, tunnel = _busy_link(lab)
     peer = tunnel.peer
     routing = snapshot(lab)
     lab.ike.suspend(node, tunnel)
     lab.tweaks["ike_conventional"] = (node, peer)
-    outcome = "CHILD_SA installed on both ends"
+    refused = ""
     try:
         try:
             lab.ike.establish([(node, tunnel)])
-        except Exception as exc:        # the negotiation's own error, recorded as the result
-            outcome = str(exc)
+        except errors.TestbedError as exc:
+            if not NO_COMMON_GROUND.search(str(exc)):
+                raise
+            refused = str(exc)
         result = ping(lab.runtime, node, expect.lan_address(lab, peer), count=3, timeout=1,
                       source=expect.lan_address(lab, node))
         children = {n: [(c.get("mode"), c.get("local-ts"), c.get("remote-ts"), c.get("state"))
@@ -306,9 +318,12 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
         lab.ike.suspend(node, tunnel)
         lab.ike.establish([(node, tunnel)])
         wait_restored(lab, routing)
-    events.note(node, f"{node} configured conventionally (tunnel mode, VN prefixes) against IIPtran {peer}", [
-        f"negotiation: {outcome}", f"CHILD_SAs: {children}",
-        f"VN traffic {node}->{peer}: {result.received} of {result.sent} echo requests answered"])
-    assert outcome == "CHILD_SA installed on both ends", (
-        f"{node} (conventional) and {peer} (IIPtran) did not negotiate a CHILD_SA: {outcome}")
-    assert result.ok, f"no VN traffic crosses the link between the conventional and the IIPtran end\n{result.output}"
+    observation = (f"{node} (conventional: tunnel mode, VN prefixes) and {peer} (IIPtran) negotiated "
+                   + (f"nothing: {refused}" if refused else f"CHILD_SAs {children}")
+                   + f"; VN traffic {node}->{peer}: {result.received} of {result.sent} echo requests answered")
+    events.note(node, "an IIPtran end facing a conventionally configured peer (RFC 3884 4.2.4)", [observation])
+    if not refused:
+        assert result.ok, (f"{node} and {peer} negotiated a CHILD_SA, but no VN traffic crosses it\n"
+                           f"{result.output}")
+    request.node.user_properties.append(("verdict", INFORMATIVE))
+    request.node.user_properties.append(("observation", observation))

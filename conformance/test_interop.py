@@ -17,6 +17,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.ipsec import ESP
 from scapy.packet import Raw
 
+from guards import guard
 from testbed import events, expect
 from testbed.datapath import interop
 from testbed.probe.esp import IPPROTO_ESP
@@ -129,9 +130,24 @@ def test_iiptran_end_and_tunnel_mode_end_carry_traffic_both_ways(lab, mixed):
         assert state == "Full", f"{node}: routing adjacency over the mixed link ({device}) is {state}"
 
 
+def _left_under(lab, node: str, samples: dict[str, Sample]) -> dict[str, str]:
+    """Per sample, the mode of the SA node's kernel holds for its SPI ('none' if it holds none)."""
+    held = {sa.spi: sa.mode for sa in lab.kernel_sad(node).states}
+    return {name: held.get(s.packet[ESP].spi, "none") for name, s in samples.items()}
+
+
 @pytest.mark.req("WIRE-EQUIV")
 def test_same_vn_packet_gives_the_same_esp_payload_either_way(lab, mixed):
     link = mixed.link
+    # The comparison means something only if the "after" samples really left
+    # under the rebuilt end's own SA, in its construction's mode.
+    after = _left_under(lab, link.node, mixed.after)
+    mixed_spi = link.sas[0].spi
+    guard(all(mode == link.node_mode.sa_mode for mode in after.values())
+          and all(s.packet[ESP].spi == mixed_spi for s in mixed.after.values()),
+          f"the samples sent after {link.node} was rebuilt as {link.node_mode.name} did not all leave under its "
+          f"{link.node_mode.sa_mode}-mode SA 0x{mixed_spi:08x}: modes {after}, SPIs "
+          f"{ {n: hex(s.packet[ESP].spi) for n, s in mixed.after.items()} }")
     events.packets("the sample VN packets' ESP, before and after the end was rebuilt", [
         f"{name} {which}: spi 0x{s.packet[ESP].spi:08x} seq {s.packet[ESP].seq} id {s.packet.id} | {s.view}"
         for name in VARIANTS for which, s in (("before", mixed.before[name]), ("after", mixed.after[name]))])

@@ -25,3 +25,10 @@ class EnvironmentProblem(TestbedError):
 
 class WaitTimeout(TestbedError):
     """A bounded wait gave up; the message says what it was waiting for."""
+
+
+class PreconditionFailed(TestbedError):
+    """A check's precondition did not hold (the control packet did not get
+    through, the sender never sent what was forged): the check could not be
+    performed. The suite reports it as such, a failure of its own, never as
+    a pass or a known deviation."""

@@ -1,6 +1,7 @@
 """What the RFC predicts for a lab: VN paths, hop addresses, on-wire endpoint pairs."""
 from __future__ import annotations
 
+from testbed.errors import PreconditionFailed
 from testbed.topology.graph import Graph, NoPath, all_shortest_paths
 
 
@@ -15,8 +16,8 @@ def shortest_path(graph: Graph, src: str, dst: str, cut: tuple[str, str] | None 
         graph.remove_edge(*cut)
     paths = all_shortest_paths(graph, src, dst)
     if len(paths) != 1:
-        raise AssertionError(f"topology gives {len(paths)} equal-cost paths {src}->{dst}; "
-                             "costs must make the expected path unique")
+        raise PreconditionFailed(f"topology gives {len(paths)} equal-cost paths {src}->{dst}; "
+                                 "costs must make the expected path unique")
     return paths[0]
 
 
@@ -52,7 +53,7 @@ def reroutable_link(graph: Graph, path: list[str]) -> tuple[str, str] | None:
     for a, b in zip(path, path[1:]):
         try:
             shortest_path(graph, path[0], path[-1], cut=(a, b))
-        except (NoPath, AssertionError):
+        except (NoPath, PreconditionFailed):
             continue
         return a, b
     return None

@@ -25,7 +25,7 @@ from tabulate import tabulate
 
 from testbed.errors import TestbedError, UserError
 from testbed.paths import project_file
-from testbed.report.results import DEVIATION
+from testbed.verdicts import DEVIATION, JUDGED, NOT_RUN
 from testbed.requirements import CATALOGUE, catalogue
 
 IMPLEMENTATIONS = CATALOGUE.with_name("implementations.yaml")
@@ -150,17 +150,17 @@ def run_inner(topology: str, names: list[str], report_dir: Path) -> int:
 # -- judging ------------------------------------------------------------------
 
 def judge(verdict: str, reference: str | None, explained: bool, tests: int) -> str:
-    if verdict == "not run" and not tests:
+    if verdict == NOT_RUN and not tests:
         return NOT_CHECKED              # no test at all: a run that broke before collecting
     if reference is None:
         return REFERENCE_CELL
     if verdict == reference:
         return SAME
     if verdict == DEVIATION:
-        return RECORDED                 # conformance/deviations.yaml says why, with its guards
+        return RECORDED                 # conformance/deviations.yaml says why; the evidence matched its signature
     if explained:
         return EXPLAINED
-    if reference == "not run" and verdict == "passed":
+    if reference == NOT_RUN and verdict in JUDGED:
         return ONLY_HERE                # e.g. the IKE requirements, where IKE keys the links
     return DIFFERS
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 from testbed.datapath import base_network, hook, ipsec, tunnels
 from testbed.datapath.modes import MODES, Datapath
-from testbed.errors import UserError
+from testbed.errors import UserError, WaitTimeout
 from testbed.names import check_lab_name, default_lab_name
 from testbed.parallel import meanwhile, parallel
 from scapy.layers.inet import IP
@@ -124,6 +124,7 @@ class Lab:
         # (what the IKE daemons are told, testbed/faults/ike.py); empty in a sound lab.
         self.tweaks: dict[str, object] = {}
         self._ike = None
+        self.unconverged = ""                  # why the bring-up did not converge (with unconverged_ok)
 
     @property
     def datapath(self) -> Datapath:
@@ -189,9 +190,11 @@ class Lab:
     # -- lifecycle ---------------------------------------------------------
     @classmethod
     def up(cls, topology: str, name: str | None = None, overrides: dict[str, str] | None = None,
-           before_up: Callable[["Lab"], None] | None = None) -> "Lab":
+           before_up: Callable[["Lab"], None] | None = None, unconverged_ok: bool = False) -> "Lab":
         """Build and converge a lab. `before_up` (a negative profile's
-        configuration fault) may change how the lab is built."""
+        configuration fault) may change how the lab is built. With
+        `unconverged_ok` a lab that does not converge stays up, the reason
+        in `unconverged` (the suite judges what it can of it)."""
         path = resolve_path(topology)
         model = with_overrides(load(str(path)), overrides)
         lab = cls(name or default_lab_name(model.name), path, topology=model, overrides=overrides)
@@ -204,13 +207,13 @@ class Lab:
         try:
             if before_up is not None:
                 before_up(lab)
-            lab._bring_up()
+            lab._bring_up(unconverged_ok)
         except BaseException:
             lab.down()
             raise
         return lab
 
-    def _bring_up(self) -> None:
+    def _bring_up(self, unconverged_ok: bool = False) -> None:
         started = time.monotonic()
         self.save()
         self.runtime.create_nodes(list(self.plan.nodes))
@@ -233,9 +236,23 @@ class Lab:
         if routed:
             self.routing.start(self, routed, prepared=True)
         self.timings["routing_started_s"] = round(time.monotonic() - started, 2)
-        wait_converged(self)
-        self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
+        try:
+            wait_converged(self)
+        except WaitTimeout as exc:
+            if not unconverged_ok:
+                raise
+            self.unconverged = str(exc)
+        else:
+            self.timings["up_to_converged_s"] = round(time.monotonic() - started, 2)
         self.save()
+
+    def converged_within(self, timeout: float) -> str:
+        """'' once the lab has converged (waiting up to `timeout`), else why not."""
+        try:
+            wait_converged(self, timeout)
+        except WaitTimeout as exc:
+            return str(exc)
+        return ""
 
     def active(self, node: str) -> bool:
         return not self.plan.nodes[node].detached or node in self.joined

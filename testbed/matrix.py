@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from testbed.report.results import DEVIATION
+from testbed.verdicts import DEVIATION, FAILING, NOT_RUN
 from testbed.requirements import catalogue, mode_predictions
 
 AGREES, DOCUMENTED, DIFFERS = "as predicted", "Linux differs (documented)", "differs"
@@ -38,14 +38,15 @@ def run_matrix(report_dirs: dict[str, Path], modes: list[str]) -> int:
 
 
 def judge(verdict: str, predicted_failure: bool, documented: bool, tests: int = 1) -> str:
-    if verdict == "not run":
+    if verdict == NOT_RUN:
         # A skip that says why is "not applicable"; no test at all (a run that
         # broke before collecting) is a gap, never a pass.
         return NOT_APPLICABLE if tests else NOT_CHECKED
     if verdict == DEVIATION:
-        # conformance/deviations.yaml recorded it; the run fails if it passes.
+        # conformance/deviations.yaml recorded it for this datapath and
+        # kernel, and the evidence matched its signature.
         return RECORDED
-    if (verdict == "failed") == predicted_failure:
+    if (verdict in FAILING) == predicted_failure:
         return AGREES
     return DOCUMENTED if documented else DIFFERS
 

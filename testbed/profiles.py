@@ -3,8 +3,9 @@
 Each profile is a built-in broken IIPtran configuration (a fault of
 testbed/faults applied to a lab). The whole suite runs against it, and
 exactly the requirements conformance/profiles.yaml lists for it must
-fail; every other requirement must pass, be not applicable as it is in a
-sound run, or be a known deviation. A profile may instead expect the
+fail (or could not be performed, which is a failure too); every other
+requirement must pass, be not applicable as it is in a sound run, or be a
+known deviation whose signature the evidence matches. A profile may instead expect the
 bring-up itself to fail, with an error naming what is wrong (an IKE peer
 that cannot authenticate), within bounded time.
 """
@@ -23,6 +24,7 @@ from testbed.errors import TestbedError, UserError
 from testbed.paths import project_file
 from testbed.requirements import CATALOGUE, catalogue
 from testbed.topology.model import Keying
+from testbed.verdicts import FAILING
 
 PROFILES = CATALOGUE.with_name("profiles.yaml")
 
@@ -74,10 +76,11 @@ def verdict_problems(name: str, expected: list[str], results: dict) -> list[str]
     problems = []
     for req, entry in results["requirements"].items():
         verdict, checked = entry["verdict"], bool(entry["tests"])
-        if req in expected and verdict != "failed":
+        if req in expected and verdict not in FAILING:
             problems.append(f"{name}: {req} {verdict}, but this profile breaks it")
-        elif req not in expected and verdict == "failed":
-            problems.append(f"{name}: {req} failed, but this profile should leave it alone")
+        elif req not in expected and verdict in FAILING:
+            problems.append(f"{name}: {req} {verdict}, but this profile should leave it alone"
+                            + (f" ({entry['reason'][:300]})" if entry.get("reason") else ""))
         elif req not in expected and not checked:
             problems.append(f"{name}: {req} was not checked")
     return problems
@@ -148,7 +151,7 @@ def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> 
         found = (bringup_problems(profile, entry.fails_bringup, results) if entry.fails_bringup
                  else verdict_problems(profile, entry.breaks, results))
         problems += found
-        failed = sorted(r for r, e in results["requirements"].items() if e["verdict"] == "failed")
+        failed = sorted(r for r, e in results["requirements"].items() if e["verdict"] in FAILING)
         shown = "bring-up failed" if entry.fails_bringup and not found else ", ".join(failed) or "-"
         rows.append([profile, shown, "as expected" if not found else f"{len(found)} wrong", f"{run.seconds:.0f} s"])
     print(tabulate(rows, headers=["negative profile", "requirements failed", "verdict", "time"]))

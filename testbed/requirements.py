@@ -80,14 +80,25 @@ def mode_predictions(path: Path = MODE_PREDICTIONS) -> dict[str, ModePrediction]
 DEVIATIONS = CATALOGUE.with_name("deviations.yaml")
 
 
+WHERE_KEYS = ("datapath", "keying", "routing", "kernel")
+
+
 class Deviation(BaseModel):
-    """Where the kernel departs from an RFC rule (conformance/deviations.yaml):
-    the verdict is 'known deviation', never a pass; the run fails if it starts passing."""
+    """Where the kernel departs from an RFC rule (conformance/deviations.yaml).
+    The verdict is 'known deviation' only in the labs `where` covers, and
+    only when every fact of the `signature` held in the run's evidence;
+    any other failure of the check is an ordinary failure, and the RFC's
+    behaviour seen where the record covers fails the run (the record is out
+    of date)."""
     model_config = ConfigDict(extra="forbid", frozen=True)
     rfc: str = Field(min_length=10)           # the rule, quoted
     linux: str = Field(min_length=10)         # what Linux does instead, and why
     evidence: str = Field(min_length=10)      # what a run showed
-    where: dict[str, list[str]] = {}          # lab facts it holds for (datapath, keying, routing); all if empty
+    # The observable facts that make up the recorded behaviour: name -> what
+    # it means. The test that checks the requirement reports each by name.
+    signature: dict[str, str] = Field(min_length=1)
+    # Lab facts it was recorded for (datapath, keying, routing, kernel series); all if empty.
+    where: dict[str, list[str]] = {}
 
 
 @lru_cache(maxsize=None)
@@ -103,18 +114,40 @@ def deviations(path: Path = DEVIATIONS) -> dict[str, Deviation]:
     for req, entry in found.items():
         if req not in known:
             raise TestbedError(f"{path}: deviation for unknown requirement {req}")
-        unknown = [k for k in entry.where if k not in ("datapath", "keying", "routing")]
+        unknown = [k for k in entry.where if k not in WHERE_KEYS]
         if unknown:
-            raise TestbedError(f"{path}: {req}: 'where' names {unknown}; use datapath, keying or routing")
+            raise TestbedError(f"{path}: {req}: 'where' names {unknown}; use {', '.join(WHERE_KEYS)}")
     return found
 
 
-def deviations_for(topology) -> dict[str, Deviation]:
-    """The recorded deviations that hold for a lab of this topology (with its
-    overrides applied): every fact a deviation names must match; a lab whose
-    links mix keyings (or nodes mix routing daemons) matches a deviation of
-    any it uses."""
+def kernel_matches(release: str, series: str) -> bool:
+    """Is a kernel release ('6.1.0-57-amd64', '6.12.38+deb12-amd64') of a series ('6.1', '6.12')?"""
+    return release == series or release.startswith(series + ".") or release.startswith(series + "-")
+
+
+def deviation_scope(topology, kernel: str) -> dict:
+    """The lab facts a deviation's `where` is matched against: sets of the
+    datapath, the links' keyings, the nodes' routing daemons; the kernel release."""
     keyings = {link.keying or topology.keying for link in topology.virtual_links}
-    facts = {"datapath": {topology.datapath}, "keying": keyings, "routing": node_routings(topology)}
-    return {req: d for req, d in deviations().items()
-            if all(facts[key] & set(values) for key, values in d.where.items())}
+    return {"datapath": {topology.datapath}, "keying": keyings, "routing": node_routings(topology),
+            "kernel": kernel}
+
+
+def covers(deviation: Deviation, scope: dict) -> bool:
+    """Does the record hold for a lab of this scope? Every fact it names
+    must match; a lab whose links mix keyings (or nodes mix routing
+    daemons) matches a record of any it uses."""
+    for key, values in deviation.where.items():
+        if key == "kernel":
+            if not any(kernel_matches(scope["kernel"], series) for series in values):
+                return False
+        elif not scope[key] & set(values):
+            return False
+    return True
+
+
+def deviations_for(topology, kernel: str) -> dict[str, Deviation]:
+    """The recorded deviations that hold for a lab of this topology (with its
+    overrides applied) on this kernel release."""
+    scope = deviation_scope(topology, kernel)
+    return {req: d for req, d in deviations().items() if covers(d, scope)}

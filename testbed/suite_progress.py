@@ -49,7 +49,9 @@ class SuiteProgress:
 
     def pytest_runtest_logreport(self, report):
         key = timing_key(report.nodeid)
-        if report.failed:
+        if getattr(report, "verdict", None):
+            self.outcomes[key] = report.verdict       # the suite's own word (could not be performed)
+        elif report.failed:
             self.outcomes[key] = "FAILED" if report.when == "call" else "ERROR"
         elif report.when == "call" or (report.skipped and key not in self.outcomes):
             self.outcomes[key] = "known deviation" if hasattr(report, "wasxfail") else OUTCOME[report.outcome]

@@ -80,10 +80,6 @@ class Datapath:
         """Called once a bring-up or a join has provisioned its links; `only`
         limits the change to those nodes (a join's first step)."""
 
-    def set_outer_ttl(self, lab, node: str, tunnel: TunnelEnd, ttl: int) -> None:
-        """The outer TTL of node's end of a link (a check that makes it too small, and puts it back)."""
-        tunnels.pin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base, ttl)
-
 
 class Iiptran(Datapath):
     name = "iiptran"
@@ -96,9 +92,6 @@ class Iiptran(Datapath):
     def build_devices(self, lab, node, tunnel, peer_tunnel):
         for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
             self.build_device(lab, end, end_tunnel)
-
-    def set_outer_ttl(self, lab, node, tunnel, ttl):
-        tunnels.reconfigure_tunnel(lab.runtime, node, tunnel, ttl, tunnels.TOS_INHERIT)
 
     def end_batch(self, tunnel, out, back):
         as_transport = [replace(sa, mode="transport", if_id=0) for sa in (out, back)]

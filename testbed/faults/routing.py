@@ -62,6 +62,27 @@ def vn_route_via_base(lab) -> str:
     return f"{source.name} sends {target} (a VN address) to the base network by an ip rule (table {BASE_TABLE})"
 
 
+def flow_via_base(lab) -> str:
+    """The first flow dies at its first VN router: a policy rule there,
+    keyed on the flow's source prefix and destination prefix, sends the
+    flow's packets to the base network, which has no route for them. The
+    router's own traffic, its main table and its routing daemon all look
+    right; every check that uses the flow's path must fail or be 'could not
+    be performed', and none may read as a recorded deviation."""
+    path = first_flow_path(lab)
+    router = lab.plan.nodes[path[1]]
+    source = ipaddress.IPv4Network(lab.plan.nodes[path[0]].lan_prefix)
+    target = ipaddress.IPv4Network(lab.plan.nodes[path[-1]].lan_prefix)
+    gateway = dict(router.routes)["0.0.0.0/0"]
+    with rtnl(lab.runtime.netns(router.name)) as ns:
+        ns.route("add", dst="0.0.0.0/0", gateway=gateway, table=BASE_TABLE,
+                 oif=ns.link_lookup(ifname=router.veths[0].device)[0])
+        ns.rule("add", src=str(source.network_address), src_len=source.prefixlen, dst=str(target.network_address),
+                dst_len=target.prefixlen, table=BASE_TABLE, priority=100)
+    return (f"{router.name} sends what comes from {source} ({path[0]}'s VN-local prefix) for {target} "
+            f"({path[-1]}'s) to the base network by an ip rule")
+
+
 def bfd_off(lab) -> str:
     """BFD taken off every virtual link: OSPF alone must notice a dead base
     path, after its dead interval (seconds, not the BFD's fraction of one)."""
@@ -75,5 +96,6 @@ FAULTS = [
     Fault("ospf-on-base", ospf_on_base, keying="any", routing="frr"),
     Fault("base-source", base_source, keying="any"),
     Fault("vn-route-via-base", vn_route_via_base, keying="any"),
+    Fault("flow-via-base", flow_via_base, keying="any"),
     Fault("bfd-off", bfd_off, keying="any", routing="frr"),
 ]

@@ -10,7 +10,7 @@ from typing import Callable
 
 from scapy.layers.inet import IP  # noqa: F401  (registers the IP dissectors)
 from scapy.layers.l2 import Ether  # noqa: F401
-from scapy.error import Scapy_Exception
+from scapy.config import conf
 from scapy.utils import rdpcap
 
 from testbed import events
@@ -23,6 +23,51 @@ READY_TIMEOUT = 20.0
 SETTLE_POLLS = 2
 SETTLE_TIMEOUT = 5.0
 AWAIT_TIMEOUT = 5.0
+
+
+PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
+              b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True)}
+
+
+class PcapTail:
+    """Reads a pcap file tcpdump is still writing: each call returns only the
+    records completed since the last one (a record still being written is
+    left for the next call), dissected as scapy would. Waiting on a capture
+    then costs what arrived, not the whole file again at every poll."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.layer = None
+        self.endian, self.nano = "<", False
+
+    def new_packets(self) -> list:
+        try:
+            with self.path.open("rb") as source:
+                source.seek(self.offset)
+                data = source.read()
+        except FileNotFoundError:
+            return []
+        start = 0
+        if self.layer is None:
+            if len(data) < 24:
+                return []
+            self.endian, self.nano = PCAP_MAGIC.get(data[:4], ("<", False))
+            linktype = struct.unpack(self.endian + "I", data[20:24])[0]
+            self.layer = conf.l2types.num2layer.get(linktype, conf.raw_layer)
+            start = 24
+        found = []
+        while len(data) - start >= 16:
+            sec, fraction, caplen, wirelen = struct.unpack(self.endian + "IIII", data[start:start + 16])
+            if len(data) - start - 16 < caplen:
+                break
+            packet = self.layer(data[start + 16:start + 16 + caplen])
+            packet.time = sec + fraction / (1e9 if self.nano else 1e6)
+            packet.wirelen = wirelen
+            found.append(packet)
+            start += 16 + caplen
+        self.offset += start
+        return found
 
 
 class Capture:
@@ -77,23 +122,14 @@ class Capture:
         `timeout` passes; return how many matched. Packets sent just before
         a capture ends may still be on their way (ESP, decapsulation, the
         emulated CPU): stopping early would miss them. Not meeting `count`
-        is no error here; the caller's check says what was missing.
-        Each poll judges only the packets the last one had not judged for
-        good (a `matches` that decrypts is costly under emulation); the
-        last packet read is judged again next time, as it may have been
-        read while still being written."""
-        judged = settled_matches = matched = 0    # packets judged for good, their matches, all matches
+        is no error here; the caller's check says what was missing. Each
+        packet is read and judged once (a `matches` that decrypts is
+        costly under emulation)."""
+        tail, matched = PcapTail(self.pcap), 0
 
         def enough() -> bool:
-            nonlocal judged, settled_matches, matched
-            try:
-                packets = rdpcap(str(self.pcap)) if self.size() else []
-            except (EOFError, Scapy_Exception, struct.error):
-                return False          # a record still being written: read again
-            settled = packets[:-1]
-            settled_matches += sum(1 for packet in settled[judged:] if matches(packet))
-            judged = max(judged, len(settled))
-            matched = settled_matches + (1 if packets and matches(packets[-1]) else 0)
+            nonlocal matched
+            matched += sum(1 for packet in tail.new_packets() if matches(packet))
             return matched >= count
 
         try:
@@ -101,6 +137,21 @@ class Capture:
         except WaitTimeout:
             pass
         return matched
+
+    def wait_for_packet(self, matches: Callable[[object], bool], timeout: float = AWAIT_TIMEOUT):
+        """The first packet captured so far that matches (the capture still
+        running), waiting up to `timeout`; None if none came."""
+        tail, found = PcapTail(self.pcap), []
+
+        def seen() -> bool:
+            found.extend(packet for packet in tail.new_packets() if matches(packet))
+            return bool(found)
+
+        try:
+            wait_for(seen, f"a matching packet on {self.node}:{self.device}", timeout, 0.1)
+        except WaitTimeout:
+            return None
+        return found[0]
 
     def size(self) -> int:
         return self.pcap.stat().st_size if self.pcap.exists() else 0

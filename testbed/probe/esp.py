@@ -1,14 +1,19 @@
 """Decrypt captured ESP with SA keys read from the nodes' kernels (scapy's IPsec implementation)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP, SecurityAssociation as ScapySA
+from scapy.packet import Raw
 
 from testbed.datapath.ipsec import SecurityAssociation
 
 IPPROTO_ESP = 50
+IPPROTO_IPIP = 4
 IKE_PORT, IKE_NATT_PORT = 500, 4500
 
 
@@ -40,13 +45,64 @@ def scapy_sa(sa: SecurityAssociation) -> ScapySA:
     raise UnknownAlgorithm(f"SA 0x{sa.spi:08x} {sa.src}->{sa.dst}: no decryption for algorithm {sa.algorithm}")
 
 
-@dataclass
 class Decrypted:
-    outer: IP             # the captured packet's IP header (as captured)
-    spi: int
-    next_header: int      # the protocol ESP carried (4 for IPIP)
-    inner: IP | None      # the tunnelled packet when next header is 4
-    plain: IP | None = None   # the whole packet as decrypted (outer header, then what ESP carried)
+    """A captured ESP packet as its SA decrypted it. The payload is kept as
+    bytes; the packets made of it are parsed only when asked for (under
+    emulation, parsing is what costs)."""
+
+    def __init__(self, outer: IP, spi: int, next_header: int, payload: bytes):
+        self.outer = outer              # the captured packet's IP header (as captured)
+        self.spi = spi
+        self.next_header = next_header  # the protocol ESP carried (4 for IPIP)
+        self.payload = payload          # what ESP carried, padding and trailer removed
+
+    @cached_property
+    def inner(self) -> IP | None:
+        """The tunnelled packet when the next header is 4."""
+        return IP(self.payload) if self.next_header == IPPROTO_IPIP else None
+
+    @cached_property
+    def plain(self) -> IP:
+        """The whole packet as decrypted: the outer header, then what ESP carried."""
+        header = self.outer.copy()
+        header.remove_payload()
+        header.proto = self.next_header
+        del header.len, header.chksum
+        return IP(bytes(header / Raw(self.payload)))
+
+    def seen_as(self, outer: IP) -> "Decrypted":
+        """The same decryption for another copy of the packet (another outer header)."""
+        return Decrypted(outer, self.spi, self.next_header, self.payload)
+
+
+def _open(sa: SecurityAssociation, esp: bytes) -> tuple[int, bytes]:
+    """(next header, payload) of an ESP packet (from its SPI on), or an
+    exception when its keys do not verify. AES-GCM (RFC 4106) and AES-CBC
+    with HMAC-SHA-256-128 straight from the bytes; anything else through
+    scapy's IPsec."""
+    spi_seq = esp[:8]
+    if sa.algorithm == "rfc4106-gcm-aes":
+        key = bytes.fromhex(sa.key)
+        iv, sealed = esp[8:16], esp[16:]
+        plain = AESGCM(key[:-4]).decrypt(key[-4:] + iv, sealed, spi_seq)
+    elif sa.algorithm in ("cbc-aes-hmac-sha256", "cbc-aes"):
+        body = esp
+        if sa.algorithm == "cbc-aes-hmac-sha256":
+            body, icv = esp[:-16], esp[-16:]
+            mac = hmac.HMAC(bytes.fromhex(sa.auth_key), hashes.SHA256())
+            mac.update(body)
+            if mac.finalize()[:16] != icv:
+                raise ValueError("the ICV does not verify")
+        iv, sealed = body[8:24], body[24:]
+        decryptor = Cipher(algorithms.AES(bytes.fromhex(sa.key)), modes.CBC(iv)).decryptor()
+        plain = decryptor.update(sealed) + decryptor.finalize()
+    else:
+        scapy_sa(sa)          # names an algorithm it cannot decrypt
+        raise UnknownAlgorithm(f"SA 0x{sa.spi:08x}: {sa.algorithm}")
+    pad_length, next_header = plain[-2], plain[-1]
+    if pad_length + 2 > len(plain):
+        raise ValueError(f"padding of {pad_length} octets in a payload of {len(plain)}")
+    return next_header, plain[:-2 - pad_length]
 
 
 def decrypt(packet, sas: list[SecurityAssociation]) -> Decrypted | None:
@@ -57,18 +113,17 @@ def decrypt(packet, sas: list[SecurityAssociation]) -> Decrypted | None:
     if IP not in packet or packet[IP].proto != IPPROTO_ESP:
         return None
     outer = packet[IP]
-    esp = outer[ESP]
+    esp = bytes(outer.payload)
+    spi = int.from_bytes(esp[:4], "big")
     failure: Exception | None = None
     for sa in sas:
-        if sa.spi == esp.spi and sa.src == outer.src and sa.dst == outer.dst:
+        if sa.spi == spi and sa.src == outer.src and sa.dst == outer.dst:
             try:
-                # Decrypt a copy: scapy rewrites the header it is given.
-                plain = scapy_sa(sa).decrypt(IP(bytes(outer)))
-            except Exception as exc:     # scapy raises several types for a key that does not verify
+                next_header, payload = _open(sa, esp)
+            except Exception as exc:     # keys that do not verify, or a cut packet
                 failure = exc
                 continue
-            inner = plain.payload if plain.proto == 4 and isinstance(plain.payload, IP) else None
-            return Decrypted(outer, sa.spi, plain.proto, inner, plain)
+            return Decrypted(outer, sa.spi, next_header, payload)
     if failure is not None:
         raise failure
     return None

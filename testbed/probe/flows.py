@@ -13,13 +13,14 @@ on their access links.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scapy.layers.inet import ICMP, IP
 from scapy.packet import Raw
 
 from testbed import expect
+from testbed.errors import PreconditionFailed
 from testbed.probe.capture import Capture, MultiCapture
 from testbed.probe.esp import IPPROTO_ESP, Decrypted
 from testbed.probe.traffic import ping
@@ -117,14 +118,7 @@ def decrypt_all(packets: list, decrypt) -> dict[int, Decrypted | str | None]:
 def _as_captured_here(result: Decrypted | str | None, outer: IP) -> Decrypted | str | None:
     """Another copy's decryption with this copy's outer header: routers on
     the way change only TTL, TOS (ECN) and the checksum."""
-    if not isinstance(result, Decrypted):
-        return result
-    plain = None
-    if result.plain is not None:
-        plain = result.plain.copy()
-        plain.ttl, plain.tos = outer.ttl, outer.tos
-        del plain.chksum
-    return replace(result, outer=outer, plain=plain)
+    return result.seen_as(outer) if isinstance(result, Decrypted) else result
 
 
 def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTraffic:
@@ -136,7 +130,8 @@ def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTr
         result = ping(lab.runtime, src, expect.lan_address(lab, dst), count=COUNT, pattern_hex=marker.hex(),
                       source=expect.lan_address(lab, src), extra=["-Q", str(TOS), "-M", "do", "-t", str(SENT_TTL)])
     if not result.ok:
-        raise AssertionError(f"{src} -> {dst}: no reply\n{result.output}")
+        raise PreconditionFailed(f"the flow's traffic {src} -> {dst} got no reply: nothing it carried can be "
+                                 f"judged on the wire\n{result.output}")
     traffic = FlowTraffic(name, src, dst, path, marker, [p for c in base for p in c.packets],
                           {node: cap.packets for node, cap in access.items()})
     traffic.decrypted = decrypt_all(traffic.everywhere, lab.decrypt)

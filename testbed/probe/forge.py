@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from scapy.layers.inet import IP
 
+from testbed.errors import PreconditionFailed
 from testbed.probe import inspect
 from testbed.probe.esp import scapy_sa
 from testbed.probe.inject import send_raw_ip
@@ -38,20 +39,23 @@ def current_sa(lab, sender: str, receiver: str) -> tuple[KernelSA, int]:
     receiving = {sa.spi: sa for sa in lab.kernel_sad(receiver).between(src, dst)}
     shared = [spi for spi in sending if spi in receiving]
     if not shared:
-        raise AssertionError(f"{sender} and {receiver} hold no common SA {src}->{dst}: nothing to forge with")
+        raise PreconditionFailed(f"{sender} and {receiver} hold no common SA {src}->{dst}: nothing to forge with")
     spi = max(shared, key=lambda s: sending[s].oseq)
     return sending[spi], max(sending[spi].oseq, receiving[spi].seq) + AHEAD
 
 
-def forge(lab, sender: str, receiver: str, inner: IP, outer_src: str | None = None,
-          count: int = 1) -> tuple[list[bytes], KernelSA]:
-    """`count` ESP packets sender -> receiver carrying IPIP + `inner`, with
-    fresh sequence numbers; the outer source replaced if `outer_src`."""
+def forge(lab, sender: str, receiver: str, inner: IP | None = None, outer_src: str | None = None,
+          count: int = 1, payload=None) -> tuple[list[bytes], KernelSA]:
+    """`count` ESP packets sender -> receiver carrying IPIP + `inner` (or,
+    given `payload`, that upper-layer packet itself between the two base
+    addresses: another protocol than IPIP under the link's SA), with fresh
+    sequence numbers; the outer source replaced if `outer_src`."""
     sa, seq = current_sa(lab, sender, receiver)
     packets = []
     for i in range(count):
-        ipip = IP(src=sa.src, dst=sa.dst, proto=4, ttl=64) / inner
-        esp = scapy_sa(sa.as_sa()).encrypt(ipip, seq_num=seq + i)
+        carried = IP(src=sa.src, dst=sa.dst, ttl=64) / payload if payload is not None else \
+            IP(src=sa.src, dst=sa.dst, proto=4, ttl=64) / inner
+        esp = scapy_sa(sa.as_sa()).encrypt(carried, seq_num=seq + i)
         outer = IP(bytes(esp))
         if outer_src:
             outer.src = outer_src
@@ -68,23 +72,25 @@ def send_from_base(lab, receiver: str, packets: list[bytes]) -> str:
     return router
 
 
-def send_forged(lab, sender: str, receiver: str, inner: IP, outer_src: str | None = None,
-                count: int = 1) -> tuple[KernelSA, str]:
+def send_forged(lab, sender: str, receiver: str, inner: IP | None = None, outer_src: str | None = None,
+                count: int = 1, payload=None) -> tuple[KernelSA, str]:
     """Forge `count` packets (see `forge`) and send them to the receiver from
     its base router, until the receiver does not count them as replays;
     return the SA and the router."""
     for _ in range(ATTEMPTS):
         replays = inspect.xfrm_stats(lab.runtime, receiver).get(REPLAYS, 0)
-        packets, sa = forge(lab, sender, receiver, inner, outer_src=outer_src, count=count)
+        packets, sa = forge(lab, sender, receiver, inner, outer_src=outer_src, count=count, payload=payload)
         router = send_from_base(lab, receiver, packets)
         if inspect.xfrm_stats(lab.runtime, receiver).get(REPLAYS, 0) == replays:
             return sa, router
-    raise AssertionError(f"{receiver} dropped the packets forged under {sender}'s SA as replays {ATTEMPTS} times: "
+    raise PreconditionFailed(f"{receiver} dropped the packets forged under {sender}'s SA as replays {ATTEMPTS} times: "
                          f"{sender}'s own traffic overtook the {AHEAD} sequence numbers skipped each time")
 
 
 def resync(lab, sender: str, receiver: str, used: int) -> None:
     """Move the sender's outbound sequence past the numbers forged packets
-    took (those of its packets the receiver now drops as replays)."""
-    address = lab.plan.nodes[receiver].tunnel_to(sender).vn_address
-    ping(lab.runtime, sender, address, count=AHEAD + used + 2, interval=0.02, timeout=1)
+    took (those of its packets the receiver now drops as replays): traffic
+    between the two nodes' VN-local networks, which every datapath carries
+    over the link (a tunnel's own VN addresses exist only with interfaces)."""
+    ping(lab.runtime, sender, lab.plan.nodes[receiver].lan_address, count=AHEAD + used + 2, interval=0.02,
+         timeout=1, source=lab.plan.nodes[sender].lan_address)

@@ -144,6 +144,39 @@ def egress_devices(runtime: Runtime, node: str, destinations: list[str]) -> dict
     return {d: devices.get(d, "none (no route)") for d in destinations}
 
 
+@dataclass(frozen=True)
+class RouteQuery:
+    """A route lookup as a packet would make it: to `dst`, and for a
+    forwarded packet from `src` arriving on `iif` (None: sent by the node itself)."""
+    dst: str
+    src: str | None = None
+    iif: str | None = None
+
+    def words(self) -> str:
+        return f"route get {self.dst}" + (f" from {self.src} iif {self.iif}" if self.iif else "")
+
+    def describe(self) -> str:
+        return self.dst + (f" from {self.src} in on {self.iif}" if self.iif else " (sent by the node)")
+
+
+def route_lookups(runtime: Runtime, node: str, queries: list[RouteQuery]) -> dict[RouteQuery, str]:
+    """Per query, the device the node's kernel sends such a packet out of
+    (rules, more-specific routes, source and interface keys all count), or
+    'none (...)' where the kernel has no route for it; one `ip` for all."""
+    answers = _ip_json(runtime, node, ["-force", "-batch", "-"], [q.words() for q in queries])
+    found = {(a.get("dst"), a.get("from") if a.get("iif") else None, a.get("iif")): a.get("dev", "?")
+             for a in answers}
+    result = {}
+    for q in queries:
+        device = found.get((q.dst, q.src, q.iif))
+        if device is None:       # the kernel refused the lookup: ask once more, alone, for its words
+            done = subprocess.run(["ip", "-n", runtime.netns(node), *q.words().split()], capture_output=True,
+                                  text=True, check=False)
+            device = f"none ({(done.stderr or done.stdout).strip() or 'no route for it'})"
+        result[q] = device
+    return result
+
+
 def path_mtu(runtime: Runtime, node: str, destination: str) -> int | None:
     """The path MTU the node's kernel has learned towards `destination` (a
     route exception), or None if it knows none."""

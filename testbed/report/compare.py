@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tabulate import tabulate
 
 from testbed.errors import UserError
-from testbed.report.results import compare
+from testbed.report.results import compare, is_regression
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -62,8 +62,9 @@ def write_html(runs: list[Run], out: Path) -> Path:
 
 def compare_files(paths: list[Path], html: Path, strict: bool = False) -> int:
     """Print the changes between consecutive runs and write the HTML view;
-    exit code 1 if a requirement now fails that did not (strict: if any
-    requirement changed verdict, e.g. between two backends)."""
+    exit code 1 if a requirement now fails that did not, or passed and is
+    now a known deviation (strict: if any requirement changed verdict,
+    e.g. between two backends)."""
     if len(paths) < 2:
         raise UserError("compare needs at least two results.json files")
     runs = [_read(path) for path in paths]
@@ -74,8 +75,8 @@ def compare_files(paths: list[Path], html: Path, strict: bool = False) -> int:
             continue
         print(tabulate(changes, headers=["requirement", str(old.path), str(new.path)]))
         changed += len(changes)
-        regressions += sum(after == "failed" for _, _, after in changes)
+        regressions += sum(is_regression(before, after) for _, before, after in changes)
     if regressions:
-        print(f"{regressions} requirement(s) now fail")
+        print(f"{regressions} requirement(s) now fail, or are now a known deviation where they passed")
     print(f"iiptran: comparison written to {write_html(runs, html)}")
     return 1 if regressions or (strict and changed) else 0

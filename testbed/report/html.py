@@ -12,6 +12,7 @@ from tabulate import tabulate
 from testbed.errors import TestbedError
 from testbed.report import ladder, summary
 from testbed.report.results import SEVERITY, build_results, machine_readable
+from testbed.verdicts import FAILING
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -57,7 +58,7 @@ def write_report(report_dir: Path) -> Path:
         facts=summary.facts(results["lab"]), timings=summary.timings(results["lab"]),
         measured=summary.measurements(results["measurements"]),
         files=[name for name in ("run.log", "junit.xml", "results.json") if (report_dir / name).exists()],
-        failures=[t for t in tests if t["outcome"] in ("failed", "error")],
+        failures=[t for t in tests if t["outcome"] in FAILING],
         encapsulation=ladder.first_ladder(results["tests"]),
         anchors={t["id"]: t["anchor"] for t in tests}, outcomes={t["id"]: t["outcome"] for t in tests},
         tshark="tshark -o esp.enable_encryption_decode:TRUE -r <capture>.pcap")

@@ -15,8 +15,9 @@ import re
 from testbed.report.diagram import Marks
 from testbed.topology.graph import NoPath, all_shortest_paths
 from testbed.topology.plan import LabPlan
+from testbed.verdicts import FAILING
 
-FAILED = ("failed", "error")
+FAILED = FAILING
 LEAD = re.compile(r"^\s*(?:AssertionError:\s*)?([\w.]+):")
 ARROW = re.compile(r"\b([\w.]+)\s*->\s*([\w.]+)")
 LINK = re.compile(r"\blink\s+([\w.-]+)")

@@ -10,10 +10,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from testbed.requirements import catalogue
+from testbed.verdicts import DEVIATION, FAILING, NOT_RUN, SEVERITY, requirement_verdict
 
-OUTCOMES = {"failure": "failed", "error": "error", "skipped": "not run"}
-DEVIATION = "known deviation"     # a recorded departure of the kernel from an RFC rule (pytest's strict xfail)
-SEVERITY = ["failed", "error", DEVIATION, "not run", "passed"]
+OUTCOMES = {"failure": "failed", "error": "error", "skipped": NOT_RUN}
+# Properties the suite gives a test (conformance/conftest.py): its verdict
+# where pytest's outcome does not say it (could not be performed, known
+# deviation, informative), and the real failure text of any test not passed.
+VERDICT_PROPERTY, FAILURE_PROPERTY, OBSERVATION_PROPERTY = "verdict", "failure", "observation"
+MAX_DETAIL = 6000         # characters of a failure's traceback kept in results.json
 
 
 def read_junit(junit: Path) -> list[dict]:
@@ -28,6 +32,8 @@ def read_junit(junit: Path) -> list[dict]:
                 if tag == "skipped" and node.get("type") == "pytest.xfail":
                     outcome = DEVIATION
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        outcome = props.get(VERDICT_PROPERTY) or outcome
+        message = props.get(FAILURE_PROPERTY) or props.get(OBSERVATION_PROPERTY) or message
         rows.append({"id": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
                      "sections": _split(props.get("rfc", "")),
                      "requirements": _split(props.get("requirements", "")),
@@ -40,16 +46,6 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def requirement_verdict(outcomes: list[str]) -> str:
-    if any(o in ("failed", "error") for o in outcomes):
-        return "failed"
-    if DEVIATION in outcomes:
-        return DEVIATION
-    if not outcomes or all(o == "not run" for o in outcomes):
-        return "not run"
-    return "passed"
-
-
 def build_results(report_dir: Path) -> dict:
     junit = report_dir / "junit.xml"
     tests = read_junit(junit) if junit.exists() else []
@@ -60,11 +56,13 @@ def build_results(report_dir: Path) -> dict:
     for req in catalogue().values():
         members = [t for t in tests if req.id in t["requirements"]]
         verdict = requirement_verdict([t["outcome"] for t in members])
-        reasons = sorted({t["message"] for t in members if t["outcome"] == verdict})
-        if verdict == "not run":
-            reason = "; ".join(reasons) or "no test of this run checks it"
-        else:
-            reason = "; ".join(reasons) if verdict == DEVIATION else ""
+        # Why it is not a plain pass: the messages of the tests that gave it
+        # its verdict (a failure's own text, a deviation's, a skip's reason).
+        said = [t["message"] for t in members
+                if t["outcome"] == verdict or (verdict in FAILING and t["outcome"] in FAILING)]
+        reason = "; ".join(dict.fromkeys(m for m in said if m))
+        if verdict == NOT_RUN and not reason:
+            reason = "no test of this run checks it"
         requirements.append({
             "id": req.id, "rfc": req.rfc, "statement": req.statement, "verdict": verdict,
             "reason": reason,
@@ -76,7 +74,7 @@ def build_results(report_dir: Path) -> dict:
     return {"report": report_dir.name, "lab": json.loads(facts_file.read_text()) if facts_file.exists() else {},
             "measurements": json.loads(measured.read_text()) if measured.exists() else {},
             "counts": counts, "duration_s": round(sum(t["time"] for t in tests), 1),
-            "verdict": "fail" if counts["failed"] or counts["error"] or not tests else "pass",
+            "verdict": "fail" if any(counts[name] for name in FAILING) or not tests else "pass",
             "requirements": requirements, "tests": tests}
 
 
@@ -94,8 +92,15 @@ def machine_readable(results: dict, report_dir: Path) -> dict:
                                        "evidence": [rel(p) for p in r["evidence"]]}
                              for r in results["requirements"]},
             "tests": {t["id"]: {"outcome": t["outcome"], "sections": t["sections"], "message": t["message"],
-                                "evidence": t["evidence_file"], "seconds": round(t["time"], 2)}
+                                "detail": t["detail"][:MAX_DETAIL], "evidence": t["evidence_file"],
+                                "seconds": round(t["time"], 2)}
                       for t in results["tests"]}}
+
+
+def is_regression(before: str, after: str) -> bool:
+    """A change for the worse: a requirement that now fails (or could not
+    be performed), or one that passed and is now a known deviation."""
+    return (after in FAILING and before not in FAILING) or (before == "passed" and after == DEVIATION)
 
 
 def compare(old: dict, new: dict) -> list[tuple[str, str, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from testbed.errors import WaitTimeout
 from testbed import events
-from testbed.runtime.netlink import write_sysctls
+from testbed.runtime.netlink import read_sysctl, write_sysctls
 from testbed.wait import wait_for
 
 
@@ -111,6 +111,10 @@ class Runtime(ABC):
         """Set the node's net.* sysctls (from outside: a container cannot)."""
         write_sysctls(self.netns(node), settings)
         events.command(node, ["sysctl", "-w", *[f"{k}={v}" for k, v in settings.items()]], 0, "", "")
+
+    def sysctl_get(self, node: str, key: str) -> str:
+        """One of the node's net.* sysctls, as it is now."""
+        return read_sysctl(self.netns(node), key)
 
     def host_path(self, node: str, path: Path) -> Path:
         """Where a file of the node's filesystem is, seen from here."""

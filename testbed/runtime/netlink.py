@@ -67,6 +67,13 @@ def write_sysctls(netns: str, settings: dict[str, str]) -> None:
                 knob.write(str(value))
 
 
+def read_sysctl(netns: str, key: str) -> str:
+    """A net.* sysctl of a namespace, read from this thread."""
+    with inside(netns):
+        with open("/proc/sys/" + key.replace(".", "/")) as knob:
+            return knob.read().strip()
+
+
 def read_proc_net(netns: str, name: str) -> str:
     """A /proc/net file (snmp, netstat, xfrm_stat) of a namespace, read from
     this thread without a process: /proc/thread-self/net is the namespace of

@@ -51,8 +51,14 @@ class IpsecParams(Strict):
     algorithm: Literal["rfc4106-gcm-aes", "cbc-aes-hmac-sha256"] = "rfc4106-gcm-aes"
 
 
+# The outer TTL Linux gives what it sends when nothing sets one (ip_default_ttl):
+# a tunnel configured with it cannot be told from one configured with nothing.
+KERNEL_DEFAULT_TTL = 64
+
+
 class TunnelParams(Strict):
-    ttl: int = Field(64, ge=1, le=255, description="fixed outer TTL (RFC 2003 3.1)")
+    # 99: a value no kernel default produces, so the checks can tell it was configured.
+    ttl: int = Field(99, ge=1, le=255, description="fixed outer TTL (RFC 2003 3.1)")
 
 
 class IkeParams(Strict):
