@@ -19,7 +19,7 @@ BACKEND_FLAG := $(if $(BACKEND),--backend $(BACKEND))
 STAGE := sh .ci/stage
 
 .PHONY: all deps system-deps docker-deps images test unit test-fig3 test-fig6 matrix implementations variants backends profiles \
-        selftest bench down clean
+        selftest gate bench down clean
 
 all: test
 
@@ -108,7 +108,14 @@ selftest: profiles deps images
 	$(STAGE) selftest env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(IIPTRAN) run -- $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/kernel
 
-test: unit matrix implementations variants selftest
+# Everything, as one plan (conformance/gate.yaml, `iiptran gate`): the mode
+# matrix, the implementation matrix, the variants (the Docker run compared
+# with the namespace run), the negative profiles, in one pool per kernel
+# series (three places at a time, longest first), then the clean-up
+# self-test; each stage judged as its own target above judges it.
+test: unit images
+	$(IIPTRAN) generate ring --nodes 16 --no-bfd --out $(GENERATED)
+	$(STAGE) gate $(IIPTRAN) gate
 
 BENCH_SIZES ?= 4 8 16 32 64
 BENCH_GUEST_MEMORY ?= 4096

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -43,6 +42,9 @@ class Run:
     report: Path
     overrides: dict[str, str] = field(default_factory=dict)
     fault: str | None = None
+    weight: int = 1                   # how many of the pool's places it takes (a lab that measures timing: 2)
+    expected: float = 0.0             # seconds it is expected to take (longest first), 0: unknown
+    page: bool = True                 # write index.html (False: whoever judges the run writes it)
     returncode: int | None = None
     seconds: float = 0.0
 
@@ -52,7 +54,7 @@ class Run:
 
     def spec(self) -> str:
         return json.dumps({"topology": self.topology, "lab": self.lab, "report": str(self.report),
-                           "overrides": self.overrides, "fault": self.fault})
+                           "overrides": self.overrides, "fault": self.fault, "page": self.page})
 
 
 class _Worker:
@@ -119,15 +121,46 @@ def previous_seconds(run: Run) -> float | None:
         return None
 
 
+class _Places:
+    """The pool's places: a run starts once its weight fits beside the runs
+    going on (a lab that measures a failover takes two of three, so that at
+    most one other lab competes with it for the guest's CPUs). Runs are
+    taken in the order given, skipping any that does not fit yet."""
+
+    def __init__(self, runs: list[Run], capacity: int):
+        self.todo = list(enumerate(runs, 1))
+        self.capacity, self.load = capacity, 0
+        self.lock = threading.Condition()
+
+    def take(self) -> tuple[int, Run] | None:
+        with self.lock:
+            while self.todo:
+                for position, (index, run) in enumerate(self.todo):
+                    if self.load + min(run.weight, self.capacity) <= self.capacity:
+                        self.load += min(run.weight, self.capacity)
+                        return self.todo.pop(position)
+                self.lock.wait()
+            return None
+
+    def give_back(self, run: Run) -> None:
+        with self.lock:
+            self.load -= min(run.weight, self.capacity)
+            self.lock.notify_all()
+
+    def drop_all(self) -> None:
+        with self.lock:
+            self.todo.clear()
+            self.lock.notify_all()
+
+
 def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -> list[Run]:
-    """Run them, `workers` at a time; results in the order given."""
+    """Run them, `workers` places at a time (a run takes `weight` places);
+    results in the order given."""
     from testbed.progress import Progress
     count = min(workers or jobs(), len(runs)) or 1
-    todo: queue.Queue = queue.Queue()
-    for index, run in enumerate(runs):
-        todo.put((index + 1, run))
+    places = _Places(runs, count)
     started = time.monotonic()
-    previous = {run.title: s for run in runs if (s := previous_seconds(run))}
+    previous = {run.title: s for run in runs if (s := previous_seconds(run) or run.expected)}
     progress = Progress(f"{title} of {len(runs)} runs", [run.title for run in runs], previous, workers=count,
                         say_starts=True)
     pool = [_Worker() for _ in range(count)]
@@ -135,17 +168,19 @@ def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -
 
     def serve(worker: _Worker) -> None:
         while True:
-            try:
-                index, run = todo.get_nowait()
-            except queue.Empty:
+            taken = places.take()
+            if taken is None:
                 return
+            index, run = taken
             progress.start(run.title, f"[{index}/{len(runs)}] {run.title}")
             began = time.monotonic()
             try:
                 run.returncode = worker.run(run)
             except BaseException as exc:      # reported after every worker has stopped
                 failures.append(exc)
+                places.give_back(run)
                 return
+            places.give_back(run)
             run.seconds = round(time.monotonic() - began, 1)
             verdict = "passed" if run.returncode == 0 else f"exit {run.returncode}"
             progress.finish(run.title, f"{run.title} (log: {run.log})", verdict)
@@ -161,8 +196,7 @@ def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -
         progress.close()
         # Ctrl-C or SIGTERM: each worker is interrupted, so that its run
         # tears its lab down, and no new run starts.
-        while not todo.empty():
-            todo.get_nowait()
+        places.drop_all()
         for worker in pool:
             worker.interrupt()
         raise
@@ -171,7 +205,7 @@ def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -
         worker.close()
     if failures:
         raise failures[0]
-    print(f"iiptran: {len(runs)} runs in {time.monotonic() - started:.0f} s, {count} at a time", flush=True)
+    print(f"iiptran: {len(runs)} runs in {time.monotonic() - started:.0f} s, {count} places", flush=True)
     return runs
 
 
@@ -187,12 +221,21 @@ def serve_runs() -> int:
         return 130
 
 
+def _cpu() -> dict[str, float]:
+    """CPU seconds this worker (the suite's Python) and the programs it ran
+    and reaped (daemons, tcpdump, ip, ping) have used so far."""
+    import resource
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"suite_s": me.ru_utime + me.ru_stime, "programs_s": children.ru_utime + children.ru_stime}
+
+
 def _serve(answers, run_suite) -> int:
     for line in sys.stdin:
         spec = json.loads(line)
         report = Path(spec["report"])
         report.mkdir(parents=True, exist_ok=True)
         saved = os.dup(1), os.dup(2)
+        before = _cpu()
         with (report / "run.log").open("w") as log:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -200,7 +243,7 @@ def _serve(answers, run_suite) -> int:
             os.dup2(log.fileno(), 2)
             try:
                 code = run_suite(report, topology=spec["topology"], name=spec["lab"], overrides=spec["overrides"],
-                                 fault=spec["fault"])
+                                 fault=spec["fault"], page=spec.get("page", True))
             except BaseException as exc:       # the run is over either way; say why in its log
                 print(f"iiptran: the run stopped: {type(exc).__name__}: {exc}", flush=True)
                 code = 130 if isinstance(exc, KeyboardInterrupt) else 1
@@ -211,6 +254,8 @@ def _serve(answers, run_suite) -> int:
                 os.dup2(saved[1], 2)
                 os.close(saved[0])
                 os.close(saved[1])
+        spent = {key: round(value - before[key], 1) for key, value in _cpu().items()}
+        (report / "cpu.json").write_text(json.dumps(spent) + "\n")
         answers.write(json.dumps({"returncode": code}) + "\n")
         answers.flush()
         if code == 130 or code == 2:

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     varied(p)
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>[-<mode>])")
     p.add_argument("--profile", help="run against this built-in broken configuration (a negative profile)")
+    p.add_argument("--no-page", action="store_true", help=argparse.SUPPRESS)   # the caller writes index.html
     p = sub.add_parser("profiles", help="the suite against every negative profile: exactly the right checks fail")
     named(p)
     p.add_argument("--only", help="comma-separated profile names (default: all of conformance/profiles.yaml)")
@@ -105,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="comma-separated implementations (default: all; the reference always runs)")
     p.add_argument("--report", type=Path, help="report folder (default reports/<topology>-implementations)")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)   # one kernel's batch, where it runs
+    p = sub.add_parser("gate", help="everything make test judges, as one plan (conformance/gate.yaml): the mode "
+                       "and implementation matrices, variants, negative profiles, self-test; one pool per kernel")
+    p.add_argument("plan", nargs="?", type=Path, help="the plan (default conformance/gate.yaml)")
+    p.add_argument("--inner", metavar="SERIES", help=argparse.SUPPRESS)   # one kernel series' pool, where it runs
     p = sub.add_parser("validate", help="check a topology file without building anything")
     p.add_argument("topology")
     p = sub.add_parser("generate", help="write a lab file of N VN nodes: ring, grid, hub (and spokes) or random")
@@ -143,6 +148,16 @@ def _implementations(args: argparse.Namespace) -> int:
     path, reason = decide(args.runner)
     announce(path, reason)
     return run_outer(args.topology, names, report, path == "native", args.runner)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    """Checked here (exit 2 before anything boots), then one pool per kernel series."""
+    from testbed.gate import PLAN, Stages, load_plan, run_outer
+    plan = (args.plan or PLAN).resolve()
+    Stages(load_plan(plan))
+    path, reason = decide(args.runner)
+    announce(path, reason)
+    return run_outer(plan, path == "native", args.runner)
 
 
 def _in_finalizer(frame) -> bool:
@@ -231,6 +246,8 @@ def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             raise UserError("test --profile: negative profiles break IIPtran labs; drop --mode")
     if args.command == "implementations" and not args.inner:
         return _implementations(args)
+    if args.command == "gate" and not args.inner:
+        return _gate(args)
     if args.command in ("test", "up", "matrix"):
         for topology in args.topology if isinstance(args.topology, list) else [args.topology]:
             commands.validate(topology, quiet=True)    # bad input: exit 2 before any VM boots

@@ -50,6 +50,10 @@ def uses_docker(args: argparse.Namespace) -> bool:
     if args.command == "batch":
         from testbed.variants import parse
         return any(with_overrides(load(t), o).backend == "docker" for t, o in map(parse, args.variants))
+    if args.command == "gate":
+        from testbed.gate import PLAN, Stages, load_plan
+        return any(with_overrides(load(run.topology), run.overrides).backend == "docker"
+                   for run in Stages(load_plan((args.plan or PLAN).resolve())).all())
     if args.command == "implementations":
         from testbed.implementations import load_implementations, overrides_of
         found = load_implementations()
@@ -131,7 +135,7 @@ def native(args: argparse.Namespace) -> int:
         return 0
     if cmd == "test":
         return run_suite(report_dir(args), topology=args.topology, name=lab_name(args), overrides=overrides(args),
-                         fault=args.profile)
+                         fault=args.profile, page=not args.no_page)
     if cmd == "profiles":
         from testbed.profiles import run_profiles
         return run_profiles(report_dir(args), args.name or "profile", args.only.split(",") if args.only else None)
@@ -146,6 +150,9 @@ def native(args: argparse.Namespace) -> int:
     if cmd == "implementations":
         from testbed.implementations import run_inner
         return run_inner(args.topology, args.only.split(","), args.report)
+    if cmd == "gate":
+        from testbed.gate import PLAN, run_inner
+        return run_inner((args.plan or PLAN).resolve(), args.inner)
     if cmd == "run":
         return subprocess.call(_command(args.cmd))
     raise UserError(f"unknown command {cmd}")
@@ -195,14 +202,25 @@ def down(args: argparse.Namespace) -> int:
 
 def in_guest(args: argparse.Namespace, argv: list[str]) -> int:
     """Re-run this very command line inside the guest."""
-    if args.command not in ("test", "matrix", "profiles", "batch", "implementations", "run", "kernel", "validate"):
+    if args.command not in ("test", "matrix", "profiles", "batch", "implementations", "gate", "run", "kernel",
+                            "validate"):
         from testbed.vm.session import forward
         return forward(args, argv)
     writable = [REPORTS]
     if args.command in ("test", "matrix", "profiles", "batch", "implementations") and args.report:
         writable = [args.report.resolve()]
-    command = [sys.executable, "-m", "testbed", *argv]
-    return run_in_guest(command, writable, job=args.command, keep=topology_folders(args))
+    if args.command != "test":
+        return run_in_guest([sys.executable, "-m", "testbed", *argv], writable, job=args.command,
+                            keep=topology_folders(args))
+    # The report's page is written here, natively, once the guest is done:
+    # under emulation it costs about 6 s of CPU (the drawing, the template).
+    code = run_in_guest([sys.executable, "-m", "testbed", *argv, "--no-page"], writable, job=args.command,
+                        keep=topology_folders(args))
+    folder = report_dir(args)
+    if (folder / "results.json").exists():
+        from testbed.report.html import write_report
+        print(f"iiptran: report written to {write_report(folder)}")
+    return code
 
 
 def topology_folders(args: argparse.Namespace) -> list[Path]:

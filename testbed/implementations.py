@@ -94,32 +94,47 @@ def check_overrides(topology: str, found: dict[str, Implementation], names: list
 
 # -- running ------------------------------------------------------------------
 
-def run_outer(topology: str, names: list[str], report_dir: Path, native: bool, runner: str) -> int:
-    """One batch per kernel series (each in its own guest), then the matrix."""
-    found = load_implementations()
+def kernel_groups(found: dict[str, Implementation], names: list[str]) -> dict[str, list[str]]:
+    """The implementations per kernel series they need (one guest each)."""
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(kernel_of(found, name), []).append(name)
+    return groups
+
+
+def not_run_natively(found: dict[str, Implementation], names: list[str]) -> dict[str, str]:
+    """Natively the running kernel is the only one: those needing another series, and why."""
+    return {name: f"natively the running kernel ({os.uname().release}) is the only one; boot "
+                  f"{kernel_of(found, name)} with --runner guest"
+            for name in names if kernel_of(found, name) != found[REFERENCE].kernel}
+
+
+def run_outer(topology: str, names: list[str], report_dir: Path, native: bool, runner: str) -> int:
+    """One batch per kernel series (each in its own guest), then the matrix."""
+    found = load_implementations()
     report_dir.mkdir(parents=True, exist_ok=True)
-    skipped = {}
+    skipped = not_run_natively(found, names) if native else {}
     env = {key: value for key, value in os.environ.items() if key != "IIPTRAN_KERNEL"}
-    for kernel, members in groups.items():
-        if native and kernel != found[REFERENCE].kernel:
-            skipped.update({name: f"natively the running kernel ({os.uname().release}) is the only one; "
-                                  f"boot {kernel} with --runner guest" for name in members})
+    for kernel, members in kernel_groups(found, names).items():
+        if any(name in skipped for name in members):
             continue
         argv = [sys.executable, "-m", "testbed", "--runner", runner, *([] if native else ["--kernel", kernel]),
                 "implementations", topology, "--inner", "--only", ",".join(members), "--report", str(report_dir)]
         print(f"iiptran: implementations on kernel {kernel if not native else os.uname().release}: "
               f"{', '.join(members)}", flush=True)
         _run_batch(argv, env)                # each run's verdicts are read from its results.json
-    matrix = build_matrix(report_dir, names, found, skipped)
+    return 0 if judge_implementations(report_dir, names, skipped) else 1
+
+
+def judge_implementations(report_dir: Path, names: list[str], skipped: dict[str, str]) -> bool:
+    """The implementation matrix from the runs' results: table, matrix.json, page."""
+    matrix = build_matrix(report_dir, names, load_implementations(), skipped)
     (report_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n")
     from testbed.report.implementations_page import write_page
     page = write_page(report_dir, matrix)
     print(matrix_table(matrix))
     print(f"iiptran: implementation matrix written to {page} (one report per implementation beside it)")
-    return 0 if matrix["ok"] else 1
+    return matrix["ok"]
 
 
 def _run_batch(argv: list[str], env: dict[str, str]) -> int:
@@ -137,12 +152,22 @@ def _run_batch(argv: list[str], env: dict[str, str]) -> int:
         raise
 
 
+def implementation_runs(topology: str, names: list[str], report_dir: Path) -> list:
+    """One run per implementation (of one kernel series), placed longest first."""
+    from testbed.batch import Run
+    from testbed.lab import with_overrides
+    from testbed.run_order import longest_first, placed
+    from testbed.topology.loader import load
+    found = load_implementations()
+    return longest_first([placed(Run(name, topology, f"im{index}", report_dir / name, overrides_of(found, name)),
+                                 with_overrides(load(topology), overrides_of(found, name)))
+                          for index, name in enumerate(names)])
+
+
 def run_inner(topology: str, names: list[str], report_dir: Path) -> int:
     """The implementations of one kernel series, in one batch, here."""
-    from testbed.batch import Run, print_failures, run_all
-    found = load_implementations()
-    runs = run_all([Run(name, topology, f"im{index}", report_dir / name, overrides_of(found, name))
-                    for index, name in enumerate(names)], title="implementations")
+    from testbed.batch import print_failures, run_all
+    runs = run_all(implementation_runs(topology, names, report_dir), title="implementations")
     print_failures(runs)         # the matrix judges; a CI log shows why a run failed
     return 0
 

@@ -106,42 +106,37 @@ def chosen_profiles(spec: ProfileSet, only: list[str] | None) -> list[str]:
     return only or list(spec.profiles)
 
 
-# Seconds a profile's run takes when there is no earlier run to go by
-# (measured in the guest): fig6 manual 100-155, IKE-keyed or fig3 about 200,
-# a refused bring-up 31-39.
-GUESS_SECONDS = {"bigger topology": 210, "ikev2": 180, "manual": 120, "refused bring-up": 35}
-
-
-def longest_first(runs: list, entries: list[Profile], topology: str) -> list:
-    """Two runs go at a time: starting the longest first leaves no long run
-    alone at the end. Last run's time when there is one, else a guess."""
-    from testbed.batch import previous_seconds
-
-    def guess(entry: Profile) -> float:
-        if entry.fails_bringup:
-            return GUESS_SECONDS["refused bring-up"]
-        if entry.topology and entry.topology != topology:
-            return GUESS_SECONDS["bigger topology"]
-        return GUESS_SECONDS["ikev2" if entry.keying == "ikev2" else "manual"]
-    expected = {id(run): previous_seconds(run) or guess(entry) for run, entry in zip(runs, entries)}
-    return sorted(runs, key=lambda run: -expected[id(run)])
-
-
-def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> int:
-    from testbed.batch import Run, run_all
+def profile_runs(report_dir: Path, name: str, only: list[str] | None = None) -> list:
+    """One run per chosen profile (its lab name `name` + index), placed
+    longest first (testbed/run_order.py)."""
+    from testbed.batch import Run
+    from testbed.lab import with_overrides
+    from testbed.run_order import longest_first, placed
+    from testbed.topology.loader import load
     spec = load_profiles()
-    chosen = chosen_profiles(spec, only)
     runs = []
-    for index, profile in enumerate(chosen):
+    for index, profile in enumerate(chosen_profiles(spec, only)):
         entry = spec.profiles[profile]
         overrides = {"keying": entry.keying} if entry.keying else {}
         if entry.configure:
             overrides["configure"] = project_file(entry.configure)
-        runs.append(Run(f"negative profile {profile}", entry.topology or spec.topology, f"{name}{index}",
-                        report_dir / profile, overrides, None if entry.configure else profile))
-    run_all(longest_first(runs, [spec.profiles[p] for p in chosen], spec.topology), title="profiles")
+        topology = entry.topology or spec.topology
+        run = Run(f"negative profile {profile}", topology, f"{name}{index}", report_dir / profile, overrides,
+                  None if entry.configure else profile)
+        runs.append(placed(run, with_overrides(load(topology), overrides), refused=bool(entry.fails_bringup)))
+    return longest_first(runs)
+
+
+def profile_of(run) -> str:
+    return run.report.name
+
+
+def judge_profiles(runs: list) -> bool:
+    """Each profile's run against what it must break; a table, then the verdict."""
+    spec = load_profiles()
     rows, problems = [], []
-    for run, profile in zip(runs, chosen):
+    for run in sorted(runs, key=lambda r: list(spec.profiles).index(profile_of(r))):
+        profile = profile_of(run)
         entry = spec.profiles[profile]
         results_file = run.report / "results.json"
         if not results_file.exists():
@@ -156,4 +151,10 @@ def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> 
         rows.append([profile, shown, "as expected" if not found else f"{len(found)} wrong", f"{run.seconds:.0f} s"])
     print(tabulate(rows, headers=["negative profile", "requirements failed", "verdict", "time"]))
     print("profiles: " + ("each broke exactly what it should" if not problems else "\n  ".join(["", *problems])))
-    return 0 if not problems else 1
+    return not problems
+
+
+def run_profiles(report_dir: Path, name: str, only: list[str] | None = None) -> int:
+    from testbed.batch import run_all
+    runs = run_all(profile_runs(report_dir, name, only), title="profiles")
+    return 0 if judge_profiles(runs) else 1

@@ -14,7 +14,7 @@ CONFORMANCE = PROJECT / "conformance"
 
 def run_suite(report_dir: Path, topology: str | None = None, name: str | None = None,
               lab: str | None = None, select: str | None = None, overrides: dict[str, str] | None = None,
-              fault: str | None = None) -> int:
+              fault: str | None = None, page: bool = True) -> int:
     """Either bring `topology` up as lab `name` for the run (its lab-wide
     fields overridden by `overrides`, broken by `fault`), or check the live `lab`."""
     # Only the suite's own plugins: a third-party pytest plugin installed on
@@ -46,9 +46,9 @@ def run_suite(report_dir: Path, topology: str | None = None, name: str | None = 
     progress = SuiteProgress(name or lab or "suite", previous_timings(report_dir))
     with _terminal_log(report_dir / "run.log"):
         code = int(pytest.main(args, plugins=[progress]))
-    page = write_report(report_dir)
+    written = write_report(report_dir, page)
     print(terminal_table(report_dir))
-    print(f"iiptran: report written to {page} (results.json, junit.xml, pcaps beside it)")
+    print(f"iiptran: report written to {written} (results.json, junit.xml, pcaps beside it)")
     return code
 
 

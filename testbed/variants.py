@@ -54,16 +54,26 @@ def planned(specs: list[str], reports: Path) -> list[tuple[str, str, dict[str, s
     return found
 
 
-def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> int:
-    from testbed.batch import Run, print_failures, run_all
-    runs = [Run(spec, topology, f"{lab_prefix}{index}", folder, overrides)
-            for index, (spec, topology, overrides, folder) in enumerate(planned(specs, reports))]
-    rows = []
-    for run in run_all(runs, title="variants"):
-        rows.append([run.title, "passed" if run.returncode == 0 else f"exit {run.returncode}",
-                     f"{run.seconds:.0f} s", str(run.report)])
+def variant_runs(specs: list[str], reports: Path, lab_prefix: str = "var") -> list:
+    from testbed.batch import Run
+    from testbed.run_order import longest_first, placed
+    return longest_first([placed(Run(spec, topology, f"{lab_prefix}{index}", folder, overrides),
+                                 with_overrides(load(topology), overrides))
+                          for index, (spec, topology, overrides, folder) in enumerate(planned(specs, reports))])
+
+
+def judge_variants(runs: list) -> bool:
+    from testbed.batch import print_failures
+    rows = [[run.title, "passed" if run.returncode == 0 else f"exit {run.returncode}", f"{run.seconds:.0f} s",
+             str(run.report)] for run in runs]
     print(tabulate(rows, headers=["variant", "verdict", "time", "report"]))
     failed = [run.title for run in runs if run.returncode != 0]
     print_failures(runs)
     print("batch: " + (f"failed: {', '.join(failed)}" if failed else "every variant passed"))
-    return 1 if failed else 0
+    return not failed
+
+
+def run_variants(specs: list[str], reports: Path, lab_prefix: str = "var") -> int:
+    from testbed.batch import run_all
+    runs = run_all(variant_runs(specs, reports, lab_prefix), title="variants")
+    return 0 if judge_variants(runs) else 1

@@ -4,6 +4,7 @@ failure, and a failed build must still wait (nothing starts after teardown)."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,21 @@ def test_a_failed_block_still_waits_and_its_own_error_wins():
             release.set()
             raise ValueError("build failed")
     assert done == [True]
+
+
+def test_a_heavy_run_takes_two_of_three_places():
+    """A lab that measures failover runs beside at most one other; runs are
+    taken in order, skipping those that do not fit yet."""
+    from testbed.batch import Run, _Places
+    heavy, a, b, c = (Run(t, "fig6", t, Path("/tmp") / t, weight=w) for t, w in
+                      (("heavy", 2), ("a", 1), ("b", 1), ("c", 1)))
+    places = _Places([heavy, a, b, c], 3)
+    assert places.take()[1] is heavy and places.take()[1] is a
+    taken = []
+    waiter = threading.Thread(target=lambda: taken.append(places.take()))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and not taken        # b does not fit beside heavy and a
+    places.give_back(heavy)
+    waiter.join(2)
+    assert taken[0][1] is b and places.take()[1] is c

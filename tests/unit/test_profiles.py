@@ -55,14 +55,14 @@ def test_exactly_the_listed_requirements_must_fail():
 
 
 def test_profiles_start_longest_first_and_refused_bring_ups_last(tmp_path):
-    from testbed.batch import Run
-    from testbed.profiles import load_profiles, longest_first
+    from testbed.profiles import load_profiles, profile_runs
     spec = load_profiles()
     names = list(spec.profiles)
-    runs = [Run(name, spec.profiles[name].topology or spec.topology, f"p{i}", tmp_path / name)
-            for i, name in enumerate(names)]
-    order = [run.title for run in longest_first(runs, [spec.profiles[n] for n in names], spec.topology)]
+    runs = profile_runs(tmp_path, "p")
+    order = [run.report.name for run in runs]
     fig3 = [n for n in names if spec.profiles[n].topology == "fig3"]
     refused = [n for n in names if spec.profiles[n].fails_bringup]
     assert set(order[:len(fig3)]) == set(fig3) and set(order[-len(refused):]) == set(refused)
     assert sorted(order) == sorted(names)
+    # fig3 runs BFD and measures failover: two places of three
+    assert {run.report.name for run in runs if run.weight == 2} == set(fig3)

@@ -1,0 +1,194 @@
+"""`iiptran gate`: everything `make test` judges, run as one plan
+(conformance/gate.yaml): the mode matrix, the implementation matrix, the
+variants, the negative profiles and the clean-up self-test.
+
+Every suite run of every stage goes into one pool per kernel series, in
+one guest (natively: here), longest first, three places at a time (a lab
+that measures a failover takes two; testbed/run_order.py): no stage waits
+for another's last run, and the guest boots and the suite's imports are
+paid once per series, not once per stage. A run two stages ask for with
+the same lab (the mode matrix's fig6 iiptran column and the implementation
+matrix's reference) runs once; its report folder is copied to the other.
+The self-test needs the machine to itself, so it runs after the pool, in
+its own guest, beside the other kernel series' pools. Each stage is then
+judged from its runs' results, as its own command judges it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from testbed.errors import UserError
+from testbed.paths import PROJECT, REPORTS
+from testbed.topology.model import DATAPATH_MODES
+
+PLAN = PROJECT / "conformance" / "gate.yaml"
+GATE_REPORTS = REPORTS / "gate"
+JOBS, GUEST_MEMORY_MB = "3", "3072"
+
+
+class GatePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    matrix: list[str] = []                     # topologies for the datapath mode matrix
+    implementations: str | None = None         # the topology of the implementation matrix
+    variants: list[str] = []                   # batch variants, topology[:field=value,...]
+    compare: list[tuple[str, str]] = []        # report folders (under reports/) whose verdicts must agree
+    profiles: bool = False                     # every negative profile
+    selftest: bool = False                     # tests/kernel, after the suite runs
+
+
+def load_plan(path: Path) -> GatePlan:
+    try:
+        return GatePlan.model_validate(yaml.safe_load(path.read_text()) or {})
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such gate plan") from None
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: invalid gate plan: {exc}") from None
+
+
+class Stages:
+    """The plan's runs, per stage, built as each stage's own command builds them."""
+
+    def __init__(self, plan: GatePlan):
+        from testbed import implementations, matrix, profiles, variants
+        from testbed.topology.loader import load
+        from testbed.vm.kernel_cache import DEFAULT_SERIES
+        self.plan = plan
+        # The stages other than the implementation matrix run on the default
+        # series, whatever kernel this process was told to boot.
+        self.default_kernel = DEFAULT_SERIES
+        self.matrix_dirs = {t: REPORTS / f"{load(t).name}-matrix" for t in plan.matrix}
+        self.runs = {"matrix": matrix.matrix_runs(self.matrix_dirs, list(DATAPATH_MODES))}
+        self.kernels = {id(run): self.default_kernel for run in self.runs["matrix"]}
+        if plan.implementations:
+            found = implementations.load_implementations()
+            self.implementation_names = implementations.chosen(found, None)
+            implementations.check_overrides(plan.implementations, found, self.implementation_names)
+            self.implementation_dir = REPORTS / f"{load(plan.implementations).name}-implementations"
+            self.runs["implementations"] = implementations.implementation_runs(
+                plan.implementations, self.implementation_names, self.implementation_dir)
+            self.kernels |= {id(run): implementations.kernel_of(found, run.report.name)
+                             for run in self.runs["implementations"]}
+        self.runs["variants"] = variants.variant_runs(plan.variants, REPORTS)
+        self.runs["profiles"] = profiles.profile_runs(REPORTS / "profiles", "profile") if plan.profiles else []
+        for stage in ("variants", "profiles"):
+            self.kernels |= {id(run): self.default_kernel for run in self.runs[stage]}
+
+    def all(self) -> list:
+        return [run for runs in self.runs.values() for run in runs]
+
+    def kernel(self, run) -> str:
+        return self.kernels[id(run)]
+
+    def series(self) -> list[str]:
+        found = sorted({self.kernel(run) for run in self.all()}, key=lambda k: k != self.default_kernel)
+        return found or [self.default_kernel]
+
+
+def identity(run, kernel: str) -> str:
+    """What makes two runs the same run: the lab as built (topology with its
+    overrides), the fault, the kernel."""
+    from testbed.lab import with_overrides
+    from testbed.topology.loader import load
+    lab = with_overrides(load(run.topology), run.overrides).model_dump(mode="json", exclude={"name"})
+    return json.dumps([lab, run.fault, kernel], sort_keys=True)
+
+
+def unique(runs: list, kernel: str) -> tuple[list, dict[int, object]]:
+    """The runs to make, and for each other run the one it is a copy of."""
+    made, copies, seen = [], {}, {}
+    for run in runs:
+        key = identity(run, kernel)
+        if key in seen:
+            copies[id(run)] = seen[key]
+        else:
+            seen[key] = run
+            made.append(run)
+    return made, copies
+
+
+def runs_file(kernel: str) -> Path:
+    return GATE_REPORTS / f"runs-{kernel}.json"
+
+
+def run_inner(plan_path: Path, kernel: str) -> int:
+    """One kernel series' runs, in one pool, here; what each did in runs-<series>.json."""
+    from testbed.batch import print_failures, run_all
+    stages = Stages(load_plan(plan_path))
+    mine = [run for run in stages.all() if stages.kernel(run) == kernel]
+    for run in mine:
+        run.page = False            # written natively by the judge (testbed/gate_judge.py)
+    made, copies = unique(mine, kernel)
+    run_all(made, title=f"gate (kernel {kernel})")
+    for run in mine:
+        original = copies.get(id(run))
+        if original is not None:
+            shutil.rmtree(run.report, ignore_errors=True)
+            shutil.copytree(original.report, run.report)
+            run.returncode, run.seconds = original.returncode, original.seconds
+    GATE_REPORTS.mkdir(parents=True, exist_ok=True)
+    runs_file(kernel).write_text(json.dumps({str(run.report): {"returncode": run.returncode, "seconds": run.seconds}
+                                             for run in mine}, indent=1) + "\n")
+    print_failures(made)
+    return 0
+
+
+def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> list[str]:
+    return [sys.executable, "-m", "testbed", "--runner", runner, *([] if native else ["--kernel", kernel]),
+            "gate", str(plan_path), "--inner", kernel]
+
+
+def _selftest_argv(runner: str) -> list[str]:
+    return [sys.executable, "-m", "testbed", "--runner", runner, "run", "--", sys.executable, "-m", "pytest", "-q",
+            "-p", "no:cacheprovider", "tests/kernel"]
+
+
+def run_outer(plan_path: Path, native: bool, runner: str) -> int:
+    """Each series' pool (the default series first, alone), then the self-test
+    beside the other series' pools, then every stage judged here."""
+    plan = load_plan(plan_path)
+    stages = Stages(plan)             # bad input: a clear error, exit 2, before anything boots
+    env = {**os.environ, "IIPTRAN_JOBS": os.environ.get("IIPTRAN_JOBS") or JOBS,
+           "IIPTRAN_GUEST_MEMORY": os.environ.get("IIPTRAN_GUEST_MEMORY") or GUEST_MEMORY_MB,
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("IIPTRAN_KERNEL", None)
+    GATE_REPORTS.mkdir(parents=True, exist_ok=True)
+    first, *others = stages.series()
+    skipped = {kernel: f"natively the running kernel ({os.uname().release}) is the only one; boot {kernel} with "
+               f"--runner guest" for kernel in others} if native else {}
+    print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
+    codes = {"pool": subprocess.call(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)}
+    beside = {kernel: _start(_series_argv(runner, native, kernel, plan_path), env,
+                             GATE_REPORTS / f"kernel-{kernel}.log") for kernel in others if kernel not in skipped}
+    try:
+        if plan.selftest:
+            print("iiptran: gate: the clean-up self-test (tests/kernel)", flush=True)
+            codes["selftest"] = subprocess.call(_selftest_argv(runner), env=env, cwd=PROJECT)
+        for kernel, (process, log) in beside.items():
+            codes[f"kernel {kernel}"] = process.wait()
+            print(f"iiptran: gate: kernel {kernel}'s runs ({log}):\n" + "\n".join(log.read_text().splitlines()[-8:]))
+    except KeyboardInterrupt:
+        for process, _ in beside.values():      # their own sessions: each tears its labs and guest down
+            process.send_signal(signal.SIGINT)
+        for process, _ in beside.values():
+            process.wait()
+        raise
+    from testbed.gate_judge import judge_all
+    ok = judge_all(stages, skipped) and not any(codes.values())
+    print("gate: " + ("every stage passed" if ok else "failed: " + ", ".join(
+        [name for name, code in codes.items() if code] or ["see the stages above"])))
+    return 0 if ok else 1
+
+
+def _start(argv: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, Path]:
+    with log.open("w") as out:
+        return subprocess.Popen(argv, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True), log

@@ -1,0 +1,20 @@
+"""The gate plans every stage's runs into one pool per kernel series; a lab
+two stages ask for runs once."""
+from __future__ import annotations
+
+from testbed.gate import PLAN, Stages, load_plan, unique
+
+
+def test_the_plan_runs_each_lab_once_and_the_other_kernel_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr("testbed.gate.REPORTS", tmp_path)
+    stages = Stages(load_plan(PLAN).model_copy(update={"variants": ["fig6:routing=static"]}))
+    assert stages.series() == ["6.1", "6.12"]
+    default = [run for run in stages.all() if stages.kernel(run) == "6.1"]
+    made, copies = unique(default, "6.1")
+    copied = [run.report.name for run in default if id(run) in copies]
+    assert copied == ["reference"]                # the mode matrix's fig6 iiptran run serves both
+    assert [run.report.name for run in stages.all() if stages.kernel(run) == "6.12"] == ["kernel-6.12"]
+    assert len(made) == len(default) - 1
+    # fig3 measures failover (BFD): two places; a fig6 run one
+    weights = {run.title: run.weight for run in stages.runs["matrix"]}
+    assert weights["fig3 with datapath iiptran"] == 2 and weights["fig6 with datapath iiptran"] == 1
