@@ -7,7 +7,7 @@ test that is running and write them beside the junit.xml. Key material in
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 
 from testbed import events
 
@@ -20,26 +20,19 @@ def redact(text: str) -> str:
     return KEY.sub(lambda m: f"{m.group(1)} {m.group(2)} <key redacted>", text)
 
 
-@dataclass
-class Item:
-    kind: str             # "command", "pcap", "packets", "ladder" or "path"
-    title: str
-    body: str = ""
-    node: str = ""
-    path: str = ""
-
-
 class Recorder:
-    """Listens to the events while a test runs; keeps what it needs as evidence."""
+    """Listens to the events while a test runs; keeps what it needs as
+    evidence (the events themselves, command output redacted and cut).
+    One per suite run."""
 
     def __init__(self) -> None:
-        self.items: list[Item] | None = None
+        self.items: list[events.Event] | None = None
 
     def start(self) -> None:
         self.items = []
         events.listen(self.on_event)
 
-    def stop(self) -> list[Item]:
+    def stop(self) -> list[events.Event]:
         events.unlisten(self.on_event)
         items, self.items = self.items or [], None
         return items
@@ -48,25 +41,21 @@ class Recorder:
         if self.items is None:
             return True
         if len(self.items) == MAX_ITEMS:
-            self.items.append(Item("packets", f"(more than {MAX_ITEMS} items; the rest are not kept)"))
+            self.items.append(events.Event("packets", f"(more than {MAX_ITEMS} items; the rest are not kept)"))
         return len(self.items) > MAX_ITEMS
 
     def on_event(self, event: events.Event) -> None:
         if self.items is None:
             return
-        if event.kind == "pcap":        # captures are always kept: they are the proof
-            self.items.append(Item("pcap", event.title, node=event.node, path=event.path))
-        elif event.kind in ("packets", "ladder", "path"):
-            self.items.append(Item(event.kind, event.title, event.body))
+        if event.kind in ("pcap", "packets", "ladder", "path"):       # the proof and the pictures: always kept
+            self.items.append(event)
         elif not self._full():
             body = redact(event.body)
             if len(body) > MAX_OUTPUT:
                 body = body[:MAX_OUTPUT] + f"\n... ({len(body) - MAX_OUTPUT} more characters)"
-            self.items.append(Item("command", event.title, body, node=event.node))
+            self.items.append(replace(event, kind="command", body=body))
 
 
-RECORDER = Recorder()
-
-
-def as_dicts(items: list[Item]) -> list[dict]:
-    return [asdict(item) for item in items]
+def as_dicts(items: list[events.Event]) -> list[dict]:
+    """The evidence file's records: kind, title, body, node, path."""
+    return [{"kind": e.kind, "title": e.title, "body": e.body, "node": e.node, "path": e.path} for e in items]

@@ -38,6 +38,7 @@ def read_junit(junit: Path) -> list[dict]:
                      "sections": _split(props.get("rfc", "")),
                      "requirements": _split(props.get("requirements", "")),
                      "message": message, "detail": detail.strip(), "time": float(case.get("time") or 0),
+                     "cpu": float(props.get("cpu_s") or 0),
                      "evidence_file": props.get("evidence", "")})
     return rows
 
@@ -93,7 +94,7 @@ def machine_readable(results: dict, report_dir: Path) -> dict:
                              for r in results["requirements"]},
             "tests": {t["id"]: {"outcome": t["outcome"], "sections": t["sections"], "message": t["message"],
                                 "detail": t["detail"][:MAX_DETAIL], "evidence": t["evidence_file"],
-                                "seconds": round(t["time"], 2)}
+                                "seconds": round(t["time"], 2), "cpu_s": t["cpu"]}
                       for t in results["tests"]}}
 
 
