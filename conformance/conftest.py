@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,19 +14,20 @@ from pathlib import Path
 import pytest
 
 from deviation import Deviations
+import verdict_hooks
 from verdict_hooks import COVERED, UNFIT, unfit
-from verdict_hooks import pytest_runtest_call, pytest_runtest_makereport  # noqa: F401 (the suite's hooks)
 from testbed import expect
 from testbed.errors import TestbedError
-from testbed.lab import Lab, with_overrides
+from testbed.lab import Lab
+from testbed.topology.overrides import with_overrides
 from testbed.probe.flows import FlowTraffic, capture_flow
 from testbed.probe.traffic import PingResult, ping
-from testbed.report.evidence import RECORDER, as_dicts
+from testbed.report.evidence import Recorder, as_dicts
 from testbed.report.wireshark import write_esp_sa
 from testbed.requirements import catalogue, deviations_for
 from testbed.runtime.base import program_version
 from testbed.topology.loader import load
-from testbed.topology.model import node_hook, node_routing
+from testbed.topology.model import node_configure, node_routing
 from testbed.topology.plan import build_plan
 
 
@@ -42,6 +44,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # How a test's outcome becomes its verdict (conformance/verdict_hooks.py).
+    if not config.pluginmanager.is_registered(verdict_hooks):
+        config.pluginmanager.register(verdict_hooks, "iiptran-verdicts")
     config.addinivalue_line("markers", "req(*ids): requirement IDs of conformance/requirements.yaml the test checks")
     config.addinivalue_line("markers", "rebuilds_lab: the test rebuilds part of the lab; it runs after the others")
     config.addinivalue_line("markers", "as_built: the check reads the lab's state as it is (devices, daemons, "
@@ -118,14 +123,34 @@ def pytest_collection_modifyitems(config, items):
         item.user_properties.append(("evidence", evidence_file(item.nodeid)))
 
 
+RECORDER = pytest.StashKey[Recorder]()
+CPU_AT_START = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The CPU a test used, its own and the programs it ran (where a run's
+    time goes under emulation): a property of its last report."""
+    if call.when == "teardown" and CPU_AT_START in item.stash:
+        item.user_properties.append(("cpu_s", round(_cpu_seconds() - item.stash[CPU_AT_START], 2)))
+    yield
+
+
+def _cpu_seconds() -> float:
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """Everything the test (and the fixtures it set up) ran and captured."""
-    RECORDER.start()
+    recorder = item.config.stash.setdefault(RECORDER, Recorder())     # one per run
+    recorder.start()
+    item.stash[CPU_AT_START] = _cpu_seconds()
     yield
     path = Path(item.config.getoption("--report-dir")).resolve() / evidence_file(item.nodeid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(as_dicts(RECORDER.stop()), indent=1))
+    path.write_text(json.dumps(as_dicts(recorder.stop()), indent=1))
 
 
 @pytest.fixture
@@ -147,7 +172,7 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool, **extra) -> None:
              "datapath_mode": lab.datapath.name, "datapath": lab.datapath.summary,
              "routing": lab.routing.name, "keying": lab.topology.keying,
              "nodes_routing": {n: node.routing for n, node in lab.topology.vn_nodes.items() if node.routing},
-             "configure": {n: node_hook(lab.topology, n) for n in lab.topology.vn_nodes if node_hook(lab.topology, n)},
+             "configure": {n: node_configure(lab.topology, n) for n in lab.topology.vn_nodes if node_configure(lab.topology, n)},
              "links_keying": {t.label: t.keying for _, t in lab.active_link_ends()},
              "attached_to_live_lab": attached, "kernel": os.uname().release,
              "in_guest": os.environ.get("IIPTRAN_IN_GUEST") == "1",
@@ -155,9 +180,9 @@ def _record_lab(lab: Lab, report_dir: Path, attached: bool, **extra) -> None:
     with_bird = [n for n in lab.topology.vn_nodes if node_routing(lab.topology, n) == "bird"]
     if with_bird:
         facts["bird"] = program_version(lab.runtime.exec_argv(with_bird[0], ["bird", "--version"]))
-    if lab.ike_links():
-        first, _ = lab.ike_links()[0]
-        facts["strongswan"] = program_version(lab.runtime.exec_argv(first, ["swanctl", "--version"]))
+    daemons = lab.keying.daemon_nodes()
+    if daemons:
+        facts["strongswan"] = program_version(lab.runtime.exec_argv(daemons[0], ["swanctl", "--version"]))
     (report_dir / "lab.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 
@@ -212,8 +237,7 @@ def base_lab(request, report_dir):
         # them for Wireshark, and the IKE daemons' logs beside the report.
         try:
             lab.observe_sas()
-            if lab.ike_links():
-                lab.ike.keep_logs(report_dir / "ike")
+            lab.keying.keep_logs(report_dir)
         finally:
             write_esp_sa(lab.sa_book.sas, report_dir)
             lab.down()
@@ -250,9 +274,9 @@ def join_record(base_lab, request) -> JoinRecord:
     if not waiting:
         return record
     members = base_lab.active_vn_nodes()
-    ike_members = sorted({n for node, t in base_lab.ike_links() for n in (node, t.peer)})
+    ike_members = base_lab.keying.daemon_nodes()
     record.before = {n: sad.entries() for n, sad in base_lab.observe_sas().items()}
-    record.ike_before = {n: base_lab.ike.snapshot(n) for n in ike_members}
+    record.ike_before = {n: base_lab.keying.daemon_view(n) for n in ike_members}
     started = time.monotonic()
     try:
         for node in waiting:
@@ -271,7 +295,7 @@ def join_record(base_lab, request) -> JoinRecord:
     base_lab.timings["join_s"] = round(time.monotonic() - started, 2)
     readings = base_lab.observe_sas()
     record.after = {n: readings[n].entries() for n in members}
-    record.ike_after = {n: base_lab.ike.snapshot(n) for n in ike_members}
+    record.ike_after = {n: base_lab.keying.daemon_view(n) for n in ike_members}
     return record
 
 
@@ -328,7 +352,7 @@ class RerouteRecord:
 
 @pytest.fixture(scope="session")
 def reroute_record(lab, reroutable_flow) -> RerouteRecord:
-    from testbed.routing.reroute import cut_and_restore
+    from testbed.reroute import cut_and_restore
     name, spec = reroutable_flow
     return cut_and_restore(lab, name, spec.src, spec.dst, RerouteRecord)
 

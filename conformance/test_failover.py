@@ -9,7 +9,7 @@ import pytest
 
 from guards import needs_dynamic_routing
 from testbed import events
-from testbed.routing.failover import fail_and_measure
+from testbed.failover import fail_and_measure
 
 WINDOW_LIMIT_S = 1.0
 

@@ -32,10 +32,16 @@ RECOVERY_TIMEOUT = 90.0
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 # What an IKE daemon says when two ends have no traffic selectors or proposals in common.
 NO_COMMON_GROUND = re.compile(r"TS_UNACCEPTABLE|NO_PROPOSAL_CHOSEN")
+IKEV2 = "ikev2"
+
+
+def _ike(lab):
+    """The lab's IKEv2 keying (the daemons of its IKE-keyed links)."""
+    return lab.keying.of(IKEV2)
 
 
 def _ike_links(lab):
-    links = lab.ike_links()
+    links = lab.keyed_links(IKEV2)
     if not links:
         pytest.skip("not applicable: every virtual link of this lab is keyed manually")
     return links
@@ -51,7 +57,7 @@ def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_
     problems, lines = [], []
     for first, tunnel in _ike_links(lab):
         for node, end in ((first, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(first))):
-            ikes = lab.ike.link_sas(node, end)
+            ikes = _ike(lab).link_sas(node, end)
             lines += [f"{node} {end.label}: {ike}" for ike in ikes]
             if len(ikes) != 1:
                 problems.append(f"{node}: {len(ikes)} IKE_SAs for link {end.label}, want exactly one")
@@ -83,7 +89,7 @@ def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_
 
 def _busy_link(lab):
     """The first flow crossing an IKE-keyed link, and that link (its first end, tunnel end)."""
-    keyed = {t.label for _, t in lab.ike_links()}
+    keyed = {t.label for _, t in lab.keyed_links(IKEV2)}
     for name, spec in lab.topology.flows.items():
         path = expect.vn_path(lab, spec.src, spec.dst)
         for a, b in zip(path, path[1:]):
@@ -110,7 +116,7 @@ def _loss(output: str) -> tuple[int, int]:
 
 
 def _children(lab, node, tunnel) -> list[dict]:
-    return [c for ike in lab.ike.link_sas(node, tunnel) for c in ike.get("child-sas", {}).values()]
+    return [c for ike in _ike(lab).link_sas(node, tunnel) for c in ike.get("child-sas", {}).values()]
 
 
 @pytest.mark.rebuilds_lab
@@ -124,7 +130,7 @@ def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab
     try:
         wait_for(lambda: _carried(lab, node, tunnel), f"traffic of {spec.src}->{spec.dst} to cross link "
                  f"{tunnel.label}", timeout=10)
-        lab.ike.rekey(node, tunnel)
+        _ike(lab).rekey(node, tunnel)
         wait_for(lambda: _rekeyed(lab, node, tunnel, old), f"link {tunnel.label}'s new CHILD_SA to replace the "
                  "old one on both ends", timeout=30)
         output, _ = stream.communicate(timeout=REKEY_PACKETS * RATE_INTERVAL * 4 + 30)
@@ -180,8 +186,8 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     before = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
     routing = snapshot(lab)
     started = time.monotonic()
-    lab.ike.restart(node, signal.SIGKILL)
-    lab.ike.wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
+    _ike(lab).restart(node, signal.SIGKILL)
+    _ike(lab).wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
     wait_for(lambda: ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=1, timeout=1,
                           source=expect.lan_address(lab, spec.src)).ok,
              f"VN traffic {spec.src}->{spec.dst} to flow again", RECOVERY_TIMEOUT, interval=0.2)
@@ -222,14 +228,14 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     with MultiCapture(captures):
         protected = ping(lab.runtime, spec.src, dst, count=2, source=src, pattern_hex=marker.hex())
         current = {int(c[key], 16) for n, t in ends for c in _children(lab, n, t) for key in ("spi-in", "spi-out")}
-        lab.ike.suspend(node, tunnel)
+        _ike(lab).suspend(node, tunnel)
         try:
             wait_for(lambda: _gone(lab, [n for n, _ in ends], current),
                      f"link {tunnel.label}'s CHILD_SA ({sorted(map(hex, current))}) to leave both kernels", 20)
             unprotected = ping(lab.runtime, spec.src, dst, count=5, interval=0.1, timeout=1, source=src,
                                pattern_hex=marker.hex())
         finally:
-            lab.ike.establish([(node, tunnel)])
+            _ike(lab).establish([(node, tunnel)])
             wait_restored(lab, routing)
     pair = {lab.plan.nodes[n].base_address for n, _ in ends}
     packets = [p for cap in captures for p in cap.packets if IP in p and {p[IP].src, p[IP].dst} == pair]
@@ -263,7 +269,7 @@ def test_join_creates_only_the_new_links_sas(lab, join_record, joining_node):
             problems.append(f"{node}: existing IKE/CHILD SAs changed: before {keep}, after {after}")
     events.note(joining_node, "IKE_SAs and CHILD_SAs of the members before and after the join", [
         f"{n}: {join_record.ike_before[n]} -> {join_record.ike_after.get(n)}" for n in join_record.ike_before])
-    new = [lab.ike.link_sas(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels if lab.active(t.peer)]
+    new = [_ike(lab).link_sas(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels if lab.active(t.peer)]
     assert all(len(ikes) == 1 for ikes in new), f"{joining_node}'s new links have IKE_SAs {new}, want one each"
     assert not problems, "\n".join(problems)
 
@@ -298,12 +304,12 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
     spec, node, tunnel = _busy_link(lab)
     peer = tunnel.peer
     routing = snapshot(lab)
-    lab.ike.suspend(node, tunnel)
-    lab.tweaks["ike_conventional"] = (node, peer)
+    _ike(lab).suspend(node, tunnel)
+    _ike(lab).configure_conventionally(tunnel, True)
     refused = ""
     try:
         try:
-            lab.ike.establish([(node, tunnel)])
+            _ike(lab).establish([(node, tunnel)])
         except errors.TestbedError as exc:
             if not NO_COMMON_GROUND.search(str(exc)):
                 raise
@@ -314,9 +320,9 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
                         for c in _children(lab, n, t)]
                     for n, t in ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))}
     finally:
-        lab.tweaks.pop("ike_conventional", None)
-        lab.ike.suspend(node, tunnel)
-        lab.ike.establish([(node, tunnel)])
+        _ike(lab).configure_conventionally(tunnel, False)
+        _ike(lab).suspend(node, tunnel)
+        _ike(lab).establish([(node, tunnel)])
         wait_restored(lab, routing)
     observation = (f"{node} (conventional: tunnel mode, VN prefixes) and {peer} (IIPtran) negotiated "
                    + (f"nothing: {refused}" if refused else f"CHILD_SAs {children}")

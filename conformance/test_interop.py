@@ -19,7 +19,7 @@ from scapy.packet import Raw
 
 from guards import guard
 from testbed import events, expect
-from testbed.datapath import interop
+from testbed import mixed_link as interop
 from testbed.probe.esp import IPPROTO_ESP
 from testbed.probe.flows import TOS, access_capture
 from testbed.probe.inject import send_raw_ip
@@ -100,12 +100,13 @@ def mixed(lab, report_dir):
     node, peer = path[-1], path[-2]
     routing, egress = snapshot(lab), link_egress(lab, node, peer)
     before = _samples(lab, report_dir, node, peer, "before")
+    link = interop.plan(lab, node, peer)
     try:
-        link = interop.mix(lab, node, peer)
+        interop.mix(lab, link)
         wait_link_back(lab, node, peer, egress)
         yield Mixed(link, before, _samples(lab, report_dir, node, peer, "after"))
     finally:
-        interop.restore(lab, node, peer)
+        interop.restore(lab, link)
         wait_restored(lab, routing)
 
 

@@ -15,7 +15,7 @@ from scapy.packet import Raw
 from deviation import Fact
 from guards import guard
 from testbed import events
-from testbed.datapath.ipsec import IPPROTO_IPIP
+from testbed.sa import IPPROTO_IPIP
 from testbed.probe import inspect
 from testbed.probe.forge import resync, send_forged
 from testbed.probe.xfrm import ANY, Selector

@@ -13,6 +13,7 @@ import time
 
 from tabulate import tabulate
 
+from testbed.keying.ikev2 import Ikev2Keying
 from testbed.paths import BENCH_DIR, REPORTS
 
 
@@ -48,7 +49,7 @@ def _timed_test(topology: str, *options: str) -> tuple[float, int]:
 
 
 def outer(topology: str) -> None:
-    from testbed.lab import with_overrides
+    from testbed.topology.overrides import with_overrides
     from testbed.report.html import write_report
     from testbed.report.summary import measurements
     from testbed.topology.loader import load
@@ -61,10 +62,10 @@ def outer(topology: str) -> None:
     write_report(report_dir)
     rows.append([f"report generation for {report_dir.name} (here, from its junit.xml and evidence)",
                  round(time.monotonic() - started, 2), 0])
-    wall, code = _timed_test(topology, "--keying", "ikev2")
+    wall, code = _timed_test(topology, "--keying", Ikev2Keying.name)
     rows.append([f"iiptran test {topology} --keying ikev2", wall, code])
     print(tabulate(rows, headers=["what", "wall s (guest boot included)", "exit code"]))
-    ike_report = REPORTS / folder_name(with_overrides(load(topology), {"keying": "ikev2"}))
+    ike_report = REPORTS / folder_name(with_overrides(load(topology), {"keying": Ikev2Keying.name}))
     found = ike_report / "measurements.json"
     figures = measurements(json.loads(found.read_text())) if found.exists() else [("IKE figures", "none recorded")]
     print(tabulate(figures, headers=["measured by the IKEv2 checks", "figure"]))

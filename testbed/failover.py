@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from testbed import expect
 from testbed.routing.convergence import snapshot, wait_restored
-from testbed.routing.reroute import first_hop_device, link_to_fail, sad_entries
+from testbed.reroute import first_hop_device, link_to_fail, sad_entries
 from testbed.wait import wait_for
 
 INTERVAL = 0.02                 # seconds between pings: 50 a second

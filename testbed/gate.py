@@ -96,7 +96,7 @@ class Stages:
 def identity(run, kernel: str) -> str:
     """What makes two runs the same run: the lab as built (topology with its
     overrides), the fault, the kernel."""
-    from testbed.lab import with_overrides
+    from testbed.topology.overrides import with_overrides
     from testbed.topology.loader import load
     lab = with_overrides(load(run.topology), run.overrides).model_dump(mode="json", exclude={"name"})
     return json.dumps([lab, run.fault, kernel], sort_keys=True)

@@ -83,7 +83,7 @@ def kernel_of(found: dict[str, Implementation], name: str) -> str:
 
 def check_overrides(topology: str, found: dict[str, Implementation], names: list[str]) -> None:
     """Each implementation's overrides fit the topology: a clear error, exit 2, before anything boots."""
-    from testbed.lab import with_overrides
+    from testbed.topology.overrides import with_overrides
     from testbed.topology.loader import load
     for name in names:
         try:
@@ -155,7 +155,7 @@ def _run_batch(argv: list[str], env: dict[str, str]) -> int:
 def implementation_runs(topology: str, names: list[str], report_dir: Path) -> list:
     """One run per implementation (of one kernel series), placed longest first."""
     from testbed.batch import Run
-    from testbed.lab import with_overrides
+    from testbed.topology.overrides import with_overrides
     from testbed.run_order import longest_first, placed
     from testbed.topology.loader import load
     found = load_implementations()

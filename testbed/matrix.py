@@ -19,7 +19,7 @@ RECORDED = "known deviation (recorded)"
 def matrix_runs(report_dirs: dict[str, Path], modes: list[str]) -> list:
     """One run per (topology, mode), placed longest first."""
     from testbed.batch import Run
-    from testbed.lab import with_overrides
+    from testbed.topology.overrides import with_overrides
     from testbed.run_order import longest_first, placed
     from testbed.topology.loader import load
     return longest_first([placed(Run(f"{topology} with datapath {mode}", topology, f"mx{t}{i}",

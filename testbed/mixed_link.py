@@ -5,20 +5,20 @@ One end keeps the lab's construction; the other is rebuilt in the other
 interface construction (iiptran <-> tunnel-interface), both with the same
 fresh SA pair, so each end only knows its own side: ipip + transport SAs
 selecting protocol 4, or an xfrm interface + tunnel SAs with any inner
-traffic. `restore` puts the link back as the lab built it. A link keyed by
-IKE is taken out of IKE's hands for the mix (the two constructions cannot
-negotiate one CHILD_SA: one wants transport mode, the other tunnel mode)
-and given back to IKE by `restore`.
+traffic. The link's keying is asked to let go of it first (its SAs and
+policies off both ends, whoever installed them) and to take it back
+after (`restore`): manual keys get a fresh pair, an IKE-keyed link is
+negotiated again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from testbed.datapath import ipsec
 from testbed.datapath.modes import MODES, Datapath
 
 COUNTERPART = {"iiptran": "tunnel-interface", "tunnel-interface": "iiptran"}
-REQID = 90            # the mixed link's hand-made SA pair (IKE allocates its own reqids from 1)
+REQID = 90            # the mixed link's own SA pair (IKE allocates its reqids from 1, manual keys from 100)
 
 
 @dataclass
@@ -27,34 +27,8 @@ class MixedLink:
     peer: str                  # the end that kept the lab's construction
     node_mode: Datapath
     peer_mode: Datapath
-    sas: list                  # (node -> peer, peer -> node)
-
-
-def _rebuild(lab, node: str, peer: str, becomes: tuple[Datapath, Datapath]) -> list:
-    """Tear both ends of the link down, whichever construction each has now
-    (what is already gone is skipped), and build them again, each its own
-    way, with a fresh SA pair."""
-    tunnel, peer_tunnel = lab.plan.nodes[node].tunnel_to(peer), lab.plan.nodes[peer].tunnel_to(node)
-    if tunnel.keying == "manual" or any(sa.link == tunnel.label for sa in lab.sas):
-        out, back = lab.installed_link_sas(node, peer)
-    else:
-        out, back = ipsec.link_sas(tunnel, REQID)       # nothing installed by hand yet: removals find nothing
-    # The same algorithm the link uses now, as the kernel holds it: the mix
-    # compares constructions, not algorithms.
-    held = lab.kernel_sad(node).between(tunnel.local_base, tunnel.remote_base)
-    algorithm = held[0].algorithm if held and held[0].algorithm in ipsec.ALGORITHMS else tunnel.algorithm
-    # Whatever each end is now: the lab's construction or its counterpart.
-    for construction in {lab.datapath, *becomes, *filter(None, [counterpart(lab)])}:
-        construction.remove_end(lab, node, tunnel, out, back)
-        construction.remove_end(lab, peer, peer_tunnel, back, out)
-    new_out, new_back = ipsec.link_sas(replace(tunnel, algorithm=algorithm), out.reqid, becomes[0].sa_mode,
-                                       becomes[0].if_id(tunnel))
-    lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]
-    lab.save()
-    becomes[0].build_end(lab, node, tunnel, new_out, new_back)
-    becomes[1].build_end(lab, peer, peer_tunnel, new_back, new_out)
-    lab.routing.links_rebuilt(lab)
-    return [new_out, new_back]
+    sas: list = field(default_factory=list)       # (node -> peer, peer -> node)
+    built: bool = False                           # the mixed ends are in place
 
 
 def counterpart(lab) -> Datapath | None:
@@ -62,29 +36,47 @@ def counterpart(lab) -> Datapath | None:
     return MODES[name] if name else None
 
 
-def mix(lab, node: str, peer: str) -> MixedLink:
-    """Rebuild `node`'s end of its link to `peer` in the counterpart construction."""
+def plan(lab, node: str, peer: str) -> MixedLink:
+    """The mix of `node`'s end of its link to `peer`, not yet made: its
+    constructions and SA pair (of the algorithm the link uses now, as the
+    kernel holds it: the mix compares constructions, not algorithms)."""
     other = counterpart(lab)
     if other is None:
         raise ValueError(f"datapath {lab.datapath.name} has no interface construction to mix with")
     tunnel = lab.plan.nodes[node].tunnel_to(peer)
-    if tunnel.keying == "ikev2":
-        lab.ike.suspend(node, tunnel)
-    sas = _rebuild(lab, node, peer, (other, lab.datapath))
-    return MixedLink(node, peer, other, lab.datapath, sas)
+    held = lab.kernel_sad(node).between(tunnel.local_base, tunnel.remote_base)
+    algorithm = held[0].algorithm if held and held[0].algorithm in ipsec.ALGORITHMS else tunnel.algorithm
+    sas = ipsec.link_sas(replace(tunnel, algorithm=algorithm), REQID, other.sa_mode, other.if_id(tunnel))
+    return MixedLink(node, peer, other, lab.datapath, list(sas))
 
 
-def restore(lab, node: str, peer: str) -> None:
-    """The link as the lab builds it, from whatever state it is in (a mix
-    that failed half-way included)."""
-    out, back = _rebuild(lab, node, peer, (lab.datapath, lab.datapath))
-    tunnel = lab.plan.nodes[node].tunnel_to(peer)
-    if tunnel.keying == "ikev2":
-        # Back to IKE: the manual SAs and policies go, the devices stay.
-        for end, end_tunnel, mine, theirs in ((node, tunnel, out, back),
-                                              (peer, lab.plan.nodes[peer].tunnel_to(node), back, out)):
-            lines = [line for line in lab.datapath.end_batch(end_tunnel, mine, theirs)]
-            ipsec.apply_batch(lab.runtime, end, ipsec.removal(lines), missing_ok=True)
-        lab.sas = [sa for sa in lab.sas if sa not in (out, back)]
-        lab.save()
-        lab.ike.establish([(node, tunnel)])
+def _ends(lab, link: MixedLink):
+    tunnel = lab.plan.nodes[link.node].tunnel_to(link.peer)
+    peer_tunnel = lab.plan.nodes[link.peer].tunnel_to(link.node)
+    out, back = link.sas
+    return ((link.node_mode, link.node, tunnel, out, back), (link.peer_mode, link.peer, peer_tunnel, back, out))
+
+
+def mix(lab, link: MixedLink) -> None:
+    """The link out of its keying's hands, its devices gone, each end built
+    its own way with the mixed pair."""
+    tunnel = lab.plan.nodes[link.node].tunnel_to(link.peer)
+    lab.keying.suspend(link.node, tunnel)
+    for _, end, end_tunnel, *_ in _ends(lab, link):
+        lab.datapath.remove_device(lab.context, end, end_tunnel)
+    link.built = True
+    for construction, end, end_tunnel, out, back in _ends(lab, link):
+        construction.build_end(lab.context, end, end_tunnel, out, back)
+    lab.routing.links_rebuilt(lab.context)
+
+
+def restore(lab, link: MixedLink) -> None:
+    """The link as the lab builds it, from whatever state the mix left it in
+    (a mix that failed half-way included)."""
+    if link.built:
+        for construction, end, end_tunnel, out, back in _ends(lab, link):
+            construction.remove_end(lab.context, end, end_tunnel, out, back)
+        for _, end, end_tunnel, *_ in _ends(lab, link):
+            lab.datapath.remove_device(lab.context, end, end_tunnel)
+    lab.keying.restore(link.node, lab.plan.nodes[link.node].tunnel_to(link.peer))
+    lab.routing.links_rebuilt(lab.context)

@@ -19,5 +19,5 @@ def in_guest() -> bool:
 
 def project_file(relative: str) -> str:
     """A path the project's own files name relative to its folder (e.g. a
-    configuration hook named in conformance/*.yaml), made absolute."""
+    configuration program named in conformance/*.yaml), made absolute."""
     return str(PROJECT / relative)

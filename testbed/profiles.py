@@ -36,7 +36,7 @@ class Profile(BaseModel):
     topology: str | None = None               # another topology than the file's default
     keying: Keying | None = None              # the lab's keying for this profile
     fails_bringup: str | None = None          # a regex the bring-up's error must match
-    # The broken configuration is a node configuration hook (path from the
+    # The broken configuration is a node configuration program (path from the
     # project's folder) every VN node runs, instead of a fault of testbed/faults.
     configure: str | None = None
 
@@ -110,7 +110,7 @@ def profile_runs(report_dir: Path, name: str, only: list[str] | None = None) -> 
     """One run per chosen profile (its lab name `name` + index), placed
     longest first (testbed/run_order.py)."""
     from testbed.batch import Run
-    from testbed.lab import with_overrides
+    from testbed.topology.overrides import with_overrides
     from testbed.run_order import longest_first, placed
     from testbed.topology.loader import load
     spec = load_profiles()

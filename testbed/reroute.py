@@ -25,9 +25,10 @@ def _reroute_pending(lab, dst: str, path: list[str]) -> bool:
                for a, b in zip(path, path[1:]))
 
 
-def _ike(lab, nodes: list[str]) -> dict[str, list[str]]:
-    ike_nodes = sorted({n for node, t in lab.ike_links() for n in (node, t.peer)} & set(nodes))
-    return dict(zip(ike_nodes, parallel([lambda n=n: lab.ike.snapshot(n) for n in ike_nodes])))
+def _daemons(lab, nodes: list[str]) -> dict[str, list[str]]:
+    """What each node's keying daemon reports (none for manual keys)."""
+    asked = sorted(set(lab.keying.daemon_nodes()) & set(nodes))
+    return dict(zip(asked, parallel([lambda n=n: lab.keying.daemon_view(n) for n in asked])))
 
 
 def link_to_fail(lab, src: str, dst: str) -> tuple[tuple[str, str], str, str]:
@@ -61,7 +62,7 @@ def cut_and_restore(lab, flow: str, src: str, dst: str, record_type):
         return record
     nodes = lab.active_vn_nodes()
     record.sad_before = sad_entries(lab)
-    record.ike_before = _ike(lab, nodes)
+    record.ike_before = _daemons(lab, nodes)
     routing = snapshot(lab)
     lab.set_link_state(node, peer, up=False)
     try:
@@ -75,5 +76,5 @@ def cut_and_restore(lab, flow: str, src: str, dst: str, record_type):
     finally:
         lab.set_link_state(node, peer, up=True)
         wait_restored(lab, routing)
-    record.ike_after = _ike(lab, nodes)
+    record.ike_after = _daemons(lab, nodes)
     return record

@@ -14,6 +14,9 @@ with 45 of 180 lost, pings answered up to 551 ms late).
 from __future__ import annotations
 
 from testbed.batch import Run, previous_seconds
+from testbed.keying.ikev2 import Ikev2Keying
+
+NEGOTIATED = {Ikev2Keying.name}          # keyings whose bring-up waits for a daemon to negotiate
 
 REFUSED_BRINGUP_S = 48.0
 
@@ -23,7 +26,7 @@ def estimate(topology, refused: bool = False) -> float:
     if refused:
         return REFUSED_BRINGUP_S
     seconds = 20 + 12 * len(topology.vn_nodes) + 10 * len(topology.virtual_links)
-    if topology.keying == "ikev2" or any(link.keying == "ikev2" for link in topology.virtual_links):
+    if {topology.keying, *(link.keying for link in topology.virtual_links)} & NEGOTIATED:
         seconds *= 1.5
     if topology.backend == "docker":
         seconds *= 1.6

@@ -9,11 +9,12 @@ from pathlib import Path
 from tabulate import tabulate
 
 from testbed.errors import UserError
-from testbed.lab import with_overrides
+from testbed.topology.overrides import with_overrides
 from testbed.topology.loader import load
 from testbed.topology.model import Topology
 
-DEFAULTS = {"datapath": "iiptran", "backend": "netns", "routing": "frr", "keying": "manual"}
+# A lab-wide field that differs from the model's default names the folder.
+DEFAULTS = {key: Topology.model_fields[key].default for key in ("datapath", "backend", "routing", "keying")}
 
 
 def folder_name(topology: Topology, profile: str | None = None) -> str:

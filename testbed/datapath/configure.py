@@ -1,8 +1,9 @@
 """Nodes that configure themselves: a lab file may name, for every VN node
-or for one, an executable (`configure`) that builds the node's tunnels,
-IPsec and routing its own way. The testbed builds the base network and the
-node's LAN, writes the node's plan as JSON on the hook's stdin, and then
-judges whatever the hook made, as it judges its own configuration.
+or for one, a configuration program (`configure`, an executable) that
+builds the node's tunnels, IPsec and routing its own way. The testbed
+builds the base network and the node's LAN, writes the node's plan as
+JSON on the program's stdin, and then judges whatever the program made,
+as it judges its own configuration.
 
 The plan: the node, its namespace and the argv prefix that runs a command
 inside it, its base and LAN addresses, the tunnel TTL, OSPF and BFD
@@ -10,7 +11,7 @@ parameters, the routing daemon with the folder and pathspace it must use
 (so that the suite can ask it and `down` can find it), and per active
 virtual link the device name, both base and VN addresses, cost and the SA
 pair with its keys (`sa_out`, `sa_in`; both ends get the same keys). The
-hook runs once per node with event `up`, and again with `links-added` and
+program runs once per node with event `up`, and again with `links-added` and
 `new_links` when a joining node brings new links to it.
 """
 from __future__ import annotations
@@ -26,15 +27,15 @@ from testbed.routing import bird
 from testbed.routing.bird import BIRD_RUN
 from testbed.routing.daemons import node_space
 from testbed.routing.frr import FRR_RUN
-from testbed.topology.loader import hook_path
-from testbed.topology.model import node_hook, node_routing
+from testbed.topology.loader import configure_path
+from testbed.topology.model import node_configure, node_routing
 from testbed.topology.plan import LAN_DEVICE
 
-HOOK_TIMEOUT = 180.0
+CONFIGURE_TIMEOUT = 180.0
 
 
-def hooked_nodes(lab) -> set[str]:
-    return {node for node in lab.topology.vn_nodes if node_hook(lab.topology, node)}
+def self_configured(lab) -> set[str]:
+    return {node for node in lab.topology.vn_nodes if node_configure(lab.topology, node)}
 
 
 def _routing(daemon: str, space: str) -> dict:
@@ -64,7 +65,7 @@ def node_document(lab, node: str, event: str, new_links: list[str]) -> dict:
     for tunnel in plan.tunnels:
         if tunnel.label not in lab.links:
             continue
-        out, back = lab.installed_link_sas(node, tunnel.peer)
+        out, back = lab.link_sas(node, tunnel.peer)
         tunnels.append({"label": tunnel.label, "device": tunnel.device, "peer": tunnel.peer,
                         "local_base": tunnel.local_base, "remote_base": tunnel.remote_base,
                         "vn_address": tunnel.vn_address, "peer_vn_address": tunnel.peer_vn_address,
@@ -81,21 +82,22 @@ def node_document(lab, node: str, event: str, new_links: list[str]) -> dict:
             "tunnels": tunnels}
 
 
-def run_hook(lab, node: str, event: str, new_links: list[str] | None = None) -> None:
-    """The node's hook with its plan on stdin; TestbedError naming node, hook and its error when it fails."""
-    path = hook_path(Path(lab.topology_path), node_hook(lab.topology, node))
+def run_configure(lab, node: str, event: str, new_links: list[str] | None = None) -> None:
+    """The node's configuration program with its plan on stdin; TestbedError
+    naming the node, the program and its error when it fails."""
+    path = configure_path(Path(lab.topology_path), node_configure(lab.topology, node))
     document = json.dumps(node_document(lab, node, event, new_links or []), indent=1)
     try:
         done = subprocess.run([str(path)], input=document, capture_output=True, text=True, errors="replace",
-                              timeout=HOOK_TIMEOUT, env={**os.environ, "IIPTRAN_LAB": lab.name, "IIPTRAN_NODE": node})
+                              timeout=CONFIGURE_TIMEOUT, env={**os.environ, "IIPTRAN_LAB": lab.name, "IIPTRAN_NODE": node})
     except subprocess.TimeoutExpired:
-        raise TestbedError(f"{node}: configuration hook {path} ({event}) did not finish in {HOOK_TIMEOUT:.0f} s") \
+        raise TestbedError(f"{node}: configuration program {path} ({event}) did not finish in {CONFIGURE_TIMEOUT:.0f} s") \
             from None
     except OSError as error:
-        raise TestbedError(f"{node}: cannot run configuration hook {path}: {error.strerror} "
+        raise TestbedError(f"{node}: cannot run configuration program {path}: {error.strerror} "
                            "(an executable, or a script starting with #!)") from None
     events.command(node, [str(path), f"<{event} plan on stdin>"], done.returncode, done.stdout, done.stderr)
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise TestbedError(f"{node}: configuration hook {path} ({event}) failed with exit {done.returncode}: "
+        raise TestbedError(f"{node}: configuration program {path} ({event}) failed with exit {done.returncode}: "
                            + " | ".join(said))

@@ -11,42 +11,16 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-from dataclasses import asdict, dataclass
 
 from testbed.errors import TestbedError
 from testbed.runtime.base import Runtime
+from testbed.sa import IPPROTO_IPIP, SecurityAssociation  # noqa: F401  (the datapath's names for them)
 from testbed.topology.plan import TunnelEnd
-
-IPPROTO_IPIP = 4   # /etc/protocols calls 94 "ipip"; IP-in-IP is 4
 # The suites the testbed can install by hand (cbc-aes only as a fault: no integrity).
 ALGORITHMS = ("rfc4106-gcm-aes", "cbc-aes-hmac-sha256", "cbc-aes")
 # Anti-replay (RFC 4303 3.4.3): iproute2's default window is 0, which turns
 # the check off; 32 is the RFC's minimum.
 REPLAY_WINDOW = 32
-
-
-@dataclass(frozen=True)
-class SecurityAssociation:
-    src: str
-    dst: str
-    spi: int
-    reqid: int
-    algorithm: str          # topology name of the algorithm
-    key: str                # hex; for GCM the last 4 bytes are the salt
-    auth_key: str = ""      # hex; only for cipher+HMAC suites
-    link: str = ""
-    mode: str = "transport"  # or "tunnel" (the alternatives IIPtran is compared with)
-    if_id: int = 0           # xfrm interface the SA belongs to (tunnel-interface mode)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def xfrm_crypto(self) -> list[str]:
-        if self.algorithm == "rfc4106-gcm-aes":
-            return ["aead", "rfc4106(gcm(aes))", f"0x{self.key}", "128"]
-        if self.algorithm == "cbc-aes":      # encryption without integrity: only a fault installs it
-            return ["enc", "cbc(aes)", f"0x{self.key}"]
-        return ["enc", "cbc(aes)", f"0x{self.key}", "auth-trunc", "hmac(sha256)", f"0x{self.auth_key}", "128"]
 
 
 def new_sa(src: str, dst: str, reqid: int, algorithm: str, link: str, mode: str = "transport",

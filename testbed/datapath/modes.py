@@ -68,10 +68,14 @@ class Datapath:
 
     def remove_end(self, lab, node: str, tunnel: TunnelEnd, out: ipsec.SecurityAssociation,
                    back: ipsec.SecurityAssociation) -> None:
+        """One end's SAs and policies (as this construction installs the pair) and its device."""
         ipsec.apply_batch(lab.runtime, node, ipsec.removal(self.end_batch(tunnel, out, back)), missing_ok=True)
+        self.remove_device(lab, node, tunnel)
+
+    def remove_device(self, lab, node: str, tunnel: TunnelEnd) -> None:
+        """One end's device, whichever construction made it, and an outer TTL pinned on its route."""
         tunnels.remove_device(lab.runtime, node, tunnel.device)
-        if self.sa_mode == "tunnel":
-            tunnels.unpin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base)
+        tunnels.unpin_outer_ttl(lab.runtime, lab.plan.nodes[node], tunnel.remote_base)
 
     def end_batch(self, tunnel: TunnelEnd, out, back) -> list[str]:
         return [ipsec.state_line(out), ipsec.state_line(back)]
@@ -149,7 +153,7 @@ def selector_policies(lab) -> dict[str, list[str]]:
                 continue
             selector = f"src {lab.plan.nodes[src].lan_prefix} dst {lab.plan.nodes[dst].lan_prefix}"
             for a, b in zip(path, path[1:]):
-                sa, _ = lab.installed_link_sas(a, b)
+                sa, _ = lab.link_sas(a, b)
                 lines[a].append(ipsec.policy_line(selector, "out", sa, verb="update"))
                 lines[b].append(ipsec.policy_line(selector, "in" if b == dst else "fwd", sa, verb="update"))
     return lines

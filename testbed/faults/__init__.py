@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from testbed.errors import UserError
+from testbed.keying.manual import ManualKeying
 from testbed.topology.model import node_routings
 
 PHASES = ("config", "before-join", "after-join")
@@ -26,15 +27,15 @@ class Fault:
     name: str
     apply: Callable[..., str]       # (lab) -> what it broke, in words
     phase: str = "after-join"
-    keying: str = "manual"           # the keying the fault is written for ("any" for either)
+    keying: str = ManualKeying.name  # the keying the fault is written for ("any" for either)
     routing: str = "any"             # the routing stack it needs ("frr"), or any
     live: bool = True                # can be applied to a lab that is up (`iiptran fault`)
 
 
 def _registry() -> dict[str, Fault]:
-    from testbed.faults import hooks, ike, ipip, routing, sas
+    from testbed.faults import events, ike, ipip, routing, sas
     found: dict[str, Fault] = {}
-    for module in (sas, ipip, routing, hooks, ike):
+    for module in (sas, ipip, routing, events, ike):
         for fault in module.FAULTS:
             found[fault.name] = fault
     return found

@@ -3,6 +3,7 @@ manually keyed SAs of each link end."""
 from __future__ import annotations
 
 from testbed import expect
+from testbed.keying.manual import ManualKeying
 
 
 def first_flow_path(lab) -> list[str]:
@@ -27,5 +28,5 @@ def last_link(lab) -> tuple[str, str]:
 def manual_link_ends(lab):
     """(node, tunnel end, out SA, in SA) for every active, manually keyed link end."""
     for node, tunnel in lab.active_link_ends():
-        if tunnel.keying == "manual":
-            yield node, tunnel, *lab.installed_link_sas(node, tunnel.peer)
+        if tunnel.keying == ManualKeying.name:
+            yield node, tunnel, *lab.link_sas(node, tunnel.peer)

@@ -15,7 +15,7 @@ def join_rekeys_members(lab) -> str:
     def rekey(lab, **_):
         rekey_link(lab, node, tunnel.peer)
 
-    lab.hooks.setdefault("members-updated", []).append(rekey)
+    lab.listeners.setdefault("members-updated", []).append(rekey)
     return f"the existing link {tunnel.label} ({node}-{tunnel.peer}) is re-keyed whenever a node joins"
 
 
@@ -26,7 +26,7 @@ def reroute_rekeys(lab) -> str:
         if not up:
             rekey_link(lab, node, peer)
 
-    lab.hooks.setdefault("link-state", []).append(rekey)
+    lab.listeners.setdefault("link-state", []).append(rekey)
     return "a virtual link's SAs are re-keyed when the link goes down"
 
 

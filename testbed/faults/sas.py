@@ -7,6 +7,7 @@ from testbed.datapath import ipsec
 from testbed.datapath.modes import MODES
 from testbed.faults import Fault
 from testbed.faults.common import last_link, manual_link_ends
+from testbed.keying.manual import ManualKeying
 
 
 def _reinstall(lab, node, tunnel, out, back, new_out, new_back, bound: bool = True) -> None:
@@ -18,14 +19,13 @@ def _reinstall(lab, node, tunnel, out, back, new_out, new_back, bound: bool = Tr
 
 def rekey_link(lab, node: str, peer: str, algorithm: str | None = None) -> str:
     """New SPIs and keys (and optionally another algorithm) on both ends of one link."""
-    out, back = lab.installed_link_sas(node, peer)
+    out, back = lab.link_sas(node, peer)
     tunnel = lab.plan.nodes[node].tunnel_to(peer)
     chosen = algorithm or out.algorithm
     new_out, new_back = ipsec.link_sas(replace(tunnel, algorithm=chosen), out.reqid)
     _reinstall(lab, node, tunnel, out, back, new_out, new_back)
     _reinstall(lab, peer, lab.plan.nodes[peer].tunnel_to(node), back, out, new_back, new_out)
-    lab.sas = [sa for sa in lab.sas if sa not in (out, back)] + [new_out, new_back]
-    lab.save()
+    lab.keying.of(ManualKeying.name).replace((out, back), (new_out, new_back))
     return f"link {tunnel.label} ({node}-{peer}) re-keyed ({chosen})"
 
 

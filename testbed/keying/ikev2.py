@@ -9,8 +9,9 @@ as for manual keys; only SAs and policies come from IKE, over block
 policies of the lowest precedence that keep a link from carrying IPIP in
 clear while no CHILD_SA protects it (fail closed).
 
-A negative profile may ask for a deliberately wrong configuration through
-`lab.tweaks` (see testbed/faults/ike.py).
+A negative profile hands the strategy a typed description of what to get
+wrong (IkeFaults, built by testbed/faults/ike.py); a check may configure
+one link's first end the conventional way (RFC 3884 4.2.4) for a while.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from testbed.datapath import ipsec
 from testbed.errors import TestbedError, WaitTimeout
-from testbed.keying import pki, strongswan
+from testbed.keying import Keying, pki, strongswan
 from testbed.parallel import parallel
 from testbed.topology.plan import TunnelEnd
 from testbed.wait import wait_for
@@ -46,25 +47,50 @@ class LinkEnd:
     initiator: bool
 
 
-class IkeLinks:
-    def __init__(self, lab):
-        self.lab = lab
-        self.state = lab.state_dir
+@dataclass(frozen=True)
+class IkeFaults:
+    """What a negative profile has the daemons get wrong (nothing, by default)."""
+    child_mode: str = "transport"        # the CHILD_SA's mode
+    wide_selectors: bool = False         # selectors without the protocol
+    no_shunts: bool = False              # no fail-closed block policies
+    auth: str | None = None              # another authentication than the lab's
+    wrong_psk: str | None = None         # this node holds other pre-shared keys
+    untrusted: str | None = None         # this node's certificate is from a rogue CA
+
+
+class Ikev2Keying(Keying):
+    name = "ikev2"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.folder = ctx.state_dir
         self.marks: dict[str, int] = {}      # charon log lines seen before the current negotiation
+        self.faults = IkeFaults()
+        self.conventional: set[str] = set()  # links whose first end is configured conventionally
+
+    def misconfigure(self, faults: IkeFaults) -> None:
+        """What the daemons are told from now on (a negative profile, before bring-up)."""
+        self.faults = faults
+
+    def configure_conventionally(self, tunnel: TunnelEnd, on: bool) -> None:
+        """RFC 3884 4.2.4's conventional peer on the link's first end: tunnel
+        mode, the two ends' VN-local prefixes as selectors (takes effect at
+        the link's next negotiation)."""
+        (self.conventional.add if on else self.conventional.discard)(tunnel.label)
 
     @property
     def auth(self) -> str:
-        return self.lab.tweaks.get("ike_auth") or self.lab.topology.defaults.ike.auth
+        return self.faults.auth or self.ctx.topology.defaults.ike.auth
 
     # -- configuration ------------------------------------------------------
     def ends(self, node: str, tunnel: TunnelEnd) -> list[LinkEnd]:
-        first = self.lab.topology.virtual_links[tunnel.link_index].ends[0]
-        peer_tunnel = self.lab.plan.nodes[tunnel.peer].tunnel_to(node)
+        first = self.ctx.topology.virtual_links[tunnel.link_index].ends[0]
+        peer_tunnel = self.ctx.plan.nodes[tunnel.peer].tunnel_to(node)
         return [LinkEnd(node, tunnel, first == node), LinkEnd(tunnel.peer, peer_tunnel, first == tunnel.peer)]
 
     def psk(self, tunnel: TunnelEnd) -> str:
         """The link's pre-shared key, made once and kept in the lab's 0700 state folder."""
-        folder = self.state / "ike" / "psk"
+        folder = self.folder / "ike" / "psk"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / conn_name(tunnel)
         if not path.exists():
@@ -73,20 +99,19 @@ class IkeLinks:
         return path.read_text()
 
     def connection(self, end: LinkEnd, credentials: pki.Credentials | None) -> dict:
-        tweaks = self.lab.tweaks
         tunnel = end.tunnel
         local, remote = tunnel.local_base, tunnel.remote_base
-        protocol = "" if tweaks.get("ike_wide_selectors") else "[4]"
-        child = {"mode": tweaks.get("ike_child_mode", "transport"),
+        protocol = "" if self.faults.wide_selectors else "[4]"
+        child = {"mode": self.faults.child_mode,
                  "local_ts": [f"{local}/32{protocol}"], "remote_ts": [f"{remote}/32{protocol}"],
                  "esp_proposals": [ESP_PROPOSALS[tunnel.algorithm]],
-                 "rekey_time": f"{self.lab.topology.defaults.ike.rekey_time}s",
+                 "rekey_time": f"{self.ctx.topology.defaults.ike.rekey_time}s",
                  "replay_window": "32", "start_action": "start" if end.initiator else "none",
                  "dpd_action": "restart" if end.initiator else "clear"}
-        if tweaks.get("ike_conventional") == (end.node, tunnel.peer):
+        if tunnel.label in self.conventional and end.initiator:
             # RFC 3884 4.2.4's conventional peer: tunnel mode with the VN prefixes as selectors.
-            child.update(mode="tunnel", local_ts=[self.lab.plan.nodes[end.node].lan_prefix],
-                         remote_ts=[self.lab.plan.nodes[tunnel.peer].lan_prefix])
+            child.update(mode="tunnel", local_ts=[self.ctx.plan.nodes[end.node].lan_prefix],
+                         remote_ts=[self.ctx.plan.nodes[tunnel.peer].lan_prefix])
         if self.auth == "psk":
             local_auth = remote_auth = {"auth": "psk"}
         else:
@@ -101,10 +126,10 @@ class IkeLinks:
     def _credentials(self, nodes: list[str]) -> dict[str, pki.Credentials]:
         if self.auth == "psk":
             return {}
-        folder = self.state / "ike" / "pki"
-        addresses = {n: self.lab.plan.nodes[n].base_address for n in nodes}
+        folder = self.folder / "ike" / "pki"
+        addresses = {n: self.ctx.plan.nodes[n].base_address for n in nodes}
         found = pki.lab_credentials(folder, addresses)
-        untrusted = self.lab.tweaks.get("ike_untrusted")
+        untrusted = self.faults.untrusted
         if untrusted in found:
             # One node's certificate from a CA its peers do not know.
             found[untrusted] = pki.lab_credentials(folder / "rogue", {untrusted: addresses[untrusted]},
@@ -113,18 +138,38 @@ class IkeLinks:
 
     def _load(self, node: str, ends: list[LinkEnd], credentials: dict[str, pki.Credentials]) -> None:
         """Credentials (the lab's CA as trust anchor, the node's key) and the links' connections."""
-        with strongswan.session(self.lab.runtime, self.state, node) as vici:
+        with strongswan.session(self.ctx.runtime, self.folder, node) as vici:
             if node in credentials:
-                vici.load_cert({"type": "X509", "flag": "CA", "data": _lab_ca(self.state)})
+                vici.load_cert({"type": "X509", "flag": "CA", "data": _lab_ca(self.folder)})
                 vici.load_key({"type": "ecdsa", "data": credentials[node].key})
             for end in ends:
                 if self.auth == "psk":
                     key = self.psk(end.tunnel)
-                    if self.lab.tweaks.get("ike_wrong_psk") == end.node:
+                    if self.faults.wrong_psk == end.node:
                         key = "not-" + key
                     vici.load_shared({"type": "IKE", "data": key,
                                       "owners": [end.tunnel.local_base, end.tunnel.remote_base]})
                 vici.load_conn(self.connection(end, credentials.get(node)))
+
+    # -- the strategy ---------------------------------------------------------
+    def provision(self, links, leave=frozenset()):
+        for node, tunnel in links:
+            self.ctx.datapath.build_devices(self.ctx, node, tunnel, self.ctx.plan.nodes[tunnel.peer].tunnel_to(node))
+        self.establish(links)
+
+    def restore(self, node, tunnel):
+        self.ctx.datapath.build_devices(self.ctx, node, tunnel, self.ctx.plan.nodes[tunnel.peer].tunnel_to(node))
+        self.establish([(node, tunnel)])
+
+    def daemon_nodes(self):
+        return sorted({n for first, t in self.ctx.first_ends(self.name) for n in (first, t.peer)})
+
+    def daemon_view(self, node):
+        return self.snapshot(node) if node in self.daemon_nodes() else []
+
+    @staticmethod
+    def stop_lab(runtime, state_dir):
+        strongswan.stop_lab(runtime, state_dir)
 
     # -- lifecycle ------------------------------------------------------------
     def establish(self, links: list[tuple[str, TunnelEnd]]) -> None:
@@ -132,13 +177,13 @@ class IkeLinks:
         link's CHILD_SA is installed on both ends (or say why it is not)."""
         ends = [end for node, tunnel in links for end in self.ends(node, tunnel)]
         nodes = sorted({end.node for end in ends})
-        parallel([lambda n=n: strongswan.start(self.lab.runtime, self.state, n) for n in nodes
-                  if not strongswan.running(self.lab.runtime, n)])
-        self.marks = {n: len(strongswan.log_lines(self.lab.runtime, self.state, n)) for n in nodes}
+        parallel([lambda n=n: strongswan.start(self.ctx.runtime, self.folder, n) for n in nodes
+                  if not strongswan.running(self.ctx.runtime, n)])
+        self.marks = {n: len(strongswan.log_lines(self.ctx.runtime, self.folder, n)) for n in nodes}
         credentials = self._credentials(nodes)
-        shunts = {n: [line for e in ends if e.node == n and not self.lab.tweaks.get("ike_no_shunts")
+        shunts = {n: [line for e in ends if e.node == n and not self.faults.no_shunts
                       for line in ipsec.block_shunts(e.tunnel.local_base, e.tunnel.remote_base)] for n in nodes}
-        parallel([lambda n=n: ipsec.apply_batch(self.lab.runtime, n, shunts[n]) for n in nodes if shunts[n]])
+        parallel([lambda n=n: ipsec.apply_batch(self.ctx.runtime, n, shunts[n]) for n in nodes if shunts[n]])
         # Responders first, so that an initiator's first message finds its peer ready.
         for initiators in (False, True):
             parallel([lambda n=n: self._load(n, [e for e in ends if e.node == n and e.initiator == initiators],
@@ -151,20 +196,20 @@ class IkeLinks:
         SAs and policies go with it) and its connection unloaded on both ends."""
         ends = self.ends(node, tunnel)
         initiator = next(end for end in ends if end.initiator)
-        with strongswan.session(self.lab.runtime, self.state, initiator.node) as vici:
+        with strongswan.session(self.ctx.runtime, self.folder, initiator.node) as vici:
             for _ in vici.terminate({"ike": conn_name(tunnel), "timeout": "10000"}):
                 pass
         for end in ends:
-            with strongswan.session(self.lab.runtime, self.state, end.node) as vici:
+            with strongswan.session(self.ctx.runtime, self.folder, end.node) as vici:
                 vici.unload_conn({"name": conn_name(end.tunnel)})
 
     def restart(self, node: str, sig: int) -> None:
         """The node's daemon killed (with `sig`) and started again, its links loaded again."""
-        strongswan.kill(self.lab.runtime, node, sig)
-        strongswan.start(self.lab.runtime, self.state, node)
-        self.marks[node] = len(strongswan.log_lines(self.lab.runtime, self.state, node))
-        links = [(node, t) for t in self.lab.plan.nodes[node].tunnels
-                 if t.keying == "ikev2" and self.lab.active(t.peer)]
+        strongswan.kill(self.ctx.runtime, node, sig)
+        strongswan.start(self.ctx.runtime, self.folder, node)
+        self.marks[node] = len(strongswan.log_lines(self.ctx.runtime, self.folder, node))
+        links = [(node, t) for t in self.ctx.plan.nodes[node].tunnels
+                 if t.keying == self.name and self.ctx.active(t.peer)]
         credentials = self._credentials([node])
         self._load(node, [e for n, t in links for e in self.ends(n, t) if e.node == node], credentials)
 
@@ -177,7 +222,7 @@ class IkeLinks:
             if failure:
                 raise TestbedError(f"virtual link {tunnel.label} ({node}-{peer}): IKE could not set up its SAs: "
                                    f"{failure}")
-            states = [self.child_states(n, tunnel if n == node else self.lab.plan.nodes[peer].tunnel_to(node))
+            states = [self.child_states(n, tunnel if n == node else self.ctx.plan.nodes[peer].tunnel_to(node))
                       for n in (node, peer)]
             seen[:] = [f"{n}: {s or 'no CHILD_SA'}" for n, s in zip((node, peer), states)]
             return all("INSTALLED" in s for s in states)
@@ -187,27 +232,28 @@ class IkeLinks:
                      "both ends", timeout, interval=0.3, describe=lambda: "; ".join(seen))
         except WaitTimeout as exc:
             raise TestbedError(f"virtual link {tunnel.label} ({node}-{peer}): {exc}; {node}'s charon: "
-                               f"{strongswan.log_tail(self.lab.runtime, self.state, node)}") from None
+                               f"{strongswan.log_tail(self.ctx.runtime, self.folder, node)}") from None
 
     def failure(self, node: str) -> str:
         """The first line of the node's charon log, since the current
         negotiation began, saying negotiation failed, if any."""
-        for line in strongswan.log_lines(self.lab.runtime, self.state, node)[self.marks.get(node, 0):]:
+        for line in strongswan.log_lines(self.ctx.runtime, self.folder, node)[self.marks.get(node, 0):]:
             if FAILURE.search(line):
                 return f"{node}'s charon: {line.strip()}"
         return ""
 
     def keep_logs(self, folder) -> None:
-        """Copy each daemon's log (no key material at the levels configured) into `folder`."""
+        """Copy each daemon's log (no key material at the levels configured) into `folder`/ike."""
+        folder = folder / "ike"
         folder.mkdir(parents=True, exist_ok=True)
-        for node in sorted({n for first, t in self.lab.ike_links() for n in (first, t.peer)}):
-            lines = strongswan.log_lines(self.lab.runtime, self.state, node)
+        for node in self.daemon_nodes():
+            lines = strongswan.log_lines(self.ctx.runtime, self.folder, node)
             (folder / f"charon-{node}.log").write_text("\n".join(lines) + "\n")
 
     # -- what the daemons report ---------------------------------------------
     def list_sas(self, node: str) -> list[dict]:
         """The daemon's IKE_SAs with their CHILD_SAs (vici list-sas), decoded."""
-        with strongswan.session(self.lab.runtime, self.state, node) as vici:
+        with strongswan.session(self.ctx.runtime, self.folder, node) as vici:
             return [_decode(entry) for entry in vici.list_sas()]
 
     def link_sas(self, node: str, tunnel: TunnelEnd) -> list[dict]:
@@ -229,7 +275,7 @@ class IkeLinks:
 
     def rekey(self, node: str, tunnel: TunnelEnd) -> None:
         """Ask the node's daemon to rekey the link's CHILD_SA now (RFC 7296 1.3.3)."""
-        with strongswan.session(self.lab.runtime, self.state, node) as vici:
+        with strongswan.session(self.ctx.runtime, self.folder, node) as vici:
             answer = _decode(vici.rekey({"child": CHILD, "ike": conn_name(tunnel)}))
         if answer.get("success") != "yes" or answer.get("matches") in ("0", 0):
             raise TestbedError(f"{node}: rekeying link {tunnel.label} was refused: {answer}")

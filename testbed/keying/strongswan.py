@@ -21,6 +21,7 @@ from typing import Iterator
 
 from testbed.errors import EnvironmentProblem, TestbedError, WaitTimeout
 from testbed.runtime.base import Runtime
+from testbed.processes import kill_until_gone
 from testbed.runtime.netlink import pids_in_namespace
 from testbed.wait import wait_for
 
@@ -152,7 +153,7 @@ def log_lines(runtime: Runtime, lab_state: Path, node: str) -> list[str]:
 
 
 def kill(runtime: Runtime, node: str, sig: int = signal.SIGTERM) -> None:
-    """Signal the node's charon and wait until it is gone (SIGKILL after a while)."""
+    """Signal the node's charon and wait until it is gone (killed outright after a while)."""
     for pid in pids(runtime, node):
         try:
             os.kill(pid, sig)
@@ -161,18 +162,12 @@ def kill(runtime: Runtime, node: str, sig: int = signal.SIGTERM) -> None:
     try:
         wait_for(lambda: not running(runtime, node), f"{node}'s charon to exit", STOP_TIMEOUT)
     except WaitTimeout:
-        for pid in pids(runtime, node):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_for(lambda: not running(runtime, node), f"{node}'s charon to die", STOP_TIMEOUT)
+        kill_until_gone(lambda: pids(runtime, node), f"{node}'s charon")
 
 
 def stop_lab(runtime: Runtime, lab_state: Path) -> None:
     """Stop every charon of a lab, knowing only its name (also after a crash):
     the processes are found by their network namespace."""
-    for node in runtime.existing_nodes():
-        if pids(runtime, node):
-            kill(runtime, node)
+    nodes = runtime.existing_nodes()
+    kill_until_gone(lambda: [pid for node in nodes for pid in pids(runtime, node)], "the lab's charons")
     shutil.rmtree(lab_state / "ike", ignore_errors=True)

@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP, SecurityAssociation as ScapySA
 from scapy.packet import Raw
 
-from testbed.datapath.ipsec import SecurityAssociation
+from testbed.sa import SecurityAssociation
 
 IPPROTO_ESP = 50
 IPPROTO_IPIP = 4

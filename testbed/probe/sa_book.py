@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from testbed.datapath.ipsec import SecurityAssociation
+from testbed.sa import SecurityAssociation
 from testbed.parallel import parallel
 from testbed.probe import xfrm
 from testbed.runtime.base import Runtime
@@ -24,7 +24,7 @@ class SaBook:
     def _add(self, sa: SecurityAssociation) -> None:
         self._seen.setdefault((sa.src, sa.dst, sa.spi, sa.algorithm, sa.key, sa.auth_key), sa)
 
-    def observe(self, runtime: Runtime, nodes: list[str]) -> dict[str, xfrm.Sad]:
+    def observe(self, runtime: Runtime, nodes: list[str]) -> dict[str, xfrm.IpsecState]:
         """Read each node's SAD and SPD now (side by side), remember every SA; return the readings."""
         self.observed_at = time.time()
         readings = parallel([lambda node=node: xfrm.read(runtime, node) for node in nodes])

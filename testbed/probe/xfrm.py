@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from testbed import events
-from testbed.datapath.ipsec import SecurityAssociation
+from testbed.sa import SecurityAssociation
 from testbed.errors import TestbedError
 from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
@@ -129,7 +129,7 @@ class KernelPolicy:
 
 
 @dataclass
-class Sad:
+class IpsecState:
     """One node's SAD and SPD."""
     states: list[KernelSA] = field(default_factory=list)
     policies: list[KernelPolicy] = field(default_factory=list)
@@ -249,9 +249,9 @@ def _listing(runtime: Runtime, node: str, what: str) -> str:
     return done.stdout
 
 
-def read(runtime: Runtime, node: str) -> Sad:
+def read(runtime: Runtime, node: str) -> IpsecState:
     """The node's SAD and SPD now (keys included; the evidence redacts them):
     `ip -n` straight into the namespace, both listings side by side.
     (`ip -batch` prints only the first of two xfrm listings.)"""
     states, policies = parallel([lambda: _listing(runtime, node, "state"), lambda: _listing(runtime, node, "policy")])
-    return Sad(parse_states(states), parse_policies(policies))
+    return IpsecState(parse_states(states), parse_policies(policies))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from testbed.datapath.ipsec import SecurityAssociation
+from testbed.sa import SecurityAssociation
 
 # Wireshark's names for the algorithms (ESP preferences, 'esp_sa' UAT).
 ENCRYPTION = {"rfc4106-gcm-aes": "AES-GCM with 16 octet ICV [RFC4106]", "cbc-aes-hmac-sha256": "AES-CBC [RFC3602]",

@@ -18,7 +18,8 @@ from testbed import events
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
 from testbed.routing import birdctl
-from testbed.routing.daemons import find_pids, stop_lab, node_space
+from testbed.processes import find_pids
+from testbed.routing.daemons import node_space, stop_lab
 from testbed.runtime.base import Runtime
 from testbed.topology.model import BfdParams, OspfParams
 from testbed.topology.plan import LAN_DEVICE, NodePlan

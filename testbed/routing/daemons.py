@@ -6,58 +6,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 from pathlib import Path
 from typing import Callable, Iterator
 
 from testbed.errors import TestbedError
-from testbed.wait import wait_for
+from testbed.processes import kill_until_gone
 
 
 def node_space(lab: str, node: str) -> str:
     """The folder name of a node's daemons (FRR's pathspace, BIRD's run folder)."""
     return f"iipt-{lab}-{node}"
-
-
-def find_pids(matches: Callable[[list[str]], bool]) -> list[int]:
-    """Pids of the processes whose argv `matches` accepts."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if argv and matches(argv):
-            pids.append(int(proc.name))
-    return pids
-
-
-def _states(pids: list[int]) -> str:
-    def state(pid: int) -> str:
-        try:
-            line = next(row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith("State:"))
-            return f"{pid} {line.split(None, 1)[1]}"
-        except (OSError, StopIteration):
-            return f"{pid} gone"
-    return ", ".join(map(state, pids)) or "none"
-
-
-def kill_until_gone(find: Callable[[], list[int]], what: str, timeout: float = 30) -> None:
-    """Kill what `find` finds, again on every look: a start already under
-    way when a lab's runner died (a `docker exec` outlives its client) can
-    spawn a daemon after the first sweep."""
-    def sweep() -> bool:
-        pids = find()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return not pids
-    wait_for(sweep, f"{what} to exit", timeout=timeout, describe=lambda: _states(find()))
 
 
 def stop_lab(find: Callable[[], list[int]], what: str, run_root: Path, lab: str, node: str | None) -> None:

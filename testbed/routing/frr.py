@@ -14,7 +14,8 @@ from testbed import events
 from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.parallel import parallel
 from testbed.routing import vty
-from testbed.routing.daemons import find_pids, stop_lab
+from testbed.processes import find_pids
+from testbed.routing.daemons import stop_lab
 from testbed.routing.daemons import node_space as pathspace
 from testbed.runtime.base import Runtime
 from testbed.topology.model import BfdParams, OspfParams

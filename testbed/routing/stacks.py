@@ -146,7 +146,7 @@ class Bird(RoutingStack):
         return bird.BirdNode(lab.runtime, node).bfd_sessions() if lab.topology.defaults.bfd.enabled else {}
 
 
-class PerNode(RoutingStack):
+class MixedStack(RoutingStack):
     """Each VN node asks its own stack (a node's `routing`, else the lab's)."""
 
     def __init__(self, stacks: dict[str, RoutingStack]):
@@ -237,4 +237,4 @@ def lab_stack(topology) -> RoutingStack:
     chosen = {name: node_routing(topology, name) for name in topology.vn_nodes}
     if all(routing == topology.routing for routing in chosen.values()):
         return STACKS[topology.routing]
-    return PerNode({name: STACKS[routing] for name, routing in chosen.items()})
+    return MixedStack({name: STACKS[routing] for name, routing in chosen.items()})

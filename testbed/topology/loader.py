@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from testbed.errors import TopologyError
 from testbed.topology.graph import Graph, is_connected
-from testbed.topology.model import Topology, node_hook
+from testbed.topology.model import Topology, node_configure
 
 TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -48,14 +48,14 @@ def load(name_or_path: str) -> Topology:
     return topology
 
 
-def hook_path(topology_path: Path, value: str) -> Path:
-    """A configuration hook as the lab file names it, relative to the file."""
+def configure_path(topology_path: Path, value: str) -> Path:
+    """A configuration program as the lab file names it, relative to the file."""
     given = Path(value)
     return given if given.is_absolute() else (topology_path.parent / given).resolve()
 
 
-def hook_file_problem(found: Path) -> str | None:
-    """Why `found` cannot be run as a configuration hook, or None."""
+def configure_problem(found: Path) -> str | None:
+    """Why `found` cannot be run as a configuration program, or None."""
     if not found.is_file():
         return f"no such file {found}"
     if not os.access(found, os.X_OK):
@@ -67,7 +67,7 @@ def hook_problems(t: Topology, path: Path) -> list[tuple[str, str]]:
     """The hooks a lab file names (relative to the file at `path`) that cannot be run."""
     named = [("configure", t.configure)] + [(f"vn_nodes.{n}.configure", v.configure) for n, v in t.vn_nodes.items()]
     return [(where, problem) for where, value in named
-            if value is not None and (problem := hook_file_problem(hook_path(path, value)))]
+            if value is not None and (problem := configure_problem(configure_path(path, value)))]
 
 
 def check_consistency(t: Topology) -> list[tuple[str, str]]:
@@ -109,7 +109,7 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
             if getattr(flow, field) not in t.vn_nodes:
                 problems.append((f"flows.{flow_name}.{field}", f"unknown VN node '{getattr(flow, field)}'"))
     for i, link in enumerate(t.virtual_links):
-        hooked = [end for end in link.ends if end in t.vn_nodes and node_hook(t, end)]
+        hooked = [end for end in link.ends if end in t.vn_nodes and node_configure(t, end)]
         if hooked and t.datapath != "iiptran":
             problems.append((f"virtual_links.{i}.ends", f"{', '.join(hooked)} configure themselves (a hook), which "
                                                         f"builds IIPtran links; datapath '{t.datapath}' cannot apply"))

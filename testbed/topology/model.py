@@ -199,6 +199,6 @@ def node_routings(topology: Topology) -> set[str]:
     return {node_routing(topology, node) for node in topology.vn_nodes}
 
 
-def node_hook(topology: Topology, node: str) -> str | None:
+def node_configure(topology: Topology, node: str) -> str | None:
     """The executable that configures a VN node (its own, else the lab's), as the file names it."""
     return topology.vn_nodes[node].configure or topology.configure

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from testbed import cli, commands, lab, status  # noqa: F401  (imported once, used per request)
+from testbed import lab, status  # noqa: F401  (imported once, used per request)
+from testbed.commands import COMMANDS, build_parser
 
 PORT_NAME = "iiptran.ctl"
 
@@ -38,14 +39,27 @@ def handle(request: dict) -> dict:
     if request.get("op") == "poweroff":
         return {"rc": 0, "stdout": "", "stderr": "", "poweroff": True}
     argv = request["argv"]
-    if cli.build_parser().parse_args(argv).command in OWN_PROCESS:
+    args = build_parser().parse_args(argv)
+    if args.command in OWN_PROCESS:
         done = subprocess.run([sys.executable, "-m", "testbed", *argv], capture_output=True, text=True,
                               check=False)
         return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
+        code = run(args)
     return {"rc": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+
+def run(args) -> int:
+    """A command of the registry, here (the guest has the datapath)."""
+    from testbed.errors import TestbedError
+    try:
+        command = COMMANDS[args.command]
+        command.check(args)
+        return command.run(args)
+    except TestbedError as exc:
+        print(f"iiptran: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def serve() -> None:

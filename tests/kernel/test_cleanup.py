@@ -77,6 +77,11 @@ def test_down_all_stops_the_ike_daemons_of_a_killed_run():
         process.kill()
         _, err = process.communicate()
     assert any(item.startswith("IKE daemon") for item in leftovers(name)), err
+    # Not a lab that is up: a bring-up whose process is gone, and `up` says so.
+    again = subprocess.run([sys.executable, "-m", "testbed", "up", "fig6", "--name", name], cwd=PROJECT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and f"process {process.pid} is gone" in again.stderr, again.stderr
+    assert "interrupted during bring-up" in again.stderr and "--replace" in again.stderr, again.stderr
     done = subprocess.run([sys.executable, "-m", "testbed", "down", "--all"], cwd=PROJECT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -12,10 +12,10 @@ import pytest
 
 from testbed import errors
 from testbed.errors import UserError
-from testbed.lab import with_overrides
+from testbed.topology.overrides import with_overrides
 from testbed.routing import birdctl
 from testbed.routing.bird import STATE_CHANGE, bird_config
-from testbed.routing.stacks import STACKS, PerNode, lab_stack
+from testbed.routing.stacks import STACKS, MixedStack, lab_stack
 from testbed.topology.loader import load
 from testbed.topology.model import BfdParams
 from testbed.topology.plan import build_plan
@@ -91,7 +91,7 @@ def test_a_lab_picks_its_stack_and_nodes_may_pick_their_own():
     assert lab_stack(load("fig6")) is STACKS["frr"]
     assert lab_stack(with_overrides(load("fig6"), {"routing": "bird"})) is STACKS["bird"]
     mixed = lab_stack(with_overrides(load("fig6"), {"routing.A": "bird"}))
-    assert isinstance(mixed, PerNode) and mixed.name == "bird+frr"
+    assert isinstance(mixed, MixedStack) and mixed.name == "bird+frr"
     assert mixed.stacks["A"] is STACKS["bird"] and mixed.stacks["B"] is STACKS["frr"]
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from testbed.datapath import hook, ipsec
+from testbed.datapath import configure, ipsec
 from testbed.errors import TopologyError, UserError
-from testbed.lab import Lab, with_overrides
+from testbed.lab import Lab
+from testbed.topology.overrides import with_overrides
 from testbed.topology.loader import load, resolve_path
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -67,18 +68,18 @@ def test_the_plan_names_links_keys_and_the_routing_folder():
     for index, (node, tunnel) in enumerate((n, t) for n in ("A", "B", "C") for t in lab.plan.nodes[n].tunnels
                                            if t.peer in ("A", "B", "C") and n < t.peer):
         lab.links.add(tunnel.label)
-        lab.sas += ipsec.link_sas(tunnel, 100 + 2 * index)
-    assert hook.hooked_nodes(lab) == {"A", "B", "C", "N"}
-    plan = hook.node_document(lab, "A", "up", [])
+        lab.keying.of("manual").sas += ipsec.link_sas(tunnel, 100 + 2 * index)
+    assert configure.self_configured(lab) == {"A", "B", "C", "N"}
+    plan = configure.node_document(lab, "A", "up", [])
     assert plan["netns"] == lab.runtime.netns("A") and plan["exec"][:3] == ["ip", "netns", "exec"]
     assert {k: plan["routing"][k] for k in ("daemon", "pathspace", "folder")} == {
         "daemon": "frr", "pathspace": "iipt-plan-A", "folder": "/run/frr/iipt-plan-A"}
-    bird_plan = hook.node_document(Lab("plan", resolve_path("fig6"), topology=with_overrides(
+    bird_plan = configure.node_document(Lab("plan", resolve_path("fig6"), topology=with_overrides(
         load("fig6"), {"configure": str(EXAMPLE), "routing.A": "bird"})), "A", "up", [])["routing"]
     assert bird_plan["socket"] == "/run/bird/iipt-plan-A/bird.ctl" and bird_plan["log"].endswith("/bird.log")
     assert [t["peer"] for t in plan["tunnels"]] == ["B", "C"]          # N's link is not built yet
     link = plan["tunnels"][0]
-    out, back = lab.installed_link_sas("A", "B")
+    out, back = lab.link_sas("A", "B")
     assert link["sa_out"]["spi"] == f"0x{out.spi:08x}" and link["sa_in"]["crypto"] == back.xfrm_crypto()
     assert plan["tunnel_ttl"] == 99 and plan["ospf"] == {"hello": 1, "dead": 4}
 
@@ -89,5 +90,5 @@ def test_a_hook_that_cannot_be_run_is_a_clear_error(tmp_path):
     script.write_text("echo hello\n")
     script.chmod(0o755)
     lab = Lab("plan", resolve_path("fig6"), topology=with_overrides(load("fig6"), {"configure": str(script)}))
-    with pytest.raises(TestbedError, match="cannot run configuration hook .*#!"):
-        hook.run_hook(lab, "A", "up")
+    with pytest.raises(TestbedError, match="cannot run configuration program .*#!"):
+        configure.run_configure(lab, "A", "up")

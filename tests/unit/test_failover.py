@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.routing.failover import longest_silence
+from testbed.failover import longest_silence
 from testbed.routing.frr import bfdd_config, ospfd_config
 from testbed.topology.loader import load
 from testbed.topology.model import BfdParams

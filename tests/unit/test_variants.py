@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from testbed.errors import UserError
-from testbed.lab import with_overrides
+from testbed.topology.overrides import with_overrides
 from testbed.topology.loader import load
 from testbed.variants import folder_name, parse
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.probe.xfrm import Sad, Selector, parse_policies, parse_states
+from testbed.probe.xfrm import IpsecState, Selector, parse_policies, parse_states
 
 DATA = Path(__file__).with_name("data")
 
@@ -55,9 +55,9 @@ def test_policies_with_templates_levels_and_actions():
 
 def test_entries_change_when_a_key_changes_but_not_with_counters():
     text = (DATA / "xfrm_state.txt").read_text()
-    before = Sad(parse_states(text)).entries()
-    rekeyed = Sad(parse_states(text.replace("11" * 20, "77" * 20))).entries()
-    counted = Sad(parse_states(text.replace("\t  0(bytes), 0(packets)", "\t  840(bytes), 7(packets)"))).entries()
+    before = IpsecState(parse_states(text)).entries()
+    rekeyed = IpsecState(parse_states(text.replace("11" * 20, "77" * 20))).entries()
+    counted = IpsecState(parse_states(text.replace("\t  0(bytes), 0(packets)", "\t  840(bytes), 7(packets)"))).entries()
     assert rekeyed != before and counted == before
 
 
