@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from deviation import Deviations
+import quiet_hooks
 import verdict_hooks
 from verdict_hooks import COVERED, UNFIT, unfit
 from testbed import expect
@@ -47,8 +48,12 @@ def pytest_configure(config):
     # How a test's outcome becomes its verdict (conformance/verdict_hooks.py).
     if not config.pluginmanager.is_registered(verdict_hooks):
         config.pluginmanager.register(verdict_hooks, "iiptran-verdicts")
+    # Deadline checks first, then the pool's quiet given back (conformance/quiet_hooks.py).
+    if not config.pluginmanager.is_registered(quiet_hooks):
+        config.pluginmanager.register(quiet_hooks, "iiptran-quiet")
     config.addinivalue_line("markers", "req(*ids): requirement IDs of conformance/requirements.yaml the test checks")
     config.addinivalue_line("markers", "rebuilds_lab: the test rebuilds part of the lab; it runs after the others")
+    config.addinivalue_line("markers", "deadline: the check measures against a clock; it runs before the others")
     config.addinivalue_line("markers", "as_built: the check reads the lab's state as it is (devices, daemons, "
                                        "SAD/SPD, routes) and judges it even where the lab did not converge")
 

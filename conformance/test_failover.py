@@ -15,6 +15,7 @@ WINDOW_LIMIT_S = 1.0
 
 
 @pytest.mark.req("FAIL-BFD")
+@pytest.mark.deadline
 def test_dead_base_path_is_routed_around_within_a_second_with_bfd(lab, reroutable_flow, measurements):
     bfd = lab.topology.defaults.bfd
     if not bfd.enabled:

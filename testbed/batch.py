@@ -65,14 +65,20 @@ class _Worker:
                                         stdout=subprocess.PIPE, text=True, start_new_session=True,
                                         env={**os.environ, "COLUMNS": "240"})
 
-    def run(self, run: Run) -> int:
+    def run(self, run: Run, quiet_over=lambda: None) -> int:
+        """The run's exit code; `quiet_over` is called if, before it ends, the
+        run says its deadline checks are done (testbed/quiet.py)."""
         self.process.stdin.write(run.spec() + "\n")
         self.process.stdin.flush()
-        answer = self.process.stdout.readline()
-        if not answer:
-            raise RuntimeError(f"the suite worker for {run.title} exited (code {self.process.wait()}); "
-                               f"see {run.log}")
-        return int(json.loads(answer)["returncode"])
+        while True:
+            answer = self.process.stdout.readline()
+            if not answer:
+                raise RuntimeError(f"the suite worker for {run.title} exited (code {self.process.wait()}); "
+                                   f"see {run.log}")
+            said = json.loads(answer)
+            if "returncode" in said:
+                return int(said["returncode"])
+            quiet_over()
 
     def close(self) -> None:
         if self.process.stdin and not self.process.stdin.closed:
@@ -127,9 +133,11 @@ class _Places:
     most one other lab competes with it for the guest's CPUs). Runs are
     taken in the order given, skipping any that does not fit yet."""
 
-    def __init__(self, runs: list[Run], capacity: int):
+    def __init__(self, runs: list[Run], capacity: int, when_quiet_over=None):
         self.todo = list(enumerate(runs, 1))
+        self.when_quiet_over = when_quiet_over   # called once no run holds or waits for two places
         self.capacity, self.load = capacity, 0
+        self.held: dict[int, int] = {}          # id(run) -> places it holds now
         self.lock = threading.Condition()
 
     def take(self) -> tuple[int, Run] | None:
@@ -137,15 +145,38 @@ class _Places:
             while self.todo:
                 for position, (index, run) in enumerate(self.todo):
                     if self.load + min(run.weight, self.capacity) <= self.capacity:
-                        self.load += min(run.weight, self.capacity)
-                        return self.todo.pop(position)
+                        self.held[id(run)] = min(run.weight, self.capacity)
+                        self.load += self.held[id(run)]
+                        taken = self.todo.pop(position)
+                        self._quiet_over()
+                        return taken
                 self.lock.wait()
             return None
 
+    def keep_one(self, run: Run) -> None:
+        """The run goes on in one place (its deadline checks are done)."""
+        with self.lock:
+            self.load -= self.held[id(run)] - 1
+            self.held[id(run)] = 1
+            self._quiet_over()
+            self.lock.notify_all()
+
     def give_back(self, run: Run) -> None:
         with self.lock:
-            self.load -= min(run.weight, self.capacity)
+            self.load -= self.held.pop(id(run))
+            self._quiet_over()
             self.lock.notify_all()
+
+    def check_quiet(self) -> None:
+        """Quiet is over before anything starts if no run needs two places."""
+        with self.lock:
+            self._quiet_over()
+
+    def _quiet_over(self) -> None:
+        if self.when_quiet_over and all(held == 1 for held in self.held.values()) and \
+                not any(run.weight > 1 for _, run in self.todo):
+            callback, self.when_quiet_over = self.when_quiet_over, None
+            callback()
 
     def drop_all(self) -> None:
         with self.lock:
@@ -153,12 +184,15 @@ class _Places:
             self.lock.notify_all()
 
 
-def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -> list[Run]:
-    """Run them, `workers` places at a time (a run takes `weight` places);
-    results in the order given."""
+def run_all(runs: list[Run], workers: int | None = None, title: str = "batch",
+            when_quiet_over=None) -> list[Run]:
+    """Run them, `workers` places at a time (a run takes `weight` places
+    until it says its deadline checks are done); results in the order given.
+    `when_quiet_over` is called once no run holds or waits for two places."""
     from testbed.progress import Progress
     count = min(workers or jobs(), len(runs)) or 1
-    places = _Places(runs, count)
+    places = _Places(runs, count, when_quiet_over)
+    places.check_quiet()
     started = time.monotonic()
     previous = {run.title: s for run in runs if (s := previous_seconds(run) or run.expected)}
     progress = Progress(f"{title} of {len(runs)} runs", [run.title for run in runs], previous, workers=count,
@@ -175,7 +209,7 @@ def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -
             progress.start(run.title, f"[{index}/{len(runs)}] {run.title}")
             began = time.monotonic()
             try:
-                run.returncode = worker.run(run)
+                run.returncode = worker.run(run, quiet_over=lambda: places.keep_one(run))
             except BaseException as exc:      # reported after every worker has stopped
                 failures.append(exc)
                 places.give_back(run)
@@ -229,7 +263,13 @@ def _cpu() -> dict[str, float]:
     return {"suite_s": me.ru_utime + me.ru_stime, "programs_s": children.ru_utime + children.ru_stime}
 
 
+def _say(answers, what: dict) -> None:
+    answers.write(json.dumps(what) + "\n")
+    answers.flush()
+
+
 def _serve(answers, run_suite) -> int:
+    from testbed import quiet
     for line in sys.stdin:
         spec = json.loads(line)
         report = Path(spec["report"])
@@ -242,8 +282,9 @@ def _serve(answers, run_suite) -> int:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
             try:
-                code = run_suite(report, topology=spec["topology"], name=spec["lab"], overrides=spec["overrides"],
-                                 fault=spec["fault"], page=spec.get("page", True))
+                with quiet.listened(lambda: _say(answers, {"quiet_over": True})):
+                    code = run_suite(report, topology=spec["topology"], name=spec["lab"], overrides=spec["overrides"],
+                                     fault=spec["fault"], page=spec.get("page", True))
             except BaseException as exc:       # the run is over either way; say why in its log
                 print(f"iiptran: the run stopped: {type(exc).__name__}: {exc}", flush=True)
                 code = 130 if isinstance(exc, KeyboardInterrupt) else 1
@@ -256,8 +297,7 @@ def _serve(answers, run_suite) -> int:
                 os.close(saved[1])
         spent = {key: round(value - before[key], 1) for key, value in _cpu().items()}
         (report / "cpu.json").write_text(json.dumps(spent) + "\n")
-        answers.write(json.dumps({"returncode": code}) + "\n")
-        answers.flush()
+        _say(answers, {"returncode": code})
         if code == 130 or code == 2:
             return code          # interrupted: no further run
     return 0

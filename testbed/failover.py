@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from testbed import expect
 from testbed.routing.convergence import snapshot, wait_restored
 from testbed.reroute import first_hop_device, link_to_fail, sad_entries
+from testbed.errors import WaitTimeout
 from testbed.wait import wait_for
 
 INTERVAL = 0.02                 # seconds between pings: 50 a second
 AFTER_DETECTION = 3.0           # traffic kept going after the ping stream's worst case
+BFD_UP_TIMEOUT = 30.0           # a session configured on the link, just brought up
 REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
@@ -54,6 +56,20 @@ def _blackhole(lab, a: str, b: str, add: bool) -> list[str]:
     return done
 
 
+def _bfd_not_up(lab, node: str, device: str) -> str:
+    """Why the link's BFD session, where the daemon has one, is not up (the
+    check may run just after bring-up); "" once it is. A link without a
+    session is measured as it is: OSPF alone must then notice."""
+    if device not in lab.routing.bfd_sessions(lab, node):
+        return ""
+    try:
+        wait_for(lambda: lab.routing.bfd_sessions(lab, node).get(device) == "up",
+                 f"{node}'s BFD session on {device} to come up", BFD_UP_TIMEOUT)
+    except WaitTimeout as exc:
+        return f"{exc}: {lab.routing.bfd_sessions(lab, node)}"
+    return ""
+
+
 def longest_silence(output: str) -> tuple[float, int, int]:
     """(longest gap between consecutive replies minus the send interval,
     packets sent, replies received) from `ping -D` output."""
@@ -72,6 +88,9 @@ def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> 
     if problem:
         return record
     node, peer = cut
+    record.problem = _bfd_not_up(lab, node, device)
+    if record.problem:
+        return record
     count = round((detection_s + AFTER_DETECTION) / INTERVAL)
     sad_before = sad_entries(lab)
     routing = snapshot(lab)

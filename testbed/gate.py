@@ -9,9 +9,12 @@ for another's last run, and the guest boots and the suite's imports are
 paid once per series, not once per stage. A run two stages ask for with
 the same lab (the mode matrix's fig6 iiptran column and the implementation
 matrix's reference) runs once; its report folder is copied to the other.
-The self-test needs the machine to itself, so it runs after the pool, in
-its own guest, beside the other kernel series' pools. Each stage is then
-judged from its runs' results, as its own command judges it.
+A failover lab needs the machine's CPUs, so the other kernel series'
+pools wait until the default series' failover labs are done (they run
+first), then run beside the rest of it; the self-test needs a machine to
+itself, so it follows the first of them in its guest (natively: after the
+pool). Each stage is then judged from its runs' results, as its own
+command judges it.
 """
 from __future__ import annotations
 
@@ -119,15 +122,24 @@ def runs_file(kernel: str) -> Path:
     return GATE_REPORTS / f"runs-{kernel}.json"
 
 
-def run_inner(plan_path: Path, kernel: str) -> int:
-    """One kernel series' runs, in one pool, here; what each did in runs-<series>.json."""
+def quiet_marker(kernel: str) -> Path:
+    """Written once the series' pool has no failover lab left that needs quiet."""
+    return GATE_REPORTS / f"quiet-{kernel}"
+
+
+def run_inner(plan_path: Path, kernel: str, selftest: bool = False) -> int:
+    """One kernel series' runs, in one pool, here; what each did in
+    runs-<series>.json; then, if asked, the self-test, here."""
     from testbed.batch import print_failures, run_all
+    from testbed.run_order import longest_first
     stages = Stages(load_plan(plan_path))
     mine = [run for run in stages.all() if stages.kernel(run) == kernel]
     for run in mine:
         run.page = False            # written natively by the judge (testbed/gate_judge.py)
     made, copies = unique(mine, kernel)
-    run_all(made, title=f"gate (kernel {kernel})")
+    made = longest_first(made)          # across stages: each stage's own order is not the pool's
+    GATE_REPORTS.mkdir(parents=True, exist_ok=True)
+    run_all(made, title=f"gate (kernel {kernel})", when_quiet_over=quiet_marker(kernel).touch)
     for run in mine:
         original = copies.get(id(run))
         if original is not None:
@@ -138,22 +150,31 @@ def run_inner(plan_path: Path, kernel: str) -> int:
     runs_file(kernel).write_text(json.dumps({str(run.report): {"returncode": run.returncode, "seconds": run.seconds}
                                              for run in mine}, indent=1) + "\n")
     print_failures(made)
-    return 0
+    if not selftest:
+        return 0
+    print(f"iiptran: gate: the clean-up self-test (tests/kernel), kernel {kernel}", flush=True)
+    return subprocess.call(SELFTEST, cwd=PROJECT)
 
 
-def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> list[str]:
+SELFTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
+QUIET_TIMEOUT = 3 * 3600.0      # the default series' failover labs: longer than any gate
+
+
+def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path, selftest: bool = False) -> list[str]:
     return [sys.executable, "-m", "testbed", "--runner", runner, *([] if native else ["--kernel", kernel]),
-            "gate", str(plan_path), "--inner", kernel]
+            "gate", str(plan_path), "--inner", kernel, *(["--selftest"] if selftest else [])]
 
 
 def _selftest_argv(runner: str) -> list[str]:
-    return [sys.executable, "-m", "testbed", "--runner", runner, "run", "--", sys.executable, "-m", "pytest", "-q",
-            "-p", "no:cacheprovider", "tests/kernel"]
+    return [sys.executable, "-m", "testbed", "--runner", runner, "run", "--", *SELFTEST]
 
 
 def run_outer(plan_path: Path, native: bool, runner: str) -> int:
-    """Each series' pool (the default series first, alone), then the self-test
-    beside the other series' pools, then every stage judged here."""
+    """The default series' pool; beside it, once its failover labs are done
+    (they need the machine's CPUs), the other series' pools, the first of
+    them followed by the self-test in its guest (alone natively: after the
+    pool); then every stage judged here."""
+    from testbed.wait import wait_for
     plan = load_plan(plan_path)
     stages = Stages(plan)             # bad input: a clear error, exit 2, before anything boots
     env = {**os.environ, "IIPTRAN_JOBS": os.environ.get("IIPTRAN_JOBS") or JOBS,
@@ -164,21 +185,34 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     first, *others = stages.series()
     skipped = {kernel: f"natively the running kernel ({os.uname().release}) is the only one; boot {kernel} with "
                f"--runner guest" for kernel in others} if native else {}
+    others = [kernel for kernel in others if kernel not in skipped]
     print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
-    codes = {"pool": subprocess.call(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)}
-    beside = {kernel: _start(_series_argv(runner, native, kernel, plan_path), env,
-                             GATE_REPORTS / f"kernel-{kernel}.log") for kernel in others if kernel not in skipped}
+    quiet_marker(first).unlink(missing_ok=True)
+    pool = subprocess.Popen(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)
+    beside: dict[str, tuple[subprocess.Popen, Path]] = {}
+    codes = {}
     try:
-        if plan.selftest:
+        if others:
+            wait_for(lambda: quiet_marker(first).exists() or pool.poll() is not None,
+                     f"kernel {first}'s failover labs to finish ({quiet_marker(first)})", QUIET_TIMEOUT, 1.0)
+            print(f"iiptran: gate: kernel {first}'s failover labs are done; now beside its pool: "
+                  + ", ".join(f"kernel {k}" for k in others) + (" then the self-test" if plan.selftest else ""),
+                  flush=True)
+            beside = {kernel: _start(_series_argv(runner, native, kernel, plan_path, plan.selftest and not index),
+                                     env, GATE_REPORTS / f"kernel-{kernel}.log")
+                      for index, kernel in enumerate(others)}
+        codes["pool"] = pool.wait()
+        if plan.selftest and not others:
             print("iiptran: gate: the clean-up self-test (tests/kernel)", flush=True)
             codes["selftest"] = subprocess.call(_selftest_argv(runner), env=env, cwd=PROJECT)
-        for kernel, (process, log) in beside.items():
-            codes[f"kernel {kernel}"] = process.wait()
-            print(f"iiptran: gate: kernel {kernel}'s runs ({log}):\n" + "\n".join(log.read_text().splitlines()[-8:]))
+        for index, (kernel, (process, log)) in enumerate(beside.items()):
+            what = f"kernel {kernel}" + (" and the self-test" if plan.selftest and not index else "")
+            codes[what] = process.wait()
+            print(f"iiptran: gate: {what} ({log}):\n" + "\n".join(log.read_text().splitlines()[-12:]))
     except KeyboardInterrupt:
         for process, _ in beside.values():      # their own sessions: each tears its labs and guest down
             process.send_signal(signal.SIGINT)
-        for process, _ in beside.values():
+        for process in [pool, *(process for process, _ in beside.values())]:
             process.wait()
         raise
     from testbed.gate_judge import judge_all

@@ -65,3 +65,13 @@ def test_a_heavy_run_takes_two_of_three_places():
     places.give_back(heavy)
     waiter.join(2)
     assert taken[0][1] is b and places.take()[1] is c
+
+
+def test_two_place_runs_go_first_then_longest_first():
+    """Behind one-place runs, a two-place run starves until the pool's end
+    (two of three places are always taken when one frees)."""
+    from testbed.batch import Run
+    from testbed.run_order import longest_first
+    runs = [Run(t, "fig6", t, Path("/tmp") / t, weight=w, expected=s) for t, w, s in
+            (("short", 1, 60), ("heavy-short", 2, 100), ("long", 1, 300), ("heavy-long", 2, 150))]
+    assert [run.title for run in longest_first(runs)] == ["heavy-long", "heavy-short", "long", "short"]
