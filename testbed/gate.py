@@ -9,12 +9,12 @@ for another's last run, and the guest boots and the suite's imports are
 paid once per series, not once per stage. A run two stages ask for with
 the same lab (the mode matrix's fig6 iiptran column and the implementation
 matrix's reference) runs once; its report folder is copied to the other.
-A failover lab needs the machine's CPUs, so the other kernel series'
-pools wait until the default series' failover labs are done (they run
-first), then run beside the rest of it; the self-test needs a machine to
-itself, so it follows the first of them in its guest (natively: after the
-pool). Each stage is then judged from its runs' results, as its own
-command judges it.
+A failover lab needs the machine's CPUs, so what runs beside the default
+series' pool waits until its failover labs are done (they run first): the
+other kernel series' pools, then the self-test, which needs a machine to
+itself, in a guest of its own of the default series (6.12 under emulation
+once oopsed as Docker started; natively it runs after the pool). Each
+stage is then judged from its runs' results, as its own command judges it.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import yaml
@@ -127,9 +128,8 @@ def quiet_marker(kernel: str) -> Path:
     return GATE_REPORTS / f"quiet-{kernel}"
 
 
-def run_inner(plan_path: Path, kernel: str, selftest: bool = False) -> int:
-    """One kernel series' runs, in one pool, here; what each did in
-    runs-<series>.json; then, if asked, the self-test, here."""
+def run_inner(plan_path: Path, kernel: str) -> int:
+    """One kernel series' runs, in one pool, here; what each did in runs-<series>.json."""
     from testbed.batch import print_failures, run_all
     from testbed.run_order import longest_first
     stages = Stages(load_plan(plan_path))
@@ -150,30 +150,28 @@ def run_inner(plan_path: Path, kernel: str, selftest: bool = False) -> int:
     runs_file(kernel).write_text(json.dumps({str(run.report): {"returncode": run.returncode, "seconds": run.seconds}
                                              for run in mine}, indent=1) + "\n")
     print_failures(made)
-    if not selftest:
-        return 0
-    print(f"iiptran: gate: the clean-up self-test (tests/kernel), kernel {kernel}", flush=True)
-    return subprocess.call(SELFTEST, cwd=PROJECT)
+    return 0
 
 
-SELFTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
 QUIET_TIMEOUT = 3 * 3600.0      # the default series' failover labs: longer than any gate
 
 
-def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path, selftest: bool = False) -> list[str]:
+def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> list[str]:
     return [sys.executable, "-m", "testbed", "--runner", runner, *([] if native else ["--kernel", kernel]),
-            "gate", str(plan_path), "--inner", kernel, *(["--selftest"] if selftest else [])]
+            "gate", str(plan_path), "--inner", kernel]
 
 
-def _selftest_argv(runner: str) -> list[str]:
-    return [sys.executable, "-m", "testbed", "--runner", runner, "run", "--", *SELFTEST]
+def _selftest_argv(runner: str, kernel: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "testbed", "--runner", runner, *(["--kernel", kernel] if kernel else []),
+            "run", "--", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
 
 
 def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     """The default series' pool; beside it, once its failover labs are done
-    (they need the machine's CPUs), the other series' pools, the first of
-    them followed by the self-test in its guest (alone natively: after the
-    pool); then every stage judged here."""
+    (they need the machine's CPUs), one after another: the other series'
+    pools, each in its guest, then the self-test in a guest of the default
+    series (natively it needs the machine to itself: after the pool). Then
+    every stage judged here."""
     from testbed.wait import wait_for
     plan = load_plan(plan_path)
     stages = Stages(plan)             # bad input: a clear error, exit 2, before anything boots
@@ -185,41 +183,72 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     first, *others = stages.series()
     skipped = {kernel: f"natively the running kernel ({os.uname().release}) is the only one; boot {kernel} with "
                f"--runner guest" for kernel in others} if native else {}
-    others = [kernel for kernel in others if kernel not in skipped]
+    chain = [(f"kernel {kernel}", _series_argv(runner, native, kernel, plan_path), GATE_REPORTS / f"kernel-{kernel}.log")
+             for kernel in others if kernel not in skipped]
+    if plan.selftest and not native:
+        chain.append(("the self-test", _selftest_argv(runner, first), GATE_REPORTS / "selftest.log"))
     print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
     quiet_marker(first).unlink(missing_ok=True)
     pool = subprocess.Popen(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)
-    beside: dict[str, tuple[subprocess.Popen, Path]] = {}
+    beside = _Beside(chain, env)
     codes = {}
     try:
-        if others:
+        if chain:
             wait_for(lambda: quiet_marker(first).exists() or pool.poll() is not None,
                      f"kernel {first}'s failover labs to finish ({quiet_marker(first)})", QUIET_TIMEOUT, 1.0)
-            print(f"iiptran: gate: kernel {first}'s failover labs are done; now beside its pool: "
-                  + ", ".join(f"kernel {k}" for k in others) + (" then the self-test" if plan.selftest else ""),
-                  flush=True)
-            beside = {kernel: _start(_series_argv(runner, native, kernel, plan_path, plan.selftest and not index),
-                                     env, GATE_REPORTS / f"kernel-{kernel}.log")
-                      for index, kernel in enumerate(others)}
+            print(f"iiptran: gate: kernel {first}'s failover labs are done; beside the rest of its pool now: "
+                  + ", then ".join(f"{what} ({log})" for what, _, log in chain), flush=True)
+            beside.start()
         codes["pool"] = pool.wait()
-        if plan.selftest and not others:
+        if plan.selftest and native:
             print("iiptran: gate: the clean-up self-test (tests/kernel)", flush=True)
-            codes["selftest"] = subprocess.call(_selftest_argv(runner), env=env, cwd=PROJECT)
-        for index, (kernel, (process, log)) in enumerate(beside.items()):
-            what = f"kernel {kernel}" + (" and the self-test" if plan.selftest and not index else "")
-            codes[what] = process.wait()
-            print(f"iiptran: gate: {what} ({log}):\n" + "\n".join(log.read_text().splitlines()[-12:]))
+            codes["the self-test"] = subprocess.call(_selftest_argv(runner), env=env, cwd=PROJECT)
+        codes.update(beside.wait())
     except KeyboardInterrupt:
-        for process, _ in beside.values():      # their own sessions: each tears its labs and guest down
-            process.send_signal(signal.SIGINT)
-        for process in [pool, *(process for process, _ in beside.values())]:
-            process.wait()
+        beside.interrupt()
+        pool.wait()
         raise
     from testbed.gate_judge import judge_all
     ok = judge_all(stages, skipped) and not any(codes.values())
     print("gate: " + ("every stage passed" if ok else "failed: " + ", ".join(
         [name for name, code in codes.items() if code] or ["see the stages above"])))
     return 0 if ok else 1
+
+
+class _Beside:
+    """Commands run one after another, beside the pool, each with its log."""
+
+    def __init__(self, chain: list[tuple[str, list[str], Path]], env: dict):
+        self.chain, self.env = chain, env
+        self.codes: dict[str, int] = {}
+        self.current: subprocess.Popen | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        for what, argv, log in self.chain:
+            if self.stopped:
+                return
+            self.current, _ = _start(argv, self.env, log)
+            self.codes[what] = self.current.wait()
+
+    def wait(self) -> dict[str, int]:
+        while self.thread.is_alive():          # joined in slices: Ctrl-C stays deliverable
+            self.thread.join(timeout=0.5)
+        for what, _, log in self.chain:
+            if what in self.codes:
+                print(f"iiptran: gate: {what} ({log}):\n" + "\n".join(log.read_text().splitlines()[-12:]))
+        return self.codes
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the command going on tears its labs and guest down (its own session); none follows."""
+        self.stopped = True
+        if self.current is not None and self.current.poll() is None:
+            self.current.send_signal(signal.SIGINT)
+            self.current.wait()
 
 
 def _start(argv: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, Path]:

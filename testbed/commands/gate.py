@@ -10,7 +10,6 @@ from testbed.commands import Command
 def arguments(p) -> None:
     p.add_argument("plan", nargs="?", type=Path, help="the plan (default conformance/gate.yaml)")
     p.add_argument("--inner", metavar="SERIES", help=argparse.SUPPRESS)   # one kernel series' pool, where it runs
-    p.add_argument("--selftest", action="store_true", help=argparse.SUPPRESS)   # then the self-test, there
 
 
 def _plan(args) -> Path:
@@ -38,7 +37,7 @@ def host(args, native: bool) -> int:
 
 def run(args) -> int:
     from testbed.gate import run_inner
-    return run_inner(_plan(args), args.inner, args.selftest)
+    return run_inner(_plan(args), args.inner)
 
 
 COMMAND = Command("gate", "everything make test judges, as one plan (conformance/gate.yaml): the mode and "
