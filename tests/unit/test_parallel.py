@@ -67,6 +67,25 @@ def test_a_heavy_run_takes_two_of_three_places():
     assert taken[0][1] is b and places.take()[1] is c
 
 
+def test_no_run_goes_past_a_waiting_two_place_run():
+    """Otherwise each freed place goes to a one-place run and the two-place
+    run waits to the end of the pool."""
+    from testbed.batch import Run, _Places
+    first, second, a, b = (Run(t, "fig6", t, Path("/tmp") / t, weight=w) for t, w in
+                           (("first", 2), ("second", 2), ("a", 1), ("b", 1)))
+    places = _Places([first, a, second, b], 3)
+    assert places.take()[1] is first and places.take()[1] is a
+    taken = []
+    waiter = threading.Thread(target=lambda: taken.append(places.take()))
+    waiter.start()
+    places.keep_one(first)                        # one place free: second needs two, b must not take it
+    waiter.join(0.2)
+    assert waiter.is_alive() and not taken
+    places.give_back(a)
+    waiter.join(2)
+    assert taken[0][1] is second
+
+
 def test_two_place_runs_go_first_then_longest_first():
     """Behind one-place runs, a two-place run starves until the pool's end
     (two of three places are always taken when one frees)."""
