@@ -157,7 +157,7 @@ def test_inner_datagram_with_ttl_zero_is_discarded_by_the_decapsulator(lab, repo
         sa, _ = send_forged(lab, previous, dst, _echo(lab, previous, dst, marker, ttl=0))
         cap.await_packets(lambda p: IP in p and marker in bytes(p), 1)
     delivered = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"] - echoes
-    resync(lab, previous, dst, 1)
+    resync(lab, previous, dst)
     arrived = [p for p in cap.packets if IP in p and marker in bytes(p)]
     events.note(dst, f"an inner TTL-0 echo request under SA 0x{sa.spi:08x} from {previous}",
                 [f"decapsulated on {tunnel.device}: {len(arrived)}", f"delivered to ICMP: {delivered}"])

@@ -62,7 +62,7 @@ def _forward(lab, report_dir, hop: Hop, tag: str, datagrams: dict[str, IP]) -> d
         arrival.await_packets(lambda p: ICMP in p and any(m.encode() in bytes(p) for m in datagrams), len(datagrams))
     after = inspect.snmp_counters(lab.runtime, hop.router) | inspect.snmp_counters(lab.runtime, hop.router,
                                                                                    "netstat")
-    resync(lab, hop.sender, hop.router, len(datagrams))
+    resync(lab, hop.sender, hop.router)
     tunnelled = tunnel_errors.Tunnelled(lab.plan.nodes[hop.router].base_address,
                                         lab.plan.nodes[hop.onward].base_address, lab.decrypt)
     found = {}

@@ -37,7 +37,7 @@ def test_esp_of_one_link_with_another_endpoints_source_is_dropped(lab):
     sa, router = send_forged(lab, p, hub.name, inner, outer_src=q_base, count=SENT)
     after = inspect.xfrm_stats(lab.runtime, hub.name)
     delivered = inspect.snmp_counters(lab.runtime, hub.name)["Icmp.InEchos"] - echoes
-    resync(lab, p, hub.name, SENT)
+    resync(lab, p, hub.name)
     moved = {k: after[k] - xfrm_before.get(k, 0) for k in after if after[k] != xfrm_before.get(k, 0)}
     events.note(hub.name, f"ESP under {p}'s SA 0x{sa.spi:08x} with {q}'s outer source {q_base}, sent from {router}",
                 [f"{SENT} sent; echo requests delivered {delivered}", f"xfrm counters that moved: {moved}"])

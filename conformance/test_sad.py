@@ -103,7 +103,7 @@ def _other_protocol_under(lab, sa) -> Fact:
     used, _ = send_forged(lab, sender, receiver, payload=ICMP(type=8, id=0x5e1) / Raw(marker))
     delivered = inspect.snmp_counters(lab.runtime, receiver)["Icmp.InEchos"] - echoes
     after = inspect.xfrm_stats(lab.runtime, receiver)
-    resync(lab, sender, receiver, 1)
+    resync(lab, sender, receiver)
     moved = {k: after[k] - xfrm_before.get(k, 0) for k in after if after[k] != xfrm_before.get(k, 0)}
     # The SA's own check refuses a packet its selector does not cover
     # (XfrmInStateMismatch); whatever happens to it after (a policy, the

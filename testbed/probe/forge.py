@@ -8,7 +8,7 @@ the sender has not used yet: ahead of the last one either kernel showed by
 a margin that the sender's ongoing traffic (hellos) cannot close while
 the packet is built, yet within the replay window, so the sender's own
 packets in between stay acceptable. `resync` then moves the sender past
-the numbers the forged packets took.
+the numbers the forged packets took, as both kernels show them.
 
 Under emulation the sender's traffic (BFD every 200 ms) can still overtake
 the margin before the packets leave; the receiver then drops them as
@@ -41,7 +41,10 @@ def current_sa(lab, sender: str, receiver: str) -> tuple[KernelSA, int]:
     if not shared:
         raise PreconditionFailed(f"{sender} and {receiver} hold no common SA {src}->{dst}: nothing to forge with")
     spi = max(shared, key=lambda s: sending[s].oseq)
-    return sending[spi], max(sending[spi].oseq, receiving[spi].seq) + AHEAD
+    # Ahead of the sender, not of the receiver: after an earlier forged
+    # packet the receiver is already ahead, and skipping from there would
+    # push the sender's own packets out of the window.
+    return sending[spi], max(sending[spi].oseq + AHEAD, receiving[spi].seq + 1)
 
 
 def forge(lab, sender: str, receiver: str, inner: IP | None = None, outer_src: str | None = None,
@@ -87,10 +90,29 @@ def send_forged(lab, sender: str, receiver: str, inner: IP | None = None, outer_
                          f"{sender}'s own traffic overtook the {AHEAD} sequence numbers skipped each time")
 
 
-def resync(lab, sender: str, receiver: str, used: int) -> None:
+def _behind(lab, sender: str, receiver: str) -> int:
+    """How many sequence numbers the sender's outbound SA to the receiver is
+    behind what the receiver has seen (its packets up to there are replays)."""
+    src, dst = lab.plan.nodes[sender].base_address, lab.plan.nodes[receiver].base_address
+    # The receiver first: the sender's traffic (hellos, BFD) goes on while
+    # the kernels are read, and read the other way round it would look behind.
+    received = lab.kernel_sad(receiver).between(src, dst)
+    sending = {sa.spi: sa for sa in lab.kernel_sad(sender).between(src, dst)}
+    return max([sa.seq - sending[sa.spi].oseq for sa in received if sa.spi in sending] or [0])
+
+
+def resync(lab, sender: str, receiver: str) -> None:
     """Move the sender's outbound sequence past the numbers forged packets
-    took (those of its packets the receiver now drops as replays): traffic
+    took (those of its packets the receiver would drop as replays), as read
+    from both kernels, so the next check finds the link as it was: traffic
     between the two nodes' VN-local networks, which every datapath carries
     over the link (a tunnel's own VN addresses exist only with interfaces)."""
-    ping(lab.runtime, sender, lab.plan.nodes[receiver].lan_address, count=AHEAD + used + 2, interval=0.02,
-         timeout=1, source=lab.plan.nodes[sender].lan_address)
+    for _ in range(ATTEMPTS):
+        behind = _behind(lab, sender, receiver)
+        if behind <= 0:
+            return
+        ping(lab.runtime, sender, lab.plan.nodes[receiver].lan_address, count=behind + 2, interval=0.02,
+             timeout=1, source=lab.plan.nodes[sender].lan_address)
+    if (behind := _behind(lab, sender, receiver)) > 0:
+        raise PreconditionFailed(f"{sender}'s SA to {receiver} is still {behind} sequence numbers behind what "
+                                 f"{receiver} has seen after forged packets: its traffic is dropped as replays")
