@@ -18,10 +18,6 @@ from testbed.probe.traffic import ping
 from testbed.runtime.netlink import rtnl
 
 NARROW_BASE_MTU = 1400
-# ESP without padding: SPI + sequence (8), IV, pad length + next header (2),
-# ICV; then padding to the cipher's block (4 for GCM, 16 for CBC).
-ESP_OVERHEAD = {"rfc4106-gcm-aes": (8 + 8 + 2 + 16, 4), "cbc-aes-hmac-sha256": (8 + 16 + 2 + 16, 16),
-                "cbc-aes": (8 + 16 + 2, 16)}
 OUTER_HEADER = 20
 FRAG_NEEDED = re.compile(r"From (\S+) icmp_seq=\d+ Frag needed and DF set \(mtu = (\d+)\)")
 
@@ -115,9 +111,10 @@ def test_too_big_packet_gets_fragmentation_needed_back_to_the_sender(lab, report
         assert sender in _router_addresses(lab, router.name), (
             f"Fragmentation Needed came from {sender}, not from the encapsulator {router.name}")
         outbound = lab.kernel_sad(router.name).between(router.base_address, onward.base_address)
-        guard(outbound and outbound[0].algorithm in ESP_OVERHEAD,
-              f"{router.name} holds no SA to {onward.name} of a known algorithm: {outbound}")
-        fixed, block = ESP_OVERHEAD[outbound[0].algorithm]
+        # ESP without padding (SPI, sequence, IV, pad length, next header, ICV), then the cipher's padding.
+        overhead = outbound[0].as_sa().esp_overhead if outbound else None
+        guard(overhead, f"{router.name} holds no SA to {onward.name} of a cipher whose ESP layout is known: {outbound}")
+        fixed, block = overhead
         most = NARROW_BASE_MTU - OUTER_HEADER - fixed
         assert most - (block - 1) <= mtu <= most, (
             f"announced MTU {mtu}; the base link's {NARROW_BASE_MTU} less the outer header ({OUTER_HEADER}) and "

@@ -14,28 +14,32 @@ import subprocess
 
 from testbed.errors import TestbedError
 from testbed.runtime.base import Runtime
-from testbed.sa import IPPROTO_IPIP, SecurityAssociation  # noqa: F401  (the datapath's names for them)
+from testbed.sa import IPPROTO_IPIP, SUITES, SecurityAssociation  # noqa: F401  (the datapath's names for them)
 from testbed.topology.plan import TunnelEnd
-# The suites the testbed can install by hand (cbc-aes only as a fault: no integrity).
-ALGORITHMS = ("rfc4106-gcm-aes", "cbc-aes-hmac-sha256", "cbc-aes")
+# The suites the testbed can install by hand (testbed/sa.py; some only as a fault).
+ALGORITHMS = tuple(SUITES)
 # Anti-replay (RFC 4303 3.4.3): iproute2's default window is 0, which turns
 # the check off; 32 is the RFC's minimum.
 REPLAY_WINDOW = 32
 
 
 def new_sa(src: str, dst: str, reqid: int, algorithm: str, link: str, mode: str = "transport",
-           if_id: int = 0) -> SecurityAssociation:
+           if_id: int = 0, icv_bits: int = 0) -> SecurityAssociation:
+    """Fresh random SPI and keys of the suite's lengths (`icv_bits`: another
+    ICV length than the suite's, a fault)."""
+    suite = SUITES[algorithm]
     spi = 0x1000 + secrets.randbelow(0xEFFFF000)
-    auth_key = secrets.token_hex(32) if algorithm == "cbc-aes-hmac-sha256" else ""
-    key = secrets.token_hex(20 if algorithm == "rfc4106-gcm-aes" else 16)
-    return SecurityAssociation(src, dst, spi, reqid, algorithm, key, auth_key, link, mode, if_id)
+    auth_key = secrets.token_hex(suite.auth_key_octets) if suite.auth_key_octets else ""
+    return SecurityAssociation(src, dst, spi, reqid, algorithm, secrets.token_hex(suite.key_octets), auth_key, link,
+                               mode, if_id, icv_bits)
 
 
 def link_sas(tunnel: TunnelEnd, reqid: int, mode: str = "transport",
-             if_id: int = 0) -> tuple[SecurityAssociation, SecurityAssociation]:
+             if_id: int = 0, icv_bits: int = 0) -> tuple[SecurityAssociation, SecurityAssociation]:
     """The two SAs of one virtual link, seen from `tunnel`'s end: (out, in)."""
-    out = new_sa(tunnel.local_base, tunnel.remote_base, reqid, tunnel.algorithm, tunnel.label, mode, if_id)
-    back = new_sa(tunnel.remote_base, tunnel.local_base, reqid + 1, tunnel.algorithm, tunnel.label, mode, if_id)
+    out = new_sa(tunnel.local_base, tunnel.remote_base, reqid, tunnel.algorithm, tunnel.label, mode, if_id, icv_bits)
+    back = new_sa(tunnel.remote_base, tunnel.local_base, reqid + 1, tunnel.algorithm, tunnel.label, mode, if_id,
+                  icv_bits)
     return out, back
 
 
@@ -81,16 +85,29 @@ def xfrm_batch(local: str, remote: str, out: SecurityAssociation, back: Security
 SHUNT_PRIORITY = 1000000      # below any IPsec policy's precedence (a lower number wins)
 
 
-def block_shunts(local: str, remote: str) -> list[str]:
-    """`ip -batch` lines blocking everything between two endpoints in both
+# The shunt's own mark (value 0, every bit compared): it matches every
+# unmarked packet as a policy without a mark does, yet it is another policy
+# to the kernel (selector, direction and mark make a policy's identity), so
+# an IKE daemon installing its IPIP policy over the same selector (mark 0/0)
+# neither replaces the shunt nor takes it away with its own.
+SHUNT_MARK = "mark 0 mask 0xffffffff"
+
+
+def block_shunts(local: str, remote: str, everything: bool = False) -> list[str]:
+    """`ip -batch` lines blocking IPIP between two endpoints in both
     directions at the lowest precedence: whenever no IPsec policy of the link
     is in force (an IKE daemon renegotiating, or failing), the link fails
-    closed. The selector names no protocol on purpose: Linux keeps one policy
-    per selector, and an IKE daemon installing its IPIP policy over the same
-    selector would replace the shunt (and take it away with its own). The
-    daemon's IKE packets pass by its sockets' own bypass policies."""
-    return [f"xfrm policy update src {local}/32 dst {remote}/32 dir out action block priority {SHUNT_PRIORITY}",
-            f"xfrm policy update src {remote}/32 dst {local}/32 dir in action block priority {SHUNT_PRIORITY}"]
+    closed, and the base network's own traffic between the two hosts flows
+    on (RFC 3884 3: IIPtran "only adds IPsec protection to secure virtual
+    links"). The daemon's IKE packets pass by its sockets' own bypass
+    policies. `everything`: all traffic between them blocked (a fault)."""
+    if everything:
+        return [f"xfrm policy update src {local}/32 dst {remote}/32 dir out action block priority {SHUNT_PRIORITY}",
+                f"xfrm policy update src {remote}/32 dst {local}/32 dir in action block priority {SHUNT_PRIORITY}"]
+    return [f"xfrm policy update {ipip_selector(local, remote)} dir out action block priority {SHUNT_PRIORITY} "
+            f"{SHUNT_MARK}",
+            f"xfrm policy update {ipip_selector(remote, local)} dir in action block priority {SHUNT_PRIORITY} "
+            f"{SHUNT_MARK}"]
 
 
 def host_to_host_batch(local: str, remote: str, out: SecurityAssociation, back: SecurityAssociation) -> list[str]:

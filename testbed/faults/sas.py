@@ -17,12 +17,12 @@ def _reinstall(lab, node, tunnel, out, back, new_out, new_back, bound: bool = Tr
     ipsec.apply_batch(lab.runtime, node, ipsec.removal(installed) + fresh)
 
 
-def rekey_link(lab, node: str, peer: str, algorithm: str | None = None) -> str:
-    """New SPIs and keys (and optionally another algorithm) on both ends of one link."""
+def rekey_link(lab, node: str, peer: str, algorithm: str | None = None, icv_bits: int = 0) -> str:
+    """New SPIs and keys (and optionally another algorithm, or ICV length) on both ends of one link."""
     out, back = lab.link_sas(node, peer)
     tunnel = lab.plan.nodes[node].tunnel_to(peer)
     chosen = algorithm or out.algorithm
-    new_out, new_back = ipsec.link_sas(replace(tunnel, algorithm=chosen), out.reqid)
+    new_out, new_back = ipsec.link_sas(replace(tunnel, algorithm=chosen), out.reqid, icv_bits=icv_bits)
     _reinstall(lab, node, tunnel, out, back, new_out, new_back)
     _reinstall(lab, peer, lab.plan.nodes[peer].tunnel_to(node), back, out, new_back, new_out)
     lab.keying.of(ManualKeying.name).replace((out, back), (new_out, new_back))
@@ -70,6 +70,20 @@ def sa_no_auth(lab) -> str:
     return rekey_link(lab, node, peer, algorithm="cbc-aes") + ": AES-CBC without authentication"
 
 
+def sa_3des_md5(lab) -> str:
+    """One link re-keyed by hand with 3DES-CBC and HMAC-MD5-96 (RFC 8221:
+    SHOULD NOT and MUST NOT): it works, and the wire looks as it should."""
+    node, peer = last_link(lab)
+    return rekey_link(lab, node, peer, algorithm="cbc-3des-hmac-md5") + ": 3DES-CBC with HMAC-MD5-96"
+
+
+def sa_gcm_icv8(lab) -> str:
+    """One link re-keyed by hand with AES-GCM and an 8-octet ICV (RFC 4106
+    allows it; RFC 8221 asks for the 16-octet one)."""
+    node, peer = last_link(lab)
+    return rekey_link(lab, node, peer, algorithm="rfc4106-gcm-aes", icv_bits=64) + ": AES-GCM with a 64-bit ICV"
+
+
 def sa_unbound(lab) -> str:
     """SAs without selectors and policy templates that accept any reqid: an
     SA is no longer bound to its link (RFC 3884 4.2.3). The SAs take reqid 0
@@ -85,5 +99,7 @@ FAULTS = [
     Fault("sa-tunnel-mode", sa_tunnel_mode),
     Fault("no-replay-window", no_replay_window),
     Fault("sa-no-auth", sa_no_auth),
+    Fault("sa-3des-md5", sa_3des_md5),
+    Fault("sa-gcm-icv8", sa_gcm_icv8),
     Fault("sa-unbound", sa_unbound),
 ]

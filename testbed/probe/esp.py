@@ -1,11 +1,15 @@
-"""Decrypt captured ESP with SA keys read from the nodes' kernels (scapy's IPsec implementation)."""
+"""Decrypt captured ESP with SA keys read from the nodes' kernels, by the
+kernel's algorithm names and ICV length (the `cryptography` library); forge
+ESP with them (scapy's IPsec). An algorithm the suite has no decryption for
+raises UnknownAlgorithm, which names it."""
 from __future__ import annotations
 
 from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP, SecurityAssociation as ScapySA
 from scapy.packet import Raw
@@ -29,20 +33,59 @@ def is_ike(packet) -> bool:
 
 
 class UnknownAlgorithm(ValueError):
-    pass
+    """An SA whose algorithm the suite cannot decrypt (or forge) with."""
+
+
+# scapy's names: cipher (kernel name) and integrity (kernel name, ICV bits).
+SCAPY_CIPHERS = {"rfc4106(gcm(aes))": "AES-GCM", "cbc(aes)": "AES-CBC", "cbc(des3_ede)": "3DES",
+                 "rfc7539esp(chacha20,poly1305)": "CHACHA20-POLY1305", "ecb(cipher_null)": "NULL"}
+SCAPY_INTEGRITY = {("hmac(sha256)", 128): "SHA2-256-128", ("hmac(sha384)", 192): "SHA2-384-192",
+                   ("hmac(sha512)", 256): "SHA2-512-256", ("hmac(sha1)", 96): "HMAC-SHA1-96",
+                   ("hmac(md5)", 96): "HMAC-MD5-96", ("", 0): "NULL"}
+# Decryption straight from the bytes: the HMACs and block ciphers.
+HASHES = {"hmac(md5)": hashes.MD5, "hmac(sha1)": hashes.SHA1, "hmac(sha256)": hashes.SHA256,
+          "hmac(sha384)": hashes.SHA384, "hmac(sha512)": hashes.SHA512}
+BLOCK_CIPHERS = {"cbc(aes)": (algorithms.AES, 16), "cbc(des3_ede)": (TripleDES, 8)}
+
+
+def cannot(sa: SecurityAssociation, what: str) -> UnknownAlgorithm:
+    return UnknownAlgorithm(f"SA 0x{sa.spi:08x} {sa.src}->{sa.dst}: the suite cannot {what} "
+                            f"{sa.encryption}{' + ' + sa.integrity if sa.integrity else ''} "
+                            f"(ICV {sa.icv} bits)")
 
 
 def scapy_sa(sa: SecurityAssociation) -> ScapySA:
-    if sa.algorithm == "rfc4106-gcm-aes":
-        # scapy takes the RFC 4106 salt as the key's last 4 bytes, as the kernel does.
-        return ScapySA(ESP, spi=sa.spi, crypt_algo="AES-GCM", crypt_key=bytes.fromhex(sa.key),
-                       crypt_icv_size=16)
-    if sa.algorithm == "cbc-aes-hmac-sha256":
-        return ScapySA(ESP, spi=sa.spi, crypt_algo="AES-CBC", crypt_key=bytes.fromhex(sa.key),
-                       auth_algo="SHA2-256-128", auth_key=bytes.fromhex(sa.auth_key))
-    if sa.algorithm == "cbc-aes":      # no integrity at all (a broken configuration the suite must catch)
-        return ScapySA(ESP, spi=sa.spi, crypt_algo="AES-CBC", crypt_key=bytes.fromhex(sa.key))
-    raise UnknownAlgorithm(f"SA 0x{sa.spi:08x} {sa.src}->{sa.dst}: no decryption for algorithm {sa.algorithm}")
+    """scapy's SA for forging ESP with a kernel SA's keys."""
+    cipher = SCAPY_CIPHERS.get(sa.encryption)
+    integrity = "NULL" if sa.aead else SCAPY_INTEGRITY.get((sa.integrity, sa.icv if sa.integrity else 0))
+    if cipher is None or integrity is None:
+        raise cannot(sa, "forge ESP with")
+    extra = {"crypt_icv_size": sa.icv // 8} if sa.aead else {}
+    if not sa.aead and sa.integrity:
+        extra.update(auth_key=bytes.fromhex(sa.auth_key))
+    return ScapySA(ESP, spi=sa.spi, crypt_algo=cipher, crypt_key=bytes.fromhex(sa.key), auth_algo=integrity,
+                   **extra)
+
+
+def encrypt(sa: SecurityAssociation, packet: IP, seq_num: int) -> IP:
+    """The transport-mode ESP packet an SA makes of `packet` (its IP header
+    kept, what it carries protected). AES-GCM by hand, whatever its ICV
+    (scapy's always has 16 octets); anything else through scapy."""
+    if sa.encryption != "rfc4106(gcm(aes))" or sa.mode != "transport":
+        return scapy_sa(sa).encrypt(packet, seq_num=seq_num)
+    header, carried = packet.copy(), bytes(packet.payload)
+    next_header = header.proto
+    header.remove_payload()
+    padding = (-(len(carried) + 2)) % 4
+    plain = carried + bytes(range(1, padding + 1)) + bytes([padding, next_header])
+    key, icv = bytes.fromhex(sa.key), sa.icv // 8
+    spi_seq, iv = sa.spi.to_bytes(4, "big") + seq_num.to_bytes(4, "big"), seq_num.to_bytes(8, "big")
+    sealing = Cipher(algorithms.AES(key[:-4]), modes.GCM(key[-4:] + iv)).encryptor()
+    sealing.authenticate_additional_data(spi_seq)
+    sealed = sealing.update(plain) + sealing.finalize()
+    header.proto = IPPROTO_ESP
+    del header.len, header.chksum
+    return IP(bytes(header / Raw(spi_seq + iv + sealed + sealing.tag[:icv])))
 
 
 class Decrypted:
@@ -77,28 +120,35 @@ class Decrypted:
 
 def _open(sa: SecurityAssociation, esp: bytes) -> tuple[int, bytes]:
     """(next header, payload) of an ESP packet (from its SPI on), or an
-    exception when its keys do not verify. AES-GCM (RFC 4106) and AES-CBC
-    with HMAC-SHA-256-128 straight from the bytes; anything else through
-    scapy's IPsec."""
-    spi_seq = esp[:8]
-    if sa.algorithm == "rfc4106-gcm-aes":
-        key = bytes.fromhex(sa.key)
-        iv, sealed = esp[8:16], esp[16:]
-        plain = AESGCM(key[:-4]).decrypt(key[-4:] + iv, sealed, spi_seq)
-    elif sa.algorithm in ("cbc-aes-hmac-sha256", "cbc-aes"):
+    exception when its keys do not verify, or UnknownAlgorithm."""
+    spi_seq, icv = esp[:8], sa.icv // 8
+    key = bytes.fromhex(sa.key)
+    if sa.encryption == "rfc4106(gcm(aes))":
+        iv, sealed, tag = esp[8:16], esp[16:len(esp) - icv], esp[len(esp) - icv:]
+        opened = Cipher(algorithms.AES(key[:-4]), modes.GCM(key[-4:] + iv, tag, min_tag_length=icv)).decryptor()
+        opened.authenticate_additional_data(spi_seq)
+        plain = opened.update(sealed) + opened.finalize()
+    elif sa.encryption == "rfc7539esp(chacha20,poly1305)" and icv == 16:
+        plain = ChaCha20Poly1305(key[:-4]).decrypt(key[-4:] + esp[8:16], esp[16:], spi_seq)
+    elif sa.encryption in BLOCK_CIPHERS or sa.encryption == "ecb(cipher_null)":
         body = esp
-        if sa.algorithm == "cbc-aes-hmac-sha256":
-            body, icv = esp[:-16], esp[-16:]
-            mac = hmac.HMAC(bytes.fromhex(sa.auth_key), hashes.SHA256())
+        if sa.integrity:
+            if sa.integrity not in HASHES:
+                raise cannot(sa, "check the integrity of")
+            body, received = esp[:len(esp) - icv], esp[len(esp) - icv:]
+            mac = hmac.HMAC(bytes.fromhex(sa.auth_key), HASHES[sa.integrity]())
             mac.update(body)
-            if mac.finalize()[:16] != icv:
+            if mac.finalize()[:icv] != received:
                 raise ValueError("the ICV does not verify")
-        iv, sealed = body[8:24], body[24:]
-        decryptor = Cipher(algorithms.AES(bytes.fromhex(sa.key)), modes.CBC(iv)).decryptor()
-        plain = decryptor.update(sealed) + decryptor.finalize()
+        if sa.encryption == "ecb(cipher_null)":
+            plain = body[8:]
+        else:
+            cipher, block = BLOCK_CIPHERS[sa.encryption]
+            iv, sealed = body[8:8 + block], body[8 + block:]
+            opened = Cipher(cipher(key), modes.CBC(iv)).decryptor()
+            plain = opened.update(sealed) + opened.finalize()
     else:
-        scapy_sa(sa)          # names an algorithm it cannot decrypt
-        raise UnknownAlgorithm(f"SA 0x{sa.spi:08x}: {sa.algorithm}")
+        raise cannot(sa, "decrypt")
     pad_length, next_header = plain[-2], plain[-1]
     if pad_length + 2 > len(plain):
         raise ValueError(f"padding of {pad_length} octets in a payload of {len(plain)}")

@@ -22,7 +22,7 @@ from scapy.packet import Raw
 from testbed import expect
 from testbed.errors import PreconditionFailed
 from testbed.probe.capture import Capture, MultiCapture
-from testbed.probe.esp import IPPROTO_ESP, Decrypted
+from testbed.probe.esp import IPPROTO_ESP, Decrypted, UnknownAlgorithm
 from testbed.probe.traffic import ping
 
 TOS = 0xB8          # DSCP EF: a value no default would produce
@@ -94,6 +94,11 @@ def access_capture(lab, report_dir: Path, node: str, tag: str, bpf: str = "esp")
                    report_dir / f"{tag}-{veth.peer_node}-{veth.peer_device}.pcap", bpf)
 
 
+class Undecryptable(str):
+    """Why a packet was not decrypted: its SA's algorithm is one the suite
+    has no decryption for (not keys that failed to verify)."""
+
+
 def decrypt_all(packets: list, decrypt) -> dict[int, Decrypted | str | None]:
     """Every ESP packet's plaintext (None: no SA matches; a string: why the
     keys did not verify). A packet captured at several points (sender's
@@ -110,6 +115,8 @@ def decrypt_all(packets: list, decrypt) -> dict[int, Decrypted | str | None]:
                 continue
             try:
                 found[id(packet)] = seen[key] = decrypt(packet)
+            except UnknownAlgorithm as exc:
+                found[id(packet)] = seen[key] = Undecryptable(str(exc))
             except Exception as exc:      # scapy raises several types when an ICV does not verify
                 found[id(packet)] = seen[key] = f"{type(exc).__name__}: {exc}"
     return found
@@ -135,4 +142,9 @@ def capture_flow(lab, report_dir: Path, name: str, src: str, dst: str) -> FlowTr
     traffic = FlowTraffic(name, src, dst, path, marker, [p for c in base for p in c.packets],
                           {node: cap.packets for node, cap in access.items()})
     traffic.decrypted = decrypt_all(traffic.everywhere, lab.decrypt)
+    unknown = sorted({why for why in traffic.decrypted.values() if isinstance(why, Undecryptable)})
+    if unknown:
+        raise PreconditionFailed(f"the flow's ESP uses an algorithm the suite cannot decrypt, so what it carried "
+                                 f"cannot be judged: {unknown[0]}" + (f" (and {len(unknown) - 1} more)"
+                                                                      if len(unknown) > 1 else ""))
     return traffic

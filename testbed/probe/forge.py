@@ -21,7 +21,7 @@ from scapy.layers.inet import IP
 
 from testbed.errors import PreconditionFailed
 from testbed.probe import inspect
-from testbed.probe.esp import scapy_sa
+from testbed.probe.esp import encrypt
 from testbed.probe.inject import send_raw_ip
 from testbed.probe.traffic import ping
 from testbed.probe.xfrm import KernelSA
@@ -58,7 +58,7 @@ def forge(lab, sender: str, receiver: str, inner: IP | None = None, outer_src: s
     for i in range(count):
         carried = IP(src=sa.src, dst=sa.dst, ttl=64) / payload if payload is not None else \
             IP(src=sa.src, dst=sa.dst, proto=4, ttl=64) / inner
-        esp = scapy_sa(sa.as_sa()).encrypt(carried, seq_num=seq + i)
+        esp = encrypt(sa.as_sa(), carried, seq + i)
         outer = IP(bytes(esp))
         if outer_src:
             outer.src = outer_src

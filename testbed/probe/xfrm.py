@@ -15,17 +15,14 @@ import threading
 from dataclasses import dataclass, field
 
 from testbed import events
-from testbed.sa import SecurityAssociation
+from testbed.sa import SecurityAssociation, suite_name
 from testbed.errors import TestbedError
 from testbed.parallel import parallel
 from testbed.runtime.base import Runtime
 
 ANY = 0
 
-# Kernel algorithm names -> the topology's names for the suites the lab uses.
-SUITES = {("rfc4106(gcm(aes))", ""): "rfc4106-gcm-aes", ("cbc(aes)", "hmac(sha256)"): "cbc-aes-hmac-sha256",
-          ("cbc(aes)", ""): "cbc-aes"}
-
+INFINITE = 0          # a lifetime limit the kernel prints as (INF), or 0 seconds: none
 
 _PROTOCOLS: dict[str, int] = {}
 _PROTOCOLS_LOCK = threading.Lock()
@@ -71,6 +68,10 @@ class KernelSA:
     integrity: str = ""   # hmac(sha256) ... (empty for an AEAD, or for none at all)
     auth_key: str = ""
     aead: bool = False
+    key_bits: int = 0     # as the kernel prints it (an RFC 4106 key includes its 32-bit salt)
+    auth_key_bits: int = 0
+    icv_bits: int = 0     # the AEAD's ICV or the integrity algorithm's truncation
+    lifetime: "Lifetime" = None
     selector: Selector = Selector("0.0.0.0/0", "0.0.0.0/0")
     if_id: int = 0
     packets: int = 0
@@ -80,9 +81,8 @@ class KernelSA:
 
     @property
     def algorithm(self) -> str:
-        """The topology's name for the suite, or the kernel's names."""
-        return SUITES.get((self.encryption, self.integrity),
-                          "+".join(p for p in (self.encryption, self.integrity) if p) or "none")
+        """The testbed's name for the suite, or the kernel's names."""
+        return suite_name(self.encryption, self.integrity)
 
     @property
     def authenticated(self) -> bool:
@@ -99,7 +99,39 @@ class KernelSA:
 
     def as_sa(self, link: str = "") -> SecurityAssociation:
         return SecurityAssociation(self.src, self.dst, self.spi, self.reqid, self.algorithm, self.key,
-                                   self.auth_key, link, self.mode, self.if_id)
+                                   self.auth_key, link, self.mode, self.if_id, self.icv_bits)
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """An SA's configured limits (`lifetime config`): seconds since it was
+    added or first used, bytes, packets; INFINITE where there is none. The
+    soft limit is when its keying daemon starts a rekey, the hard one when
+    the kernel deletes it."""
+    soft_add_s: int = INFINITE
+    hard_add_s: int = INFINITE
+    soft_use_s: int = INFINITE
+    hard_use_s: int = INFINITE
+    soft_bytes: int = INFINITE
+    hard_bytes: int = INFINITE
+    soft_packets: int = INFINITE
+    hard_packets: int = INFINITE
+
+    @property
+    def limits(self) -> dict[str, tuple[int, int]]:
+        """(soft, hard) per kind, finite limits only in either."""
+        pairs = {"seconds since added": (self.soft_add_s, self.hard_add_s),
+                 "seconds since first used": (self.soft_use_s, self.hard_use_s),
+                 "bytes": (self.soft_bytes, self.hard_bytes), "packets": (self.soft_packets, self.hard_packets)}
+        return {kind: pair for kind, pair in pairs.items() if pair != (INFINITE, INFINITE)}
+
+    def describe(self) -> str:
+        return ", ".join(f"{kind}: soft {_limit(soft)}, hard {_limit(hard)}"
+                         for kind, (soft, hard) in self.limits.items()) or "no limit at all"
+
+
+def _limit(value: int) -> str:
+    return "none" if value == INFINITE else str(value)
 
 
 @dataclass(frozen=True)
@@ -175,6 +207,7 @@ def parse_states(text: str) -> list[KernelSA]:
     for block in _blocks(text):
         head = block[0].split()
         fields: dict = {"src": _after(head, "src"), "dst": _after(head, "dst")}
+        limits: dict[str, int] = {}
         for line in block[1:]:
             words = line.split()
             first = words[0].rstrip(":")
@@ -186,11 +219,16 @@ def parse_states(text: str) -> list[KernelSA]:
             elif first == "replay_window":          # the ESN context line
                 fields["replay_window"] = max(fields.get("replay_window", 0), int(words[1].rstrip(",")))
             elif first == "aead":
-                fields.update(encryption=words[1], key=words[2].removeprefix("0x"), aead=True)
+                fields.update(encryption=words[1], key=words[2].removeprefix("0x"), aead=True,
+                              key_bits=_key_bits(words), icv_bits=int(words[-1]))
             elif first == "enc":
-                fields.update(encryption=words[1], key=words[2].removeprefix("0x"))
+                fields.update(encryption=words[1], key=words[2].removeprefix("0x"), key_bits=_key_bits(words))
             elif first in ("auth", "auth-trunc"):
-                fields.update(integrity=words[1], auth_key=words[2].removeprefix("0x"))
+                fields.update(integrity=words[1], auth_key=words[2].removeprefix("0x"), auth_key_bits=_key_bits(words))
+                if first == "auth-trunc":
+                    fields["icv_bits"] = int(words[-1])
+            elif first == "limit" or (first == "expire" and len(words) > 1):
+                limits.update(_lifetime_limits(words))
             elif first == "sel":
                 fields["selector"] = _selector(words)
             elif first == "if_id":
@@ -204,7 +242,29 @@ def parse_states(text: str) -> list[KernelSA]:
             elif re.match(r"^\d+\(bytes\),$", words[0]) and len(words) > 1 and words[1].endswith("(packets)"):
                 fields.update(bytes=int(words[0].split("(")[0]), packets=int(words[1].split("(")[0]))
         if "spi" in fields:
-            found.append(KernelSA(**{"replay_window": 0, **fields}))
+            found.append(KernelSA(**{"replay_window": 0, **fields, "lifetime": Lifetime(**limits)}))
+    return found
+
+
+def _key_bits(words: list[str]) -> int:
+    """A key line's '(160 bits)' (the key itself may be redacted)."""
+    for before, word in zip(words, words[1:]):
+        if word == "bits)" and before.startswith("("):
+            return int(before[1:])
+    return 0
+
+
+_LIMIT = re.compile(r"(soft|hard) (\(INF\)|\d+)\((bytes|packets|sec)\)")
+
+
+def _lifetime_limits(words: list[str]) -> dict[str, int]:
+    """'limit: soft (INF)(bytes), hard (INF)(bytes)' or 'expire add: soft 0(sec), hard 0(sec)'."""
+    kind = {"expire add:": "add_s", "expire use:": "use_s"}.get(" ".join(words[:2]))
+    found = {}
+    for level, value, unit in _LIMIT.findall(" ".join(words)):
+        name = f"{level}_{kind}" if unit == "sec" and kind else f"{level}_{unit}" if unit != "sec" else ""
+        if name:
+            found[name] = INFINITE if value == "(INF)" else int(value)
     return found
 
 

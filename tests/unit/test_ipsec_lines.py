@@ -38,3 +38,13 @@ def test_removal_deletes_exactly_what_was_added():
     assert undo[0] == f"xfrm state delete src {out.src} dst {out.dst} proto esp spi 0x{out.spi:08x}"
     assert undo[2] == f"xfrm policy delete src 0.0.0.0/0 dst 0.0.0.0/0 dir out if_id {tunnel.link_index + 1}"
     assert len(undo) == len(lines)
+
+
+def test_fail_closed_shunts_block_ipip_alone_under_a_mark_of_their_own():
+    from testbed.datapath.ipsec import SHUNT_MARK, block_shunts
+    out, back = block_shunts("10.1.1.2", "10.1.2.2")
+    assert out.startswith("xfrm policy update src 10.1.1.2/32 dst 10.1.2.2/32 proto 4 dir out action block")
+    assert "src 10.1.2.2/32 dst 10.1.1.2/32 proto 4 dir in action block" in back
+    assert SHUNT_MARK in out and SHUNT_MARK in back
+    wide = block_shunts("10.1.1.2", "10.1.2.2", everything=True)
+    assert all("proto" not in line and "mark" not in line for line in wide)
