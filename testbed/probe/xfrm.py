@@ -78,6 +78,17 @@ class KernelSA:
     bytes: int = 0
     oseq: int = 0         # last sequence number sent
     seq: int = 0          # highest sequence number received
+    bitmap: int = 0       # which of the window's numbers were received (bit n: seq - n); 0: not shown
+
+    def received(self, number: int) -> bool:
+        """Has this inbound SA taken a packet with that sequence number? (A
+        window without a bitmap shown: whether the number was reached.)"""
+        if number > self.seq:
+            return False
+        offset = self.seq - number
+        if not self.bitmap:
+            return True
+        return offset < 32 and bool(self.bitmap >> offset & 1)
 
     @property
     def algorithm(self) -> str:
@@ -236,6 +247,8 @@ def parse_states(text: str) -> list[KernelSA]:
             elif first == "anti-replay" and "context:" in words and "seq" in words:
                 fields.update(seq=_number(_after(words, "seq").rstrip(",")),
                               oseq=_number(_after(words, "oseq").rstrip(",")))
+                if "bitmap" in words:
+                    fields["bitmap"] = _number(_after(words, "bitmap").rstrip(","))
             elif first == "seq-hi":                  # the ESN context: seq-hi 0x0, seq 0x5, oseq-hi 0x0, oseq 0x7
                 fields.update(seq=_number(_after(words, "seq").rstrip(",")),
                               oseq=_number(_after(words, "oseq").rstrip(",")))

@@ -90,3 +90,12 @@ def test_protocol_names_are_looked_up_one_at_a_time(monkeypatch):
         thread.join()
     assert most[0] == 1
     assert xfrm._protocol("name3") == 4
+
+
+def test_the_replay_window_tells_which_numbers_were_taken():
+    """What send_forged reads to know the receiver took its packets (a
+    replay counter cannot tell whose packet it dropped)."""
+    from dataclasses import replace
+    sa = replace(states()[0x1234], seq=0x40, bitmap=0b1011)        # 0x40, 0x3f, 0x3d taken
+    assert [n for n in range(0x3b, 0x42) if sa.received(n)] == [0x3d, 0x3f, 0x40]
+    assert not replace(sa, bitmap=0).received(0x41) and replace(sa, bitmap=0).received(0x30)
