@@ -38,15 +38,18 @@ def counterpart(lab) -> Datapath | None:
 
 def plan(lab, node: str, peer: str) -> MixedLink:
     """The mix of `node`'s end of its link to `peer`, not yet made: its
-    constructions and SA pair (of the algorithm the link uses now, as the
-    kernel holds it: the mix compares constructions, not algorithms)."""
+    constructions and SA pair (of the algorithm and ICV length the link
+    uses now, as the kernel holds them: the mix compares constructions,
+    not algorithms)."""
     other = counterpart(lab)
     if other is None:
         raise ValueError(f"datapath {lab.datapath.name} has no interface construction to mix with")
     tunnel = lab.plan.nodes[node].tunnel_to(peer)
     held = lab.kernel_sad(node).between(tunnel.local_base, tunnel.remote_base)
-    algorithm = held[0].algorithm if held and held[0].algorithm in ipsec.ALGORITHMS else tunnel.algorithm
-    sas = ipsec.link_sas(replace(tunnel, algorithm=algorithm), REQID, other.sa_mode, other.if_id(tunnel))
+    known = bool(held) and held[0].algorithm in ipsec.ALGORITHMS
+    algorithm = held[0].algorithm if known else tunnel.algorithm
+    sas = ipsec.link_sas(replace(tunnel, algorithm=algorithm), REQID, other.sa_mode, other.if_id(tunnel),
+                         icv_bits=held[0].icv_bits if known else 0)
     return MixedLink(node, peer, other, lab.datapath, list(sas))
 
 
