@@ -49,17 +49,27 @@ def test_a_failed_block_still_waits_and_its_own_error_wins():
     assert done == [True]
 
 
-def test_a_heavy_run_takes_two_of_three_places():
-    """A lab that measures failover runs beside at most one other; runs are
-    taken in order, skipping those that do not fit yet."""
-    from testbed.batch import Run, _Places
-    heavy, a, b, c = (Run(t, "fig6", t, Path("/tmp") / t, weight=w) for t, w in
-                      (("heavy", 2), ("a", 1), ("b", 1), ("c", 1)))
-    places = _Places([heavy, a, b, c], 3)
-    assert places.take()[1] is heavy and places.take()[1] is a
+def _runs(*weights):
+    from testbed.batch import Run
+    return [Run(t, "fig6", t, Path("/tmp") / t, weight=w) for t, w in weights]
+
+
+def _waiting_take(places):
+    """A take() in another thread, and what it took (nothing yet while it waits)."""
     taken = []
     waiter = threading.Thread(target=lambda: taken.append(places.take()))
     waiter.start()
+    return waiter, taken
+
+
+def test_a_heavy_run_takes_two_of_three_places():
+    """A lab that measures failover runs beside at most one other; runs are
+    taken in order, skipping those that do not fit yet."""
+    from testbed.batch import _Places
+    heavy, a, b, c = _runs(("heavy", 2), ("a", 1), ("b", 1), ("c", 1))
+    places = _Places([heavy, a, b, c], 3)
+    assert places.take()[1] is heavy and places.take()[1] is a
+    waiter, taken = _waiting_take(places)
     waiter.join(0.2)
     assert waiter.is_alive() and not taken        # b does not fit beside heavy and a
     places.give_back(heavy)
@@ -70,14 +80,11 @@ def test_a_heavy_run_takes_two_of_three_places():
 def test_no_run_goes_past_a_waiting_two_place_run():
     """Otherwise each freed place goes to a one-place run and the two-place
     run waits to the end of the pool."""
-    from testbed.batch import Run, _Places
-    first, second, a, b = (Run(t, "fig6", t, Path("/tmp") / t, weight=w) for t, w in
-                           (("first", 2), ("second", 2), ("a", 1), ("b", 1)))
+    from testbed.batch import _Places
+    first, second, a, b = _runs(("first", 2), ("second", 2), ("a", 1), ("b", 1))
     places = _Places([first, a, second, b], 3)
     assert places.take()[1] is first and places.take()[1] is a
-    taken = []
-    waiter = threading.Thread(target=lambda: taken.append(places.take()))
-    waiter.start()
+    waiter, taken = _waiting_take(places)
     places.keep_one(first)                        # one place free: second needs two, b must not take it
     waiter.join(0.2)
     assert waiter.is_alive() and not taken
