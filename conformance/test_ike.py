@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import secrets
 import signal
-import subprocess
 import time
 
 import pytest
 from scapy.layers.inet import IP
 
 from guards import guard
+from ike_links import busy_link, children, ike_keying, ike_links
 from testbed import errors
 from testbed.verdicts import INFORMATIVE
 from testbed import events, expect
@@ -25,26 +25,9 @@ from testbed.probe.traffic import ping
 from testbed.routing.convergence import snapshot, wait_restored
 from testbed.wait import wait_for
 
-RATE_INTERVAL = 0.02          # 50 packets a second across the link
-REKEY_PACKETS = 300           # six seconds of traffic around the rekey
-MAX_LOSS_PERCENT = 1.0
 RECOVERY_TIMEOUT = 90.0
-SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 # What an IKE daemon says when two ends have no traffic selectors or proposals in common.
 NO_COMMON_GROUND = re.compile(r"TS_UNACCEPTABLE|NO_PROPOSAL_CHOSEN")
-IKEV2 = "ikev2"
-
-
-def _ike(lab):
-    """The lab's IKEv2 keying (the daemons of its IKE-keyed links)."""
-    return lab.keying.of(IKEV2)
-
-
-def _ike_links(lab):
-    links = lab.keyed_links(IKEV2)
-    if not links:
-        pytest.skip("not applicable: every virtual link of this lab is keyed manually")
-    return links
 
 
 def _ts_ok(selectors: list[str], address: str) -> bool:
@@ -55,9 +38,9 @@ def _ts_ok(selectors: list[str], address: str) -> bool:
 @pytest.mark.req("IKE-CHILD-SA")
 def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_ipsec):
     problems, lines = [], []
-    for first, tunnel in _ike_links(lab):
+    for first, tunnel in ike_links(lab):
         for node, end in ((first, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(first))):
-            ikes = _ike(lab).link_sas(node, end)
+            ikes = ike_keying(lab).link_sas(node, end)
             lines += [f"{node} {end.label}: {ike}" for ike in ikes]
             if len(ikes) != 1:
                 problems.append(f"{node}: {len(ikes)} IKE_SAs for link {end.label}, want exactly one")
@@ -87,113 +70,22 @@ def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_
     assert not problems, "\n".join(problems)
 
 
-def _busy_link(lab):
-    """The first flow crossing an IKE-keyed link, and that link (its first end, tunnel end)."""
-    keyed = {t.label for _, t in lab.keyed_links(IKEV2)}
-    for name, spec in lab.topology.flows.items():
-        path = expect.vn_path(lab, spec.src, spec.dst)
-        for a, b in zip(path, path[1:]):
-            tunnel = lab.plan.nodes[a].tunnel_to(b)
-            if tunnel.label in keyed:
-                first = lab.topology.virtual_links[tunnel.link_index].ends[0]
-                return spec, first, lab.plan.nodes[first].tunnel_to(b if first == a else a)
-    pytest.skip("not applicable: no flow crosses an IKE-keyed link")
-
-
-def _stream(lab, spec, count: int, marker: bytes | None = None) -> subprocess.Popen:
-    argv = ["ping", "-n", "-q", "-i", str(RATE_INTERVAL), "-c", str(count), "-W", "1",
-            "-I", expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)]
-    if marker:
-        argv[1:1] = ["-p", marker.hex()]
-    return lab.runtime.popen(spec.src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _loss(output: str) -> tuple[int, int]:
-    found = SUMMARY.search(output)
-    if not found:
-        raise AssertionError(f"the traffic stream printed no summary: {output[-400:]}")
-    return int(found.group(1)), int(found.group(2))
-
-
-def _children(lab, node, tunnel) -> list[dict]:
-    return [c for ike in _ike(lab).link_sas(node, tunnel) for c in ike.get("child-sas", {}).values()]
-
-
-@pytest.mark.rebuilds_lab
-@pytest.mark.req("IKE-REKEY")
-def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab, measurements):
-    spec, node, tunnel = _busy_link(lab)
-    peer = tunnel.peer
-    old = {c["spi-in"] for c in _children(lab, node, tunnel) if c.get("state") == "INSTALLED"}
-    changes = {n: lab.routing.state_changes(lab, n) for n in (node, peer)}
-    stream = _stream(lab, spec, REKEY_PACKETS)
-    try:
-        wait_for(lambda: _carried(lab, node, tunnel), f"traffic of {spec.src}->{spec.dst} to cross link "
-                 f"{tunnel.label}", timeout=10)
-        _ike(lab).rekey(node, tunnel)
-        wait_for(lambda: _rekeyed(lab, node, tunnel, old), f"link {tunnel.label}'s new CHILD_SA to replace the "
-                 "old one on both ends", timeout=30)
-        output, _ = stream.communicate(timeout=REKEY_PACKETS * RATE_INTERVAL * 4 + 30)
-    finally:
-        if stream.poll() is None:
-            lab.runtime.stop_program(stream)
-    sent, received = _loss(output)
-    percent = round(100.0 * (sent - received) / sent, 2)
-    measurements("ike_rekey_loss", {"link": tunnel.label, "sent": sent, "received": received,
-                                    "lost_percent": percent, "rate_pps": round(1 / RATE_INTERVAL)})
-    after = {n: lab.routing.state_changes(lab, n) for n in (node, peer)}
-    new = [c for c in _children(lab, node, tunnel) if c.get("state") == "INSTALLED"]
-    carried = {c["spi-in"]: _kernel_packets(lab, node, c["spi-in"]) for c in new}
-    events.note(node, f"CHILD_SA rekey of link {tunnel.label} under {1 / RATE_INTERVAL:.0f} packets/s", [
-        f"old inbound SPI(s) {sorted(old)}, new {sorted(carried)} with kernel packet counts {carried}",
-        f"lost {sent - received} of {sent} ({percent} %)",
-        f"adjacency state changes before {changes}, after {after}", output.strip()[-300:]])
-    flapped = {n: (changes[n].get(dev), after[n].get(dev)) for n, dev in ((node, tunnel.device),
-               (peer, lab.plan.nodes[peer].tunnel_to(node).device)) if changes[n].get(dev) != after[n].get(dev)}
-    assert not flapped, f"the routing adjacency over link {tunnel.label} left Full during the rekey: {flapped}"
-    assert carried and all(count > 0 for count in carried.values()), (
-        f"the new CHILD_SA of link {tunnel.label} carries no traffic: {carried}")
-    assert percent <= MAX_LOSS_PERCENT, (f"{sent - received} of {sent} packets ({percent} %) were lost across the "
-                                         f"rekey of link {tunnel.label}; at most {MAX_LOSS_PERCENT} % may be")
-
-
-def _kernel_packets(lab, node: str, spi_hex: str) -> int:
-    spi = int(spi_hex, 16)
-    return sum(sa.packets for sa in lab.kernel_sad(node).states if sa.spi == spi)
-
-
-def _carried(lab, node, tunnel) -> bool:
-    return any(_kernel_packets(lab, node, c["spi-in"]) > 0 for c in _children(lab, node, tunnel)
-               if c.get("state") == "INSTALLED")
-
-
-def _rekeyed(lab, node, tunnel, old: set[str]) -> bool:
-    peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
-    for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
-        states = {c["spi-in"]: c.get("state") for c in _children(lab, end, end_tunnel)}
-        if [s for s in states.values() if s == "INSTALLED"] != ["INSTALLED"]:
-            return False
-    current = {c["spi-in"] for c in _children(lab, node, tunnel)}
-    return not (current & old)
-
-
-@pytest.mark.rebuilds_lab
 @pytest.mark.req("IKE-RESTART")
 def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measurements):
     """The initiating end's daemon killed (SIGKILL, a crash) and started again."""
-    spec, node, tunnel = _busy_link(lab)
+    spec, node, tunnel = busy_link(lab)
     ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
-    before = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
+    before = {n: {c["spi-in"] for c in children(lab, n, t)} for n, t in ends}
     routing = snapshot(lab)
     started = time.monotonic()
-    _ike(lab).restart(node, signal.SIGKILL)
-    _ike(lab).wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
+    ike_keying(lab).restart(node, signal.SIGKILL)
+    ike_keying(lab).wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
     wait_for(lambda: ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=1, timeout=1,
                           source=expect.lan_address(lab, spec.src)).ok,
              f"VN traffic {spec.src}->{spec.dst} to flow again", RECOVERY_TIMEOUT, interval=0.2)
     wait_restored(lab, routing)
     seconds = round(time.monotonic() - started, 1)
-    after = {n: {c["spi-in"] for c in _children(lab, n, t)} for n, t in ends}
+    after = {n: {c["spi-in"] for c in children(lab, n, t)} for n, t in ends}
     stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if f"{sa.spi:08x}" in before[n])
              for n in before}
     lab.observe_sas()
@@ -219,7 +111,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     """The link's IKE_SA deleted (as an administrator, a dead peer or a
     failing negotiation leaves it) while VN traffic keeps crossing; both
     ends' access links are captured until the link is negotiated again."""
-    spec, node, tunnel = _busy_link(lab)
+    spec, node, tunnel = busy_link(lab)
     ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
     marker = secrets.token_bytes(8)
     src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
@@ -227,15 +119,17 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     routing = snapshot(lab)
     with MultiCapture(captures):
         protected = ping(lab.runtime, spec.src, dst, count=2, source=src, pattern_hex=marker.hex())
-        current = {int(c[key], 16) for n, t in ends for c in _children(lab, n, t) for key in ("spi-in", "spi-out")}
-        _ike(lab).suspend(node, tunnel)
+        current = {int(c[key], 16) for n, t in ends for c in children(lab, n, t) for key in ("spi-in", "spi-out")}
+        ike_keying(lab).suspend(node, tunnel)
         try:
             wait_for(lambda: _gone(lab, [n for n, _ in ends], current),
                      f"link {tunnel.label}'s CHILD_SA ({sorted(map(hex, current))}) to leave both kernels", 20)
             unprotected = ping(lab.runtime, spec.src, dst, count=5, interval=0.1, timeout=1, source=src,
                                pattern_hex=marker.hex())
+            base = ping(lab.runtime, node, lab.plan.nodes[tunnel.peer].base_address, count=3, interval=0.2,
+                        timeout=2, source=lab.plan.nodes[node].base_address)
         finally:
-            _ike(lab).establish([(node, tunnel)])
+            ike_keying(lab).establish([(node, tunnel)])
             wait_restored(lab, routing)
     pair = {lab.plan.nodes[n].base_address for n, _ in ends}
     packets = [p for cap in captures for p in cap.packets if IP in p and {p[IP].src, p[IP].dst} == pair]
@@ -244,10 +138,15 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     events.note(node, f"link {tunnel.label} without a CHILD_SA", [
         f"before: {protected.received} of {protected.sent} echo requests answered; ESP packets seen {esp}",
         f"without SAs: {unprotected.received} of {unprotected.sent} answered",
+        f"without SAs, {node}'s base address pinging {tunnel.peer}'s: {base.received} of {base.sent} answered",
         f"plaintext IPIP or payload on the two access links: {plaintext[:10]}"])
     guard(protected.ok and esp, f"no protected traffic crossed link {tunnel.label} before its SAs were removed")
     assert not plaintext, (f"link {tunnel.label} carried {len(plaintext)} packets in clear while it had no "
                            f"CHILD_SA: {plaintext[:5]}")
+    assert base.ok, (f"with link {tunnel.label} down to no CHILD_SA, the base network's own traffic between its "
+                     f"two ends was blocked too ({base.received} of {base.sent} pings from {node}'s base address "
+                     f"answered): RFC 3884 3, IIPtran \"only adds IPsec protection to secure virtual links\"\n"
+                     f"{base.output}")
 
 
 @pytest.mark.req("IKE-JOIN")
@@ -255,7 +154,7 @@ def test_join_creates_only_the_new_links_sas(lab, join_record, joining_node):
     """Figure 6 with IKE: N's join adds the N-A IKE and CHILD SAs, and no
     existing IKE_SA or CHILD_SA of A, B or C is rekeyed, deleted or
     negotiated again (RFC 3884 4.2.3.2)."""
-    _ike_links(lab)
+    ike_links(lab)
     guard(not join_record.problem, f"the join could not be completed: {join_record.problem}")
     if joining_node not in join_record.joined:
         pytest.skip(f"not run: {joining_node} had already joined lab '{lab.name}' before this run")
@@ -269,14 +168,14 @@ def test_join_creates_only_the_new_links_sas(lab, join_record, joining_node):
             problems.append(f"{node}: existing IKE/CHILD SAs changed: before {keep}, after {after}")
     events.note(joining_node, "IKE_SAs and CHILD_SAs of the members before and after the join", [
         f"{n}: {join_record.ike_before[n]} -> {join_record.ike_after.get(n)}" for n in join_record.ike_before])
-    new = [_ike(lab).link_sas(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels if lab.active(t.peer)]
+    new = [ike_keying(lab).link_sas(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels if lab.active(t.peer)]
     assert all(len(ikes) == 1 for ikes in new), f"{joining_node}'s new links have IKE_SAs {new}, want one each"
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.req("IKE-REROUTE")
 def test_cut_and_restored_link_needs_no_ike_action(lab, reroute_record):
-    _ike_links(lab)
+    ike_links(lab)
     record = reroute_record
     if record.problem:
         pytest.skip(f"not applicable: {record.problem}")
@@ -301,31 +200,31 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
     of common selectors or proposals (the daemon's own words). Anything
     else (another IKE failure, an SA that carries nothing, a link that
     does not come back) fails."""
-    spec, node, tunnel = _busy_link(lab)
+    spec, node, tunnel = busy_link(lab)
     peer = tunnel.peer
     routing = snapshot(lab)
-    _ike(lab).suspend(node, tunnel)
-    _ike(lab).configure_conventionally(tunnel, True)
+    ike_keying(lab).suspend(node, tunnel)
+    ike_keying(lab).configure_conventionally(tunnel, True)
     refused = ""
     try:
         try:
-            _ike(lab).establish([(node, tunnel)])
+            ike_keying(lab).establish([(node, tunnel)])
         except errors.TestbedError as exc:
             if not NO_COMMON_GROUND.search(str(exc)):
                 raise
             refused = str(exc)
         result = ping(lab.runtime, node, expect.lan_address(lab, peer), count=3, timeout=1,
                       source=expect.lan_address(lab, node))
-        children = {n: [(c.get("mode"), c.get("local-ts"), c.get("remote-ts"), c.get("state"))
-                        for c in _children(lab, n, t)]
-                    for n, t in ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))}
+        negotiated = {n: [(c.get("mode"), c.get("local-ts"), c.get("remote-ts"), c.get("state"))
+                          for c in children(lab, n, t)]
+                      for n, t in ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))}
     finally:
-        _ike(lab).configure_conventionally(tunnel, False)
-        _ike(lab).suspend(node, tunnel)
-        _ike(lab).establish([(node, tunnel)])
+        ike_keying(lab).configure_conventionally(tunnel, False)
+        ike_keying(lab).suspend(node, tunnel)
+        ike_keying(lab).establish([(node, tunnel)])
         wait_restored(lab, routing)
     observation = (f"{node} (conventional: tunnel mode, VN prefixes) and {peer} (IIPtran) negotiated "
-                   + (f"nothing: {refused}" if refused else f"CHILD_SAs {children}")
+                   + (f"nothing: {refused}" if refused else f"CHILD_SAs {negotiated}")
                    + f"; VN traffic {node}->{peer}: {result.received} of {result.sent} echo requests answered")
     events.note(node, "an IIPtran end facing a conventionally configured peer (RFC 3884 4.2.4)", [observation])
     if not refused:

@@ -14,19 +14,12 @@ from scapy.packet import Raw
 
 from deviation import Fact
 from guards import guard
+from link_sas import link_end_sas
 from testbed import events
 from testbed.sa import IPPROTO_IPIP
 from testbed.probe import inspect
 from testbed.probe.forge import resync, send_forged
 from testbed.probe.xfrm import ANY, Selector
-
-
-def _link_ends_sas(lab, kernel_ipsec):
-    """(node, tunnel end, SAs of the link's two directions held by node)."""
-    for node, tunnel in lab.active_link_ends():
-        sad = kernel_ipsec[node]
-        held = sad.between(tunnel.local_base, tunnel.remote_base) + sad.between(tunnel.remote_base, tunnel.local_base)
-        yield node, tunnel, held
 
 
 def _record(kernel_ipsec) -> None:
@@ -39,7 +32,7 @@ def _record(kernel_ipsec) -> None:
 def test_every_sa_of_every_virtual_link_is_transport_mode(lab, kernel_ipsec):
     _record(kernel_ipsec)
     problems = []
-    ends = list(_link_ends_sas(lab, kernel_ipsec))
+    ends = list(link_end_sas(lab, kernel_ipsec))
     assert ends, f"lab '{lab.name}' has no active virtual link: nothing to check"
     for node, tunnel, held in ends:
         for src, dst in ((tunnel.local_base, tunnel.remote_base), (tunnel.remote_base, tunnel.local_base)):
@@ -58,7 +51,7 @@ def test_every_sa_selects_ipip_between_the_endpoints(lab, kernel_ipsec, deviatio
     link: an SA of a manually keyed link in a lab that mixes keyings is
     held to the testbed's own keying, whatever the IKE-keyed links do."""
     _record(kernel_ipsec)
-    ends = list(_link_ends_sas(lab, kernel_ipsec))
+    ends = list(link_end_sas(lab, kernel_ipsec))
     checked = sum(len(held) for _, _, held in ends)
     problems, addresses_only = selector_findings(ends)
     guard(checked, "no SA of any virtual link was found: nothing was checked")
@@ -159,7 +152,7 @@ def test_policies_require_esp_for_ipip_between_the_endpoints_and_nothing_wider(l
 def test_every_sa_provides_data_origin_authentication(lab, kernel_ipsec):
     problems = []
     checked = 0
-    for node, tunnel, held in _link_ends_sas(lab, kernel_ipsec):
+    for node, tunnel, held in link_end_sas(lab, kernel_ipsec):
         for sa in held:
             checked += 1
             if not sa.authenticated:

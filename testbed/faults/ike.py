@@ -15,14 +15,12 @@ def _misconfigure(lab, **wrong) -> None:
     keying.misconfigure(replace(keying.faults, **wrong))
 
 
-def child_tunnel_mode(lab) -> str:
-    _misconfigure(lab, child_mode="tunnel")
-    return "every CHILD_SA negotiated in tunnel mode (traffic selectors unchanged)"
-
-
-def wide_selectors(lab) -> str:
-    _misconfigure(lab, wide_selectors=True)
-    return "every CHILD_SA's traffic selectors cover all protocols between the two base addresses"
+def _config_fault(name: str, what: str, **wrong) -> Fault:
+    """A fault that is only a setting the daemons are given, the same on every link."""
+    def apply(lab) -> str:
+        _misconfigure(lab, **wrong)
+        return what
+    return Fault(name, apply, phase="config", keying=Ikev2Keying.name, live=False)
 
 
 def wrong_psk(lab) -> str:
@@ -37,15 +35,23 @@ def untrusted_cert(lab) -> str:
     return f"{node}'s certificate is issued by a CA its peers do not trust"
 
 
-def fail_open(lab) -> str:
-    _misconfigure(lab, no_shunts=True)
-    return "no block policies under the IKE links: a link without a CHILD_SA carries IPIP in clear"
-
-
 FAULTS = [
-    Fault("ike-fail-open", fail_open, phase="config", keying=Ikev2Keying.name, live=False),
-    Fault("ike-child-tunnel-mode", child_tunnel_mode, phase="config", keying=Ikev2Keying.name, live=False),
-    Fault("ike-wide-selectors", wide_selectors, phase="config", keying=Ikev2Keying.name, live=False),
+    _config_fault("ike-fail-open", "no block policies under the IKE links: a link without a CHILD_SA carries IPIP "
+                  "in clear", no_shunts=True),
+    _config_fault("ike-child-tunnel-mode", "every CHILD_SA negotiated in tunnel mode (traffic selectors unchanged)",
+                  child_mode="tunnel"),
+    _config_fault("ike-wide-selectors", "every CHILD_SA's traffic selectors cover all protocols between the two base "
+                  "addresses", wide_selectors=True),
     Fault("ike-wrong-psk", wrong_psk, phase="config", keying=Ikev2Keying.name, live=False),
     Fault("ike-untrusted-cert", untrusted_cert, phase="config", keying=Ikev2Keying.name, live=False),
+    _config_fault("ike-wide-shunts", "the fail-closed block policies cover all traffic between a link's two ends: "
+                  "without a CHILD_SA the base network's own traffic between them is blocked too", wide_shunts=True),
+    _config_fault("ike-modp1024", "every IKE_SA proposes (and so negotiates) the 1024-bit MODP group (RFC 8247 2.4: "
+                  "SHOULD NOT)", ike_proposal="aes128gcm16-prfsha256-modp1024"),
+    _config_fault("ike-child-no-rekey", "every CHILD_SA configured never to rekey (rekey_time 0), expiring after 2 h",
+                  child_life=(0, 7200)),
+    _config_fault("ike-no-pfs", "every CHILD_SA proposal without a Diffie-Hellman group: rekeys without PFS",
+                  no_pfs=True),
+    _config_fault("ike-rekey-restarts", "a CHILD_SA rekey closes the CHILD_SA and then negotiates a new one (break "
+                  "before make): the link carries nothing in between", rekey_restarts=True),
 ]

@@ -68,6 +68,12 @@ class Keying:
     def keep_logs(self, folder: Path) -> None:
         """The daemons' logs beside a report."""
 
+    def negotiated(self, node: str, tunnel: TunnelEnd) -> list | None:
+        """What the node's keying daemon reports it negotiated for the link:
+        its IKE_SAs with their CHILD_SAs (testbed/keying/negotiated.py), or
+        None where nothing is negotiated (manual keys)."""
+        return None
+
     @staticmethod
     def stop_lab(runtime: Runtime, state_dir: Path) -> None:
         """Stop whatever runs for the lab, knowing only where it lives (also after a crash)."""
@@ -130,6 +136,9 @@ class LinkKeyings(Keying):
     def keep_logs(self, folder):
         for strategy in self.strategies.values():
             strategy.keep_logs(folder)
+
+    def negotiated(self, node, tunnel):
+        return self.strategies[tunnel.keying].negotiated(node, tunnel)
 
     @staticmethod
     def stop_lab(runtime, state_dir):

@@ -7,7 +7,7 @@ the other answers. Authentication: certificates of the lab's own CA, or a
 pre-shared key. The ipip devices, VN addresses and routing are the lab's
 as for manual keys; only SAs and policies come from IKE, over block
 policies of the lowest precedence that keep a link from carrying IPIP in
-clear while no CHILD_SA protects it (fail closed).
+clear while no CHILD_SA protects it (fail closed), and nothing else.
 
 A negative profile hands the strategy a typed description of what to get
 wrong (IkeFaults, built by testbed/faults/ike.py); a check may configure
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from testbed.datapath import ipsec
 from testbed.errors import TestbedError, WaitTimeout
 from testbed.keying import Keying, pki, strongswan
+from testbed.keying.negotiated import ChildSaView, IkeSaView
 from testbed.parallel import parallel
 from testbed.topology.plan import TunnelEnd
 from testbed.wait import wait_for
@@ -30,6 +31,7 @@ ESTABLISH_TIMEOUT = 45.0
 CHILD = "ipip"
 IKE_PROPOSAL = "aes128gcm16-prfsha256-ecp256"
 ESP_PROPOSALS = {"rfc4106-gcm-aes": "aes128gcm16", "cbc-aes-hmac-sha256": "aes128-sha256"}
+PFS_GROUP = "ecp256"         # RFC 8247 2.4: group 19, SHOULD (as the IKE_SA's)
 # What charon logs when a peer cannot be authenticated or refuses the proposal.
 FAILURE = re.compile(r"AUTHENTICATION_FAILED|authentication of .* failed|no trusted .* public key found|"
                      r"constraint check failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|no matching peer config|"
@@ -53,9 +55,14 @@ class IkeFaults:
     child_mode: str = "transport"        # the CHILD_SA's mode
     wide_selectors: bool = False         # selectors without the protocol
     no_shunts: bool = False              # no fail-closed block policies
+    wide_shunts: bool = False            # the block policies over all traffic between the two ends, not IPIP
     auth: str | None = None              # another authentication than the lab's
     wrong_psk: str | None = None         # this node holds other pre-shared keys
     untrusted: str | None = None         # this node's certificate is from a rogue CA
+    ike_proposal: str | None = None      # another IKE_SA proposal than the lab's
+    no_pfs: bool = False                 # CHILD_SA rekeys without a Diffie-Hellman exchange
+    child_life: tuple[int, int] | None = None   # the CHILD_SA's (rekey_time, life_time); rekey 0: never
+    rekey_restarts: bool = False         # a rekey closes the CHILD_SA, then negotiates a new one (break before make)
 
 
 class Ikev2Keying(Keying):
@@ -102,12 +109,19 @@ class Ikev2Keying(Keying):
         tunnel = end.tunnel
         local, remote = tunnel.local_base, tunnel.remote_base
         protocol = "" if self.faults.wide_selectors else "[4]"
+        ike = self.ctx.topology.defaults.ike
+        pfs = f"-{PFS_GROUP}" if ike.pfs and not self.faults.no_pfs else ""
         child = {"mode": self.faults.child_mode,
                  "local_ts": [f"{local}/32{protocol}"], "remote_ts": [f"{remote}/32{protocol}"],
-                 "esp_proposals": [ESP_PROPOSALS[tunnel.algorithm]],
-                 "rekey_time": f"{self.ctx.topology.defaults.ike.rekey_time}s",
+                 "esp_proposals": [ESP_PROPOSALS[tunnel.algorithm] + pfs],
+                 "rekey_time": f"{ike.rekey_time}s",
                  "replay_window": "32", "start_action": "start" if end.initiator else "none",
                  "dpd_action": "restart" if end.initiator else "clear"}
+        if self.faults.child_life:
+            # rand_time 0: with its default (life_time - rekey_time) charon
+            # sets a soft limit of about nothing and rekeys without end.
+            child.update(rekey_time=f"{self.faults.child_life[0]}s", life_time=f"{self.faults.child_life[1]}s",
+                         rand_time="0s")
         if tunnel.label in self.conventional and end.initiator:
             # RFC 3884 4.2.4's conventional peer: tunnel mode with the VN prefixes as selectors.
             child.update(mode="tunnel", local_ts=[self.ctx.plan.nodes[end.node].lan_prefix],
@@ -118,8 +132,9 @@ class Ikev2Keying(Keying):
             local_auth = {"auth": "pubkey", "certs": [credentials.cert]}
             remote_auth = {"auth": "pubkey"}
         return {conn_name(tunnel): {
-            "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [IKE_PROPOSAL],
-            "dpd_delay": "2s", "rekey_time": "0", "mobike": "no", "encap": "no",
+            "version": "2", "local_addrs": [local], "remote_addrs": [remote],
+            "proposals": [self.faults.ike_proposal or IKE_PROPOSAL],
+            "dpd_delay": "2s", "rekey_time": f"{ike.ike_rekey_time}s", "mobike": "no", "encap": "no",
             "local": {**local_auth, "id": local}, "remote": {**remote_auth, "id": remote},
             "children": {CHILD: child}}}
 
@@ -182,7 +197,8 @@ class Ikev2Keying(Keying):
         self.marks = {n: len(strongswan.log_lines(self.ctx.runtime, self.folder, n)) for n in nodes}
         credentials = self._credentials(nodes)
         shunts = {n: [line for e in ends if e.node == n and not self.faults.no_shunts
-                      for line in ipsec.block_shunts(e.tunnel.local_base, e.tunnel.remote_base)] for n in nodes}
+                      for line in ipsec.block_shunts(e.tunnel.local_base, e.tunnel.remote_base,
+                                                     everything=self.faults.wide_shunts)] for n in nodes}
         parallel([lambda n=n: ipsec.apply_batch(self.ctx.runtime, n, shunts[n]) for n in nodes if shunts[n]])
         # Responders first, so that an initiator's first message finds its peer ready.
         for initiators in (False, True):
@@ -276,13 +292,48 @@ class Ikev2Keying(Keying):
     def rekey(self, node: str, tunnel: TunnelEnd) -> None:
         """Ask the node's daemon to rekey the link's CHILD_SA now (RFC 7296 1.3.3)."""
         with strongswan.session(self.ctx.runtime, self.folder, node) as vici:
+            if self.faults.rekey_restarts:
+                for _ in vici.terminate({"child": CHILD, "ike": conn_name(tunnel), "timeout": "10000"}):
+                    pass
+                for _ in vici.initiate({"child": CHILD, "ike": conn_name(tunnel), "timeout": "10000"}):
+                    pass
+                return
             answer = _decode(vici.rekey({"child": CHILD, "ike": conn_name(tunnel)}))
         if answer.get("success") != "yes" or answer.get("matches") in ("0", 0):
             raise TestbedError(f"{node}: rekeying link {tunnel.label} was refused: {answer}")
 
+    def rekey_ike(self, node: str, tunnel: TunnelEnd) -> None:
+        """Ask the node's daemon to rekey the link's IKE_SA now (RFC 7296
+        2.8); its CHILD_SAs move to the new one as they are."""
+        with strongswan.session(self.ctx.runtime, self.folder, node) as vici:
+            answer = _decode(vici.rekey({"ike": conn_name(tunnel)}))
+        if answer.get("success") != "yes" or answer.get("matches") in ("0", 0):
+            raise TestbedError(f"{node}: rekeying link {tunnel.label}'s IKE_SA was refused: {answer}")
+
+    def negotiated(self, node, tunnel):
+        return [_ike_view(ike) for ike in self.link_sas(node, tunnel)]
+
     def child_states(self, node: str, tunnel: TunnelEnd) -> list[str]:
         return [child.get("state", "?") for ike in self.link_sas(node, tunnel)
                 for child in ike.get("child-sas", {}).values()]
+
+
+def _seconds(value) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _ike_view(ike: dict) -> IkeSaView:
+    """One IKE_SA of vici list-sas in IANA names."""
+    children = tuple(ChildSaView(
+        child.get("state", ""), child.get("mode", ""), strongswan.iana_encryption(child.get("encr-alg", "")),
+        int(child.get("encr-keysize") or 0), strongswan.iana_integrity(child.get("integ-alg", "")),
+        strongswan.ke_group(child.get("dh-group", "")), _seconds(child.get("rekey-time")),
+        _seconds(child.get("life-time")), int(child.get("spi-in") or "0", 16), int(child.get("spi-out") or "0", 16))
+        for child in ike.get("child-sas", {}).values())
+    return IkeSaView(ike.get("state", ""), strongswan.iana_encryption(ike.get("encr-alg", "")),
+                     int(ike.get("encr-keysize") or 0), strongswan.iana_integrity(ike.get("integ-alg", "")),
+                     ike.get("prf-alg", ""), strongswan.ke_group(ike.get("dh-group", "")),
+                     _seconds(ike.get("rekey-time")), _seconds(ike.get("reauth-time")), children)
 
 
 def _lab_ca(state) -> bytes:

@@ -171,3 +171,24 @@ def stop_lab(runtime: Runtime, lab_state: Path) -> None:
     nodes = runtime.existing_nodes()
     kill_until_gone(lambda: [pid for node in nodes for pid in pids(runtime, node)], "the lab's charons")
     shutil.rmtree(lab_state / "ike", ignore_errors=True)
+
+
+# strongSwan's spellings (vici list-sas) -> IANA names (RFC 7296, RFC 8247).
+_ENCRYPTION = {"3DES_CBC": "ENCR_3DES", "DES_CBC": "ENCR_DES", "NULL_AES_GMAC": "ENCR_NULL_AUTH_AES_GMAC"}
+KE_GROUPS = {"MODP_768": 1, "MODP_1024": 2, "MODP_1536": 5, "MODP_2048": 14, "MODP_3072": 15, "MODP_4096": 16,
+             "MODP_6144": 17, "MODP_8192": 18, "ECP_256": 19, "ECP_384": 20, "ECP_521": 21, "MODP_1024_160": 22,
+             "MODP_2048_224": 23, "MODP_2048_256": 24, "ECP_192": 25, "ECP_224": 26, "ECP_224_BP": 27,
+             "ECP_256_BP": 28, "ECP_384_BP": 29, "ECP_512_BP": 30, "CURVE_25519": 31, "CURVE_448": 32}
+
+
+def iana_encryption(name: str) -> str:
+    return _ENCRYPTION.get(name, f"ENCR_{name}") if name else ""
+
+
+def iana_integrity(name: str) -> str:
+    return f"AUTH_{name}" if name else ""
+
+
+def ke_group(name: str) -> int | None:
+    """A key exchange's IANA number; None for none (or one not known here: -1)."""
+    return KE_GROUPS.get(name, -1) if name else None

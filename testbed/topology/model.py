@@ -64,6 +64,8 @@ class TunnelParams(Strict):
 class IkeParams(Strict):
     auth: Literal["certs", "psk"] = Field("certs", description="certificates of a per-lab CA, or a pre-shared key")
     rekey_time: int = Field(3600, ge=10, le=86400, description="CHILD_SA rekey interval, seconds")
+    ike_rekey_time: int = Field(14400, ge=60, le=604800, description="IKE_SA rekey interval, seconds")
+    pfs: bool = Field(True, description="each CHILD_SA rekey runs its own Diffie-Hellman exchange (PFS)")
 
 
 class Defaults(Strict):

@@ -1,0 +1,74 @@
+"""The IKE-keyed links of a lab and their CHILD_SAs as the daemons report
+them, and a marked traffic stream across one: what the IKE checks
+(test_ike.py, test_ike_rekey.py, test_algorithms.py) share."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from testbed import expect
+
+IKEV2 = "ikev2"
+RATE_INTERVAL = 0.02          # 50 packets a second across the link
+SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+def ike_keying(lab):
+    """The lab's IKEv2 keying (the daemons of its IKE-keyed links)."""
+    return lab.keying.of(IKEV2)
+
+
+def ike_links(lab):
+    links = lab.keyed_links(IKEV2)
+    if not links:
+        pytest.skip("not applicable: every virtual link of this lab is keyed manually")
+    return links
+
+
+def children(lab, node, tunnel) -> list[dict]:
+    return [c for ike in ike_keying(lab).link_sas(node, tunnel) for c in ike.get("child-sas", {}).values()]
+
+
+def rekeyed(lab, node, tunnel, old: set[str]) -> bool:
+    """Both ends hold exactly one installed CHILD_SA for the link, and at
+    node it is none of those whose inbound SPIs are `old` (a rekeyed one
+    stays a few seconds more, inbound only: charon's delete_rekeyed_delay)."""
+    peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
+    for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
+        states = {c["spi-in"]: c.get("state") for c in children(lab, end, end_tunnel)}
+        if [s for s in states.values() if s == "INSTALLED"] != ["INSTALLED"]:
+            return False
+    current = {c["spi-in"] for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"}
+    return not (current & old)
+
+
+def busy_link(lab):
+    """The first flow crossing an IKE-keyed link, and that link (its first end, tunnel end)."""
+    keyed = {t.label for _, t in lab.keyed_links(IKEV2)}
+    for name, spec in lab.topology.flows.items():
+        path = expect.vn_path(lab, spec.src, spec.dst)
+        for a, b in zip(path, path[1:]):
+            tunnel = lab.plan.nodes[a].tunnel_to(b)
+            if tunnel.label in keyed:
+                first = lab.topology.virtual_links[tunnel.link_index].ends[0]
+                return spec, first, lab.plan.nodes[first].tunnel_to(b if first == a else a)
+    pytest.skip("not applicable: no flow crosses an IKE-keyed link")
+
+
+def stream(lab, spec, count: int, marker: bytes | None = None, size: int = 56) -> subprocess.Popen:
+    """A ping stream of the flow at 50 packets a second (its payload the marker)."""
+    argv = ["ping", "-n", "-q", "-i", str(RATE_INTERVAL), "-c", str(count), "-W", "1", "-s", str(size),
+            "-I", expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)]
+    if marker:
+        argv[1:1] = ["-p", marker.hex()]
+    return lab.runtime.popen(spec.src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stream_loss(output: str) -> tuple[int, int]:
+    """(sent, received) from the stream's summary."""
+    found = SUMMARY.search(output)
+    if not found:
+        raise AssertionError(f"the traffic stream printed no summary: {output[-400:]}")
+    return int(found.group(1)), int(found.group(2))
