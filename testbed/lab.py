@@ -31,7 +31,7 @@ from testbed.keying import LinkKeyings
 from testbed.names import check_lab_name, default_lab_name
 from testbed.parallel import meanwhile, parallel
 from testbed.probe import xfrm
-from testbed.probe.esp import IPPROTO_ESP, decrypt
+from testbed.probe.esp import IPPROTO_ESP, decrypt, decrypt_raw
 from testbed.probe.sa_book import SaBook
 from testbed.routing.convergence import wait_converged
 from testbed.routing.frr import FrrNode
@@ -343,6 +343,12 @@ class Lab:
                 raise
         self.observe_sas()
         return decrypt(packet, self.sa_book.sas)
+
+    def decrypt_raw(self, ip: bytes):
+        """An IPv4 packet's bytes, not dissected, decrypted with the keys
+        the kernels held when last read (observe_sas): (source,
+        destination, SPI, payload), or None if no SA of theirs matches."""
+        return decrypt_raw(ip, self.sa_book.sas)
 
     def _newer_than_book(self, packet) -> bool:
         return IP in packet and packet[IP].proto == IPPROTO_ESP and float(packet.time) > self.sa_book.observed_at

@@ -4,6 +4,7 @@ ESP with them (scapy's IPsec). An algorithm the suite has no decryption for
 raises UnknownAlgorithm, which names it."""
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -155,6 +156,23 @@ def _open(sa: SecurityAssociation, esp: bytes) -> tuple[int, bytes]:
     return next_header, plain[:-2 - pad_length]
 
 
+def _open_matching(src: str, dst: str, esp: bytes, sas: list[SecurityAssociation]) -> tuple[int, int, bytes] | None:
+    """(SPI, next header, payload) under the first SA of that SPI and those
+    addresses whose keys verify; None if no SA matches, the last failure
+    raised if none verifies (the same SPI re-installed with other keys)."""
+    spi = int.from_bytes(esp[:4], "big")
+    failure: Exception | None = None
+    for sa in sas:
+        if sa.spi == spi and sa.src == src and sa.dst == dst:
+            try:
+                return (spi, *_open(sa, esp))
+            except Exception as exc:     # keys that do not verify, or a cut packet
+                failure = exc
+    if failure is not None:
+        raise failure
+    return None
+
+
 def decrypt(packet, sas: list[SecurityAssociation]) -> Decrypted | None:
     """Decrypt one captured ESP packet, or None if no SA matches its SPI and
     addresses. Several SAs may match (the same SPI re-installed with other
@@ -163,17 +181,17 @@ def decrypt(packet, sas: list[SecurityAssociation]) -> Decrypted | None:
     if IP not in packet or packet[IP].proto != IPPROTO_ESP:
         return None
     outer = packet[IP]
-    esp = bytes(outer.payload)
-    spi = int.from_bytes(esp[:4], "big")
-    failure: Exception | None = None
-    for sa in sas:
-        if sa.spi == spi and sa.src == outer.src and sa.dst == outer.dst:
-            try:
-                next_header, payload = _open(sa, esp)
-            except Exception as exc:     # keys that do not verify, or a cut packet
-                failure = exc
-                continue
-            return Decrypted(outer, sa.spi, next_header, payload)
-    if failure is not None:
-        raise failure
-    return None
+    opened = _open_matching(outer.src, outer.dst, bytes(outer.payload), sas)
+    return Decrypted(outer, *opened) if opened else None
+
+
+def decrypt_raw(ip: bytes, sas: list[SecurityAssociation]) -> tuple[str, str, int, bytes] | None:
+    """An IPv4 packet's bytes (as a capture holds them, not dissected: a
+    stream of thousands under emulation) decrypted: (source, destination,
+    SPI, payload), or None if it is no ESP or no SA matches."""
+    if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != IPPROTO_ESP:
+        return None
+    ip = ip[:int.from_bytes(ip[2:4], "big")]         # a short frame's padding is no part of the ICV
+    src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+    opened = _open_matching(src, dst, ip[(ip[0] & 15) * 4:], sas)
+    return (src, dst, opened[0], opened[2]) if opened else None

@@ -94,3 +94,20 @@ def test_hand_made_gcm_is_what_scapy_makes():
     ours = encrypt(sa, carried, 5)
     assert decrypt(IP(bytes(ours)), [sa]).inner == decrypt(IP(bytes(theirs)), [sa]).inner
     assert len(bytes(ours)) == len(bytes(theirs))
+
+
+def test_a_capture_read_as_bytes_decrypts_like_a_dissected_one(tmp_path):
+    """What IKE-REKEY reads: over a thousand packets, not dissected (an
+    Ethernet capture; a short frame's padding left out of the ICV)."""
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+    from testbed.probe.capture import ip_frames
+    from testbed.probe.esp import decrypt_raw
+    sa = new_sa("10.1.1.2", "10.1.2.2", 100, "rfc4106-gcm-aes", "AB")
+    wire = encrypt(sa, IP(src=sa.src, dst=sa.dst, proto=4) / IP(dst="192.168.2.1") / ICMP() / Raw(b"mark"), 9)
+    wrpcap(str(tmp_path / "c.pcap"), [Ether() / IP(src="10.9.9.9", dst="10.9.9.8") / ICMP(),
+                                      Ether(type=0x0800) / Raw(bytes(wire) + b"\0" * 6)])
+    frames = ip_frames(tmp_path / "c.pcap")
+    assert len(frames) == 2 and decrypt_raw(frames[0], [sa]) is None
+    src, dst, spi, payload = decrypt_raw(frames[1], [sa])
+    assert (src, dst, spi) == (sa.src, sa.dst, sa.spi) and b"mark" in payload
