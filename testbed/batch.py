@@ -137,9 +137,8 @@ class _Places:
     the end of the pool (seen: three failover labs left to the last ten
     minutes, beside another guest, all three failing on a starved CPU)."""
 
-    def __init__(self, runs: list[Run], capacity: int, when_quiet_over=None):
+    def __init__(self, runs: list[Run], capacity: int):
         self.todo = list(enumerate(runs, 1))
-        self.when_quiet_over = when_quiet_over   # called once no run holds or waits for two places
         self.capacity, self.load = capacity, 0
         self.held: dict[int, int] = {}          # id(run) -> places it holds now
         self.lock = threading.Condition()
@@ -151,9 +150,7 @@ class _Places:
                     if self.load + min(run.weight, self.capacity) <= self.capacity:
                         self.held[id(run)] = min(run.weight, self.capacity)
                         self.load += self.held[id(run)]
-                        taken = self.todo.pop(position)
-                        self._quiet_over()
-                        return taken
+                        return self.todo.pop(position)
                     if run.weight > 1:
                         break
                 self.lock.wait()
@@ -164,25 +161,12 @@ class _Places:
         with self.lock:
             self.load -= self.held[id(run)] - 1
             self.held[id(run)] = 1
-            self._quiet_over()
             self.lock.notify_all()
 
     def give_back(self, run: Run) -> None:
         with self.lock:
             self.load -= self.held.pop(id(run))
-            self._quiet_over()
             self.lock.notify_all()
-
-    def check_quiet(self) -> None:
-        """Quiet is over before anything starts if no run needs two places."""
-        with self.lock:
-            self._quiet_over()
-
-    def _quiet_over(self) -> None:
-        if self.when_quiet_over and all(held == 1 for held in self.held.values()) and \
-                not any(run.weight > 1 for _, run in self.todo):
-            callback, self.when_quiet_over = self.when_quiet_over, None
-            callback()
 
     def drop_all(self) -> None:
         with self.lock:
@@ -190,15 +174,12 @@ class _Places:
             self.lock.notify_all()
 
 
-def run_all(runs: list[Run], workers: int | None = None, title: str = "batch",
-            when_quiet_over=None) -> list[Run]:
+def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -> list[Run]:
     """Run them, `workers` places at a time (a run takes `weight` places
-    until it says its deadline checks are done); results in the order given.
-    `when_quiet_over` is called once no run holds or waits for two places."""
+    until it says its deadline checks are done); results in the order given."""
     from testbed.progress import Progress
     count = min(workers or jobs(), len(runs)) or 1
-    places = _Places(runs, count, when_quiet_over)
-    places.check_quiet()
+    places = _Places(runs, count)
     started = time.monotonic()
     previous = {run.title: s for run in runs if (s := previous_seconds(run) or run.expected)}
     progress = Progress(f"{title} of {len(runs)} runs", [run.title for run in runs], previous, workers=count,

@@ -9,12 +9,11 @@ for another's last run, and the guest boots and the suite's imports are
 paid once per series, not once per stage. A run two stages ask for with
 the same lab (the mode matrix's fig6 iiptran column and the implementation
 matrix's reference) runs once; its report folder is copied to the other.
-A failover lab needs the machine's CPUs, so what runs beside the default
-series' pool waits until its failover labs are done (they run first): the
-other kernel series' pools, then the self-test, which needs a machine to
-itself, in a guest of its own of the default series (6.12 under emulation
-once oopsed as Docker started; natively it runs after the pool). Each
-stage is then judged from its runs' results, as its own command judges it.
+After the default series' pool, one after another: the other kernel
+series' pools, then the self-test, which needs a machine to itself, in a
+guest of its own of the default series (6.12 under emulation once oopsed
+as Docker started). Each stage is then judged from its runs' results, as
+its own command judges it.
 """
 from __future__ import annotations
 
@@ -123,11 +122,6 @@ def runs_file(kernel: str) -> Path:
     return GATE_REPORTS / f"runs-{kernel}.json"
 
 
-def quiet_marker(kernel: str) -> Path:
-    """Written once the series' pool has no failover lab left that needs quiet."""
-    return GATE_REPORTS / f"quiet-{kernel}"
-
-
 def run_inner(plan_path: Path, kernel: str) -> int:
     """One kernel series' runs, in one pool, here; what each did in runs-<series>.json."""
     from testbed.batch import print_failures, run_all
@@ -139,7 +133,7 @@ def run_inner(plan_path: Path, kernel: str) -> int:
     made, copies = unique(mine, kernel)
     made = longest_first(made)          # across stages: each stage's own order is not the pool's
     GATE_REPORTS.mkdir(parents=True, exist_ok=True)
-    run_all(made, title=f"gate (kernel {kernel})", when_quiet_over=quiet_marker(kernel).touch)
+    run_all(made, title=f"gate (kernel {kernel})")
     for run in mine:
         original = copies.get(id(run))
         if original is not None:
@@ -153,8 +147,6 @@ def run_inner(plan_path: Path, kernel: str) -> int:
     return 0
 
 
-QUIET_TIMEOUT = 3 * 3600.0      # the default series' failover labs: longer than any gate
-
 
 def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> list[str]:
     return [sys.executable, "-m", "testbed", "--runner", runner, *([] if native else ["--kernel", kernel]),
@@ -167,12 +159,13 @@ def _selftest_argv(runner: str, kernel: str | None = None) -> list[str]:
 
 
 def run_outer(plan_path: Path, native: bool, runner: str) -> int:
-    """The default series' pool; beside it, once its failover labs are done
-    (they need the machine's CPUs), one after another: the other series'
-    pools, each in its guest, then the self-test in a guest of the default
-    series (natively it needs the machine to itself: after the pool). Then
-    every stage judged here."""
-    from testbed.wait import wait_for
+    """The default series' pool, then one after another the other series'
+    pools, each in its guest, and the self-test (in a guest of the default
+    series, or natively). Not beside the pool: under emulation every guest
+    is CPU-bound, so a second one gains nothing and starves the labs of the
+    first (seen: with the self-test's guest beside the pool, runs took
+    twice as long, a profile's forged ESP was overtaken by the sender's own
+    traffic, hrtimer interrupts took 48 ms). Then every stage judged here."""
     plan = load_plan(plan_path)
     stages = Stages(plan)             # bad input: a clear error, exit 2, before anything boots
     env = {**os.environ, "IIPTRAN_JOBS": os.environ.get("IIPTRAN_JOBS") or JOBS,
@@ -185,27 +178,23 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
                f"--runner guest" for kernel in others} if native else {}
     chain = [(f"kernel {kernel}", _series_argv(runner, native, kernel, plan_path), GATE_REPORTS / f"kernel-{kernel}.log")
              for kernel in others if kernel not in skipped]
-    if plan.selftest and not native:
-        chain.append(("the self-test", _selftest_argv(runner, first), GATE_REPORTS / "selftest.log"))
+    if plan.selftest:
+        chain.append(("the self-test", _selftest_argv(runner, None if native else first),
+                      GATE_REPORTS / "selftest.log"))
     print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
-    quiet_marker(first).unlink(missing_ok=True)
     pool = subprocess.Popen(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)
-    beside = _Beside(chain, env)
+    after = _After(chain, env)
     codes = {}
     try:
-        if chain:
-            wait_for(lambda: quiet_marker(first).exists() or pool.poll() is not None,
-                     f"kernel {first}'s failover labs to finish ({quiet_marker(first)})", QUIET_TIMEOUT, 1.0)
-            print(f"iiptran: gate: kernel {first}'s failover labs are done; beside the rest of its pool now: "
-                  + ", then ".join(f"{what} ({log})" for what, _, log in chain), flush=True)
-            beside.start()
         codes["pool"] = pool.wait()
-        if plan.selftest and native:
-            print("iiptran: gate: the clean-up self-test (tests/kernel)", flush=True)
-            codes["the self-test"] = subprocess.call(_selftest_argv(runner), env=env, cwd=PROJECT)
-        codes.update(beside.wait())
+        if chain:
+            print("iiptran: gate: now " + ", then ".join(f"{what} ({log})" for what, _, log in chain), flush=True)
+            after.start()
+        codes.update(after.wait())
     except KeyboardInterrupt:
-        beside.interrupt()
+        after.interrupt()
+        if pool.poll() is None:
+            pool.send_signal(signal.SIGINT)
         pool.wait()
         raise
     from testbed.gate_judge import judge_all
@@ -215,8 +204,8 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     return 0 if ok else 1
 
 
-class _Beside:
-    """Commands run one after another, beside the pool, each with its log."""
+class _After:
+    """Commands run one after another once the pool is done, each with its log."""
 
     def __init__(self, chain: list[tuple[str, list[str], Path]], env: dict):
         self.chain, self.env = chain, env

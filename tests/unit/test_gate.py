@@ -20,18 +20,18 @@ def test_the_plan_runs_each_lab_once_and_the_other_kernel_apart(tmp_path, monkey
     assert weights["fig3 with datapath iiptran"] == 2 and weights["fig6 with datapath iiptran"] == 1
 
 
-def test_what_runs_beside_the_pool_runs_in_order_each_with_its_log(tmp_path, capsys):
+def test_what_runs_after_the_pool_runs_in_order_each_with_its_log(tmp_path, capsys):
     import sys
-    from testbed.gate import _Beside
+    from testbed.gate import _After
     chain = [(f"step {i}", [sys.executable, "-c", f"print('step {i}'); raise SystemExit({i})"], tmp_path / f"{i}.log")
              for i in (0, 3)]
-    beside = _Beside(chain, {})
-    beside.start()
-    assert beside.wait() == {"step 0": 0, "step 3": 3}
+    after = _After(chain, {})
+    after.start()
+    assert after.wait() == {"step 0": 0, "step 3": 3}
     assert (tmp_path / "3.log").read_text() == "step 3\n"
     assert "step 3 (" in capsys.readouterr().out
 
 
-def test_nothing_beside_the_pool_until_started():
-    from testbed.gate import _Beside
-    assert _Beside([("never", ["false"], None)], {}).wait() == {}
+def test_nothing_after_the_pool_until_started():
+    from testbed.gate import _After
+    assert _After([("never", ["false"], None)], {}).wait() == {}

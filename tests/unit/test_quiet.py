@@ -1,6 +1,6 @@
 """A failover lab holds two of the pool's places only until its deadline
 checks are done: they run first, then the run says so and the pool takes
-the second place back; once no run needs two places, the pool says so."""
+the second place back."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,37 +19,15 @@ def _runs(*weights: int) -> list[Run]:
 
 def test_a_run_that_is_done_measuring_gives_its_second_place_back():
     heavy, a, b = _runs(2, 1, 1)
-    said = []
-    places = _Places([heavy, a, b], 3, when_quiet_over=lambda: said.append("quiet over"))
+    places = _Places([heavy, a, b], 3)
     assert places.take()[1] is heavy and places.take()[1] is a
-    assert places.load == 3 and not said
+    assert places.load == 3
     places.keep_one(heavy)
-    assert places.load == 2 and said == ["quiet over"]
+    assert places.load == 2
     assert places.take()[1] is b                 # the freed place goes to the next run
-    places.give_back(heavy)
-    places.give_back(a)
-    places.give_back(b)
-    assert places.load == 0 and said == ["quiet over"]     # said once
-
-
-def test_quiet_is_not_over_while_a_two_place_run_waits():
-    first, second, light = _runs(2, 2, 1)
-    said = []
-    places = _Places([first, second, light], 3, when_quiet_over=lambda: said.append(True))
-    places.check_quiet()
-    assert not said
-    assert places.take()[1] is first
-    places.keep_one(first)
-    assert not said                              # second still waits for its two places
-    assert places.take()[1] is second
-    places.keep_one(second)
-    assert said == [True]
-
-
-def test_a_pool_without_two_place_runs_is_quiet_over_at_once():
-    said = []
-    _Places(_runs(1, 1), 3, when_quiet_over=lambda: said.append(True)).check_quiet()
-    assert said == [True]
+    for run in (heavy, a, b):
+        places.give_back(run)
+    assert places.load == 0
 
 
 def test_deadline_checks_run_first_and_the_run_says_when_they_are_done(pytester, tmp_path):
