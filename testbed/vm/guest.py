@@ -102,8 +102,11 @@ class Guest:
         rw = ",".join(f"rw{i}:{p}" for i, p in enumerate(shares))
         append = " ".join([
             "console=ttyS0", "quiet", "loglevel=1", "rw",
-            # A soft lockup ends the run with every CPU's stack instead of hanging it.
-            "panic=-1", "softlockup_panic=1", "softlockup_all_cpu_backtrace=1",
+            # A soft lockup ends the run with every CPU's stack instead of hanging it;
+            # after two minutes, not twenty seconds: under emulation on a busy host
+            # a vCPU can stall 23 s in an allocation and come back (seen, and the
+            # panic took a whole pool of runs with it).
+            "panic=-1", "softlockup_panic=1", "softlockup_all_cpu_backtrace=1", "watchdog_thresh=60",
             f"iiptran.modules={self.kernel.root / 'lib' / 'modules'}",
             f"iiptran.rw={rw}", f"iiptran.entry={ENTRY_SCRIPT}", f"iiptran.job={self.job_file}",
             f"iiptran.keep={','.join(str(p) for p in self._kept())}",
