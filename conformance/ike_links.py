@@ -36,12 +36,13 @@ def rekeyed(lab, node, tunnel, old: set[str]) -> bool:
     node it is none of those whose inbound SPIs are `old` (a rekeyed one
     stays a few seconds more, inbound only: charon's delete_rekeyed_delay)."""
     peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
-    for end, end_tunnel in ((node, tunnel), (tunnel.peer, peer_tunnel)):
-        states = {c["spi-in"]: c.get("state") for c in children(lab, end, end_tunnel)}
-        if [s for s in states.values() if s == "INSTALLED"] != ["INSTALLED"]:
-            return False
-    current = {c["spi-in"] for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"}
-    return not (current & old)
+    here, there = (installed(lab, n, t) for n, t in ((node, tunnel), (tunnel.peer, peer_tunnel)))
+    return len(here) == 1 and len(there) == 1 and here[0]["spi-in"] not in old
+
+
+def installed(lab, node, tunnel) -> list[dict]:
+    """The link's CHILD_SAs the node's daemon reports installed."""
+    return [c for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"]
 
 
 def busy_link(lab):

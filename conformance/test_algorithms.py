@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from algorithm_policy import esp_describe, esp_findings, ike_findings
-from ike_links import children, ike_keying, ike_links, rekeyed
+from ike_links import ike_keying, ike_links, installed, rekeyed
 from link_sas import link_end_sas
 from testbed import events
 from testbed.probe.xfrm import INFINITE
@@ -83,10 +83,9 @@ def test_negotiated_sas_expire_after_their_rekey_and_rekeys_use_pfs(lab, kernel_
 
 def _rekey_and_read(lab, node, tunnel):
     """Rekey the link's CHILD_SA now; the new one as the daemon reports it."""
-    old = {c["spi-in"] for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"}
+    old = {c["spi-in"] for c in installed(lab, node, tunnel)}
     ike_keying(lab).rekey(node, tunnel)
     wait_for(lambda: rekeyed(lab, node, tunnel, old), f"link {tunnel.label}'s new CHILD_SA to replace the old one "
              "on both ends", timeout=REKEY_TIMEOUT)
-    installed = [c for ike in lab.keying.negotiated(node, tunnel) or [] for c in ike.children
-                 if c.state == "INSTALLED"]
-    return installed[0] if installed else None
+    new = [c for ike in lab.keying.negotiated(node, tunnel) or [] for c in ike.children if c.state == "INSTALLED"]
+    return new[0] if new else None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ike_links import RATE_INTERVAL, busy_link, children, ike_keying, rekeyed, stream, stream_loss
+from ike_links import RATE_INTERVAL, busy_link, ike_keying, installed, rekeyed, stream, stream_loss
 from testbed import events
 from testbed.parallel import parallel
 from testbed.probe.capture import ip_frames
@@ -48,9 +48,8 @@ class Stage:
                 f"{sorted(self.ike_new)}, done in {self.seconds} s")
 
 
-def _child_spis(lab, node, tunnel) -> set[int]:
-    return {int(c[key], 16) for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"
-            for key in ("spi-in", "spi-out")}
+def _child_spis(held: list[dict]) -> set[int]:
+    return {int(c[key], 16) for c in held for key in ("spi-in", "spi-out")}
 
 
 def _ike_spis(lab, node, tunnel) -> set[str]:
@@ -65,7 +64,7 @@ def _sent_under(lab, node, here: str, spis: set[int]) -> int:
 
 def _paced(lab, node, tunnel) -> None:
     """Wait until the stream has crossed the link under its current SA."""
-    spis = _child_spis(lab, node, tunnel)
+    spis = _child_spis(installed(lab, node, tunnel))
     start = _sent_under(lab, node, tunnel.local_base, spis)
     wait_for(lambda: _sent_under(lab, node, tunnel.local_base, spis) >= start + PACED,
              f"the stream to cross link {tunnel.label} under its current CHILD_SA", timeout=REKEY_TIMEOUT)
@@ -74,7 +73,8 @@ def _paced(lab, node, tunnel) -> None:
 def _rekey(lab, kind: str, node, tunnel) -> Stage:
     keying, peer = ike_keying(lab), tunnel.peer
     peer_tunnel = lab.plan.nodes[peer].tunnel_to(node)
-    stage = Stage(kind, _child_spis(lab, node, tunnel), _ike_spis(lab, node, tunnel))
+    held = installed(lab, node, tunnel)
+    stage = Stage(kind, _child_spis(held), _ike_spis(lab, node, tunnel))
     started = time.monotonic()
     if kind == "IKE_SA":
         keying.rekey_ike(node, tunnel)
@@ -83,12 +83,12 @@ def _rekey(lab, kind: str, node, tunnel) -> Stage:
     else:
         asked = {"near end": [(node, tunnel)], "far end": [(peer, peer_tunnel)],
                  "both ends at once": [(node, tunnel), (peer, peer_tunnel)]}[kind]
-        old_in = {c["spi-in"] for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"}
+        old_in = {c["spi-in"] for c in held}
         parallel([lambda n=n, t=t: keying.rekey(n, t) for n, t in asked])
         wait_for(lambda: rekeyed(lab, node, tunnel, old_in), f"link {tunnel.label}'s new CHILD_SA ({kind}) to "
                  "replace the old one on both ends", timeout=REKEY_TIMEOUT)
     stage.seconds = round(time.monotonic() - started, 2)
-    stage.new, stage.ike_new = _child_spis(lab, node, tunnel), _ike_spis(lab, node, tunnel)
+    stage.new, stage.ike_new = _child_spis(installed(lab, node, tunnel)), _ike_spis(lab, node, tunnel)
     return stage
 
 
