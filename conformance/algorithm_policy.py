@@ -40,16 +40,21 @@ def _judged(table: str, name, key_bits: int | None = None) -> list[str]:
     return found
 
 
-def esp_findings(sa) -> list[str]:
-    """What is wrong with a kernel SA's algorithms (testbed.probe.xfrm.KernelSA)."""
+def _esp_names(sa) -> tuple[str, str, int]:
+    """A kernel SA's cipher and integrity in IANA names, and its ICV's bits."""
     encryption = names.encryption_name(sa.encryption, sa.icv_bits, sa.aead)
     integrity = "AUTH_NONE" if sa.aead else names.integrity_name(sa.integrity, sa.icv_bits)
+    return encryption, integrity, sa.icv_bits if (sa.aead or sa.integrity) else 0
+
+
+def esp_findings(sa) -> list[str]:
+    """What is wrong with a kernel SA's algorithms (testbed.probe.xfrm.KernelSA)."""
+    encryption, integrity, icv = _esp_names(sa)
     found = _judged("esp_encryption", encryption, names.cipher_key_bits(sa.encryption, sa.key_bits))
     if integrity == "AUTH_NONE" and not sa.aead:
         found.append(f"RFC 8221 6: {tables()['esp_integrity']['words']['AUTH_NONE']}")
     else:
         found += _judged("esp_integrity", integrity)
-    icv = sa.icv_bits if (sa.aead or sa.integrity) else 0
     if icv < tables()["min_icv_bits"]:
         found.append(f"an ICV of {icv} bits, under {tables()['min_icv_bits']}")
     keys = names.key_problem(sa.encryption, sa.key_bits, sa.integrity, sa.auth_key_bits)
@@ -59,10 +64,8 @@ def esp_findings(sa) -> list[str]:
 
 
 def esp_describe(sa) -> str:
-    encryption = names.encryption_name(sa.encryption, sa.icv_bits, sa.aead)
-    integrity = "AUTH_NONE" if sa.aead else names.integrity_name(sa.integrity, sa.icv_bits)
-    return (f"{encryption} ({names.cipher_key_bits(sa.encryption, sa.key_bits)}-bit key) with {integrity}, "
-            f"ICV {sa.icv_bits if (sa.aead or sa.integrity) else 0} bits")
+    encryption, integrity, icv = _esp_names(sa)
+    return f"{encryption} ({names.cipher_key_bits(sa.encryption, sa.key_bits)}-bit key) with {integrity}, ICV {icv} bits"
 
 
 def ike_findings(ike: IkeSaView) -> list[str]:
