@@ -216,7 +216,7 @@ def base_lab(request, report_dir):
         _note_unfit(request.config, lab.converged_within(ATTACHED_CONVERGENCE_S),
                     "the lab that is up did not converge")
         yield lab
-        lab.observe_sas()
+        lab.refresh_sa_book()
         write_esp_sa(lab.sa_book.sas, report_dir)
         return
     fault = _fault(request)
@@ -241,7 +241,7 @@ def base_lab(request, report_dir):
         # The SAs (with those a join or a rekey added) die with the lab: keep
         # them for Wireshark, and the IKE daemons' logs beside the report.
         try:
-            lab.observe_sas()
+            lab.refresh_sa_book()
             lab.keying.keep_logs(report_dir)
         finally:
             write_esp_sa(lab.sa_book.sas, report_dir)
@@ -313,7 +313,7 @@ def lab(base_lab, join_record, report_dir, request):
         from testbed.routing.convergence import wait_settled
         _break(base_lab, fault, report_dir)
         wait_settled(base_lab)
-        base_lab.observe_sas()
+        base_lab.refresh_sa_book()
     return base_lab
 
 

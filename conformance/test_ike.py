@@ -88,7 +88,7 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     after = {n: {c["spi-in"] for c in children(lab, n, t)} for n, t in ends}
     stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if f"{sa.spi:08x}" in before[n])
              for n in before}
-    lab.observe_sas()
+    lab.refresh_sa_book()
     measurements("ike_restart_recovery", {"node": node, "link": tunnel.label, "seconds": seconds,
                                           "stale_kernel_sas": stale})
     events.note(node, f"{node}'s charon killed (SIGKILL) and started again", [

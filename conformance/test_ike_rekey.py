@@ -130,7 +130,7 @@ def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab
     spec, node, tunnel = busy_link(lab)
     peer = tunnel.peer
     here, there = tunnel.local_base, tunnel.remote_base
-    lab.observe_sas()                    # the old SAs' keys, for packets captured before they go
+    lab.refresh_sa_book()                    # the old SAs' keys, for packets captured before they go
     changes = {n: lab.routing.state_changes(lab, n) for n in (node, peer)}
     marker = secrets.token_bytes(8)
     stages: list[Stage] = []
@@ -140,7 +140,7 @@ def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab
             for kind in STAGES:
                 _paced(lab, node, tunnel)
                 stages.append(_rekey(lab, kind, node, tunnel))
-                lab.observe_sas()        # the new SA's keys, before a later rekey takes it away
+                lab.refresh_sa_book()        # the new SA's keys, before a later rekey takes it away
             _paced(lab, node, tunnel)
         finally:
             lab.runtime.stop_program(running)

@@ -329,6 +329,12 @@ class Lab:
         self.save()
         return readings
 
+    def refresh_sa_book(self) -> None:
+        """Every active VN node's SAs into the book, the SPDs not read: what
+        decrypting a capture needs, at less cost."""
+        self.sa_book.observe(self.runtime, self.active_vn_nodes(), policies=False)
+        self.save()
+
     def decrypt(self, packet):
         """A captured ESP packet decrypted with the keys the kernels hold or
         held (None if it is no ESP, or no SA of theirs matches). The kernels
@@ -341,7 +347,7 @@ class Lab:
         except Exception:            # keys that did not verify
             if not self._newer_than_book(packet):
                 raise
-        self.observe_sas()
+        self.refresh_sa_book()
         return decrypt(packet, self.sa_book.sas)
 
     def decrypt_raw(self, ip: bytes):
@@ -353,8 +359,9 @@ class Lab:
     def _newer_than_book(self, packet) -> bool:
         return IP in packet and packet[IP].proto == IPPROTO_ESP and float(packet.time) > self.sa_book.observed_at
 
-    def kernel_sad(self, node: str) -> xfrm.IpsecState:
-        return xfrm.read(self.runtime, node)
+    def kernel_sad(self, node: str) -> xfrm.Sad:
+        """The node's SAD now (observe_sas reads the SPD as well)."""
+        return xfrm.read_sad(self.runtime, node)
 
     def frr(self, node: str) -> FrrNode:
         return FrrNode(self.runtime, node)

@@ -24,10 +24,12 @@ class SaBook:
     def _add(self, sa: SecurityAssociation) -> None:
         self._seen.setdefault((sa.src, sa.dst, sa.spi, sa.algorithm, sa.key, sa.auth_key), sa)
 
-    def observe(self, runtime: Runtime, nodes: list[str]) -> dict[str, xfrm.IpsecState]:
-        """Read each node's SAD and SPD now (side by side), remember every SA; return the readings."""
+    def observe(self, runtime: Runtime, nodes: list[str], policies: bool = True) -> dict[str, xfrm.Sad]:
+        """Read each node's SAD and SPD (or its SAD alone) now, side by side,
+        remember every SA; return the readings."""
         self.observed_at = time.time()
-        readings = parallel([lambda node=node: xfrm.read(runtime, node) for node in nodes])
+        read = xfrm.read if policies else xfrm.read_sad
+        readings = parallel([lambda node=node: read(runtime, node) for node in nodes])
         for sad in readings:
             for state in sad.states:
                 if state.proto == "esp":

@@ -172,13 +172,18 @@ class KernelPolicy:
 
 
 @dataclass
-class IpsecState:
-    """One node's SAD and SPD."""
+class Sad:
+    """One node's SAD alone."""
     states: list[KernelSA] = field(default_factory=list)
-    policies: list[KernelPolicy] = field(default_factory=list)
 
     def between(self, src: str, dst: str) -> list[KernelSA]:
         return [sa for sa in self.states if (sa.src, sa.dst) == (src, dst)]
+
+
+@dataclass
+class IpsecState(Sad):
+    """One node's SAD and SPD."""
+    policies: list[KernelPolicy] = field(default_factory=list)
 
     def entries(self) -> list[str]:
         """Every SA and policy as one line, sorted: what defines the SAD and SPD."""
@@ -328,3 +333,10 @@ def read(runtime: Runtime, node: str) -> IpsecState:
     (`ip -batch` prints only the first of two xfrm listings.)"""
     states, policies = parallel([lambda: _listing(runtime, node, "state"), lambda: _listing(runtime, node, "policy")])
     return IpsecState(parse_states(states), parse_policies(policies))
+
+
+def read_sad(runtime: Runtime, node: str) -> Sad:
+    """The node's SAD alone: what the checks that follow an SA (its counters,
+    replay window, keys) need. Under emulation the SPD listing costs more
+    than the SAD's (0.11 against 0.08 s of CPU), and such checks poll."""
+    return Sad(parse_states(_listing(runtime, node, "state")))
