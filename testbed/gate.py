@@ -153,9 +153,12 @@ def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> lis
             "gate", str(plan_path), "--inner", kernel]
 
 
-def _selftest_argv(runner: str, kernel: str | None = None) -> list[str]:
+def _selftest_argv(runner: str, kernel: str | None = None, fig6_report: Path | None = None) -> list[str]:
+    """The self-test; given the report of a fig6 run the pool made, it checks
+    that run's artifacts instead of making a fig6 run of its own."""
+    made = ["env", f"IIPTRAN_SELFTEST_FIG6_REPORT={fig6_report}"] if fig6_report else []
     return [sys.executable, "-m", "testbed", "--runner", runner, *(["--kernel", kernel] if kernel else []),
-            "run", "--", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
+            "run", "--", *made, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
 
 
 def run_outer(plan_path: Path, native: bool, runner: str) -> int:
@@ -166,6 +169,7 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     first (seen: with the self-test's guest beside the pool, runs took
     twice as long, a profile's forged ESP was overtaken by the sender's own
     traffic, hrtimer interrupts took 48 ms). Then every stage judged here."""
+    from testbed.topology.loader import load
     plan = load_plan(plan_path)
     stages = Stages(plan)             # bad input: a clear error, exit 2, before anything boots
     env = {**os.environ, "IIPTRAN_JOBS": os.environ.get("IIPTRAN_JOBS") or JOBS,
@@ -179,7 +183,9 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     chain = [(f"kernel {kernel}", _series_argv(runner, native, kernel, plan_path), GATE_REPORTS / f"kernel-{kernel}.log")
              for kernel in others if kernel not in skipped]
     if plan.selftest:
-        chain.append(("the self-test", _selftest_argv(runner, None if native else first),
+        fig6 = next((folder / "iiptran" for topology, folder in stages.matrix_dirs.items()
+                     if load(topology).name == "fig6"), None)
+        chain.append(("the self-test", _selftest_argv(runner, None if native else first, fig6),
                       GATE_REPORTS / "selftest.log"))
     print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
     pool = subprocess.Popen(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)
