@@ -154,20 +154,22 @@ def test_inner_datagram_with_ttl_zero_is_discarded_by_the_decapsulator(lab, repo
     echoes = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"]
     with Capture(lab.runtime, dst, tunnel.device, report_dir / f"ttl-zero-decap-{name}.pcap", "icmp",
                  direction="in") as cap:
-        sa, _ = send_forged(lab, previous, dst, _echo(lab, previous, dst, marker, ttl=0))
+        forged = send_forged(lab, previous, dst, _echo(lab, previous, dst, marker, ttl=0))
         cap.await_packets(lambda p: IP in p and marker in bytes(p), 1)
     delivered = inspect.snmp_counters(lab.runtime, dst)["Icmp.InEchos"] - echoes
     resync(lab, previous, dst)
     arrived = [p for p in cap.packets if IP in p and marker in bytes(p)]
-    events.note(dst, f"an inner TTL-0 echo request under SA 0x{sa.spi:08x} from {previous}",
-                [f"decapsulated on {tunnel.device}: {len(arrived)}", f"delivered to ICMP: {delivered}"])
+    events.note(dst, f"an inner TTL-0 echo request under SA 0x{forged.sa.spi:08x} from {previous}",
+                [f"forged copies sent: {forged.sent}", f"decapsulated on {tunnel.device}: {len(arrived)}",
+                 f"delivered to ICMP: {delivered}"])
     guard(arrived, f"the forged packet never came out of {dst}'s {tunnel.device}: it was dropped before "
                    "decapsulation")
     guard(arrived[0][IP].ttl == 0, f"it arrived with TTL {arrived[0][IP].ttl}, not 0")
     failure = f"{dst} delivered {delivered} datagram(s) that arrived with inner TTL 0" if delivered else None
     deviations.check("IPIP-TTL0-DECAP", failure, {
         "decapsulated_with_ttl0": Fact(True, f"came out of {dst}'s {tunnel.device} with TTL 0"),
-        "delivered_locally": Fact(delivered == 1, f"{dst}'s Icmp.InEchos rose by {delivered} for the one datagram")})
+        "delivered_locally": Fact(delivered == forged.sent, f"{dst}'s Icmp.InEchos rose by {delivered} for the "
+                                                            f"{forged.sent} forged cop{'y' if forged.sent == 1 else 'ies'}")})
 
 
 @pytest.mark.req("IPIP-NO-OPTIONS")

@@ -34,15 +34,17 @@ def test_esp_of_one_link_with_another_endpoints_source_is_dropped(lab):
         ICMP(type=8, id=0x5a5a) / Raw(marker)
     echoes = inspect.snmp_counters(lab.runtime, hub.name)["Icmp.InEchos"]
     xfrm_before = inspect.xfrm_stats(lab.runtime, hub.name)
-    sa, router = send_forged(lab, p, hub.name, inner, outer_src=q_base, count=SENT)
+    forged = send_forged(lab, p, hub.name, inner, outer_src=q_base, count=SENT)
+    sa, router = forged.sa, forged.router
     after = inspect.xfrm_stats(lab.runtime, hub.name)
     delivered = inspect.snmp_counters(lab.runtime, hub.name)["Icmp.InEchos"] - echoes
     resync(lab, p, hub.name)
     moved = {k: after[k] - xfrm_before.get(k, 0) for k in after if after[k] != xfrm_before.get(k, 0)}
     events.note(hub.name, f"ESP under {p}'s SA 0x{sa.spi:08x} with {q}'s outer source {q_base}, sent from {router}",
-                [f"{SENT} sent; echo requests delivered {delivered}", f"xfrm counters that moved: {moved}"])
+                [f"{forged.sent} sent; echo requests delivered {delivered}", f"xfrm counters that moved: {moved}"])
     assert delivered == 0, (f"{hub.name} decapsulated and delivered {delivered} packet(s) protected by the SA of its "
                             f"link to {p} but sent as if by {q}: the SA is not bound to its link")
     dropped = sum(moved.get(k, 0) for k in BINDING_DROPS)
-    assert dropped >= SENT, (f"{hub.name} did not count the {SENT} mismatched packets as an SA or policy mismatch; "
+    assert dropped >= SENT, (f"{hub.name} did not count the {SENT} mismatched packets (of {forged.sent} sent) as an SA "
+                             f"or policy mismatch; "
                              f"counters that moved: {moved}")

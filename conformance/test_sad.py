@@ -93,7 +93,7 @@ def _other_protocol_under(lab, sa) -> Fact:
     marker = secrets.token_bytes(8)
     echoes = inspect.snmp_counters(lab.runtime, receiver)["Icmp.InEchos"]
     xfrm_before = inspect.xfrm_stats(lab.runtime, receiver)
-    used, _ = send_forged(lab, sender, receiver, payload=ICMP(type=8, id=0x5e1) / Raw(marker))
+    used = send_forged(lab, sender, receiver, payload=ICMP(type=8, id=0x5e1) / Raw(marker)).sa
     delivered = inspect.snmp_counters(lab.runtime, receiver)["Icmp.InEchos"] - echoes
     after = inspect.xfrm_stats(lab.runtime, receiver)
     resync(lab, sender, receiver)

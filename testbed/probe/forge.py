@@ -20,6 +20,8 @@ them taken.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from scapy.layers.inet import IP
 
 from testbed.errors import PreconditionFailed, WaitTimeout
@@ -29,7 +31,11 @@ from testbed.probe.traffic import ping
 from testbed.probe.xfrm import KernelSA
 from testbed.wait import wait_for
 
-AHEAD = 16          # sequence numbers skipped; less than the 32-packet replay window
+# Sequence numbers skipped: less than the 32-packet replay window, so the
+# sender's own packets in between stay acceptable, and as many as that
+# allows: a busy link's sender (seen: 24 packets while the two kernels were
+# read under load) must not reach the forged numbers before they are seen taken.
+AHEAD = 24
 ATTEMPTS = 3
 TAKEN_TIMEOUT = 2.0
 
@@ -92,20 +98,28 @@ def _taken(lab, sender: str, receiver: str, sa: KernelSA, first: int, count: int
         held[0].received(n) for n in range(first, first + count))
 
 
+@dataclass(frozen=True)
+class Forged:
+    sa: KernelSA
+    router: str          # the base router they were sent from
+    sent: int            # copies sent in all: a try the window could not confirm is sent again
+
+
 def send_forged(lab, sender: str, receiver: str, inner: IP | None = None, outer_src: str | None = None,
-                count: int = 1, payload=None) -> tuple[KernelSA, str]:
+                count: int = 1, payload=None) -> Forged:
     """Forge `count` packets (see `forge`) and send them to the receiver from
-    its base router, until the receiver's window shows it took them;
-    return the SA and the router. A packet the receiver refuses after its
-    window (another SA's source, an inner TTL of 0) still counts as taken:
-    it authenticated, which is all this is about."""
-    for _ in range(ATTEMPTS):
+    its base router, until the receiver's window shows it took them. A
+    packet the receiver refuses after its window (another SA's source, an
+    inner TTL of 0) still counts as taken: it authenticated, which is all
+    this is about. A try that could not be confirmed may still have been
+    taken: what the receiver did is judged against `sent`."""
+    for attempt in range(1, ATTEMPTS + 1):
         packets, sa, first = forge(lab, sender, receiver, inner, outer_src=outer_src, count=count, payload=payload)
         router = send_from_base(lab, receiver, packets)
         try:
             wait_for(lambda: _taken(lab, sender, receiver, sa, first, count),
                      f"{receiver} to take the packets forged under {sender}'s SA", timeout=TAKEN_TIMEOUT)
-            return sa, router
+            return Forged(sa, router, attempt * count)
         except WaitTimeout:
             continue
     raise PreconditionFailed(f"{receiver} did not take the packets forged under {sender}'s SA in {ATTEMPTS} tries: "
