@@ -44,7 +44,7 @@ class FailoverRecord:
         return self.sent - self.received
 
 
-def _blackhole(lab, a: str, b: str, add: bool) -> list[str]:
+def blackhole_base_path(lab, a: str, b: str, add: bool) -> list[str]:
     """The endpoint pair's packets dropped (or no longer) by each end's base router."""
     done = []
     for me, peer in ((a, b), (b, a)):
@@ -100,7 +100,7 @@ def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> 
     rules = []
     try:
         wait_for(lambda: first_hop_device(lab, node, dst) == device, f"{node} to route {dst} over {device}", 10)
-        rules = _blackhole(lab, node, peer, add=True)
+        rules = blackhole_base_path(lab, node, peer, add=True)
         failed_at = time.monotonic()
         wait_for(lambda: first_hop_device(lab, node, dst) not in (device, None),
                  f"{node}'s route to {dst} to leave {device} once its base path is blackholed",
@@ -111,7 +111,7 @@ def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> 
         if stream.poll() is None:
             lab.runtime.stop_program(stream)
         if rules:
-            _blackhole(lab, node, peer, add=False)
+            blackhole_base_path(lab, node, peer, add=False)
             wait_restored(lab, routing)
     record.window_s, record.sent, record.received = longest_silence(record.output)
     sad_after = sad_entries(lab)

@@ -52,6 +52,8 @@ FAULTS = [
                   child_life=(0, 7200)),
     _config_fault("ike-no-pfs", "every CHILD_SA proposal without a Diffie-Hellman group: rekeys without PFS",
                   no_pfs=True),
+    _config_fault("ike-dpd-clear", "a dead peer's SAs are cleared on both ends (dpd_action clear): after a base-path "
+                  "outage longer than dead-peer detection nobody negotiates the link again", dpd_clear=True),
     _config_fault("ike-rekey-restarts", "a CHILD_SA rekey closes the CHILD_SA and then negotiates a new one (break "
                   "before make): the link carries nothing in between", rekey_restarts=True),
 ]

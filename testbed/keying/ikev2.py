@@ -32,6 +32,7 @@ CHILD = "ipip"
 IKE_PROPOSAL = "aes128gcm16-prfsha256-ecp256"
 ESP_PROPOSALS = {"rfc4106-gcm-aes": "aes128gcm16", "cbc-aes-hmac-sha256": "aes128-sha256"}
 PFS_GROUP = "ecp256"         # RFC 8247 2.4: group 19, SHOULD (as the IKE_SA's)
+DPD_DELAY_S = 2              # a peer silent this long is asked whether it is alive
 # What charon logs when a peer cannot be authenticated or refuses the proposal.
 FAILURE = re.compile(r"AUTHENTICATION_FAILED|authentication of .* failed|no trusted .* public key found|"
                      r"constraint check failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|no matching peer config|"
@@ -63,6 +64,7 @@ class IkeFaults:
     no_pfs: bool = False                 # CHILD_SA rekeys without a Diffie-Hellman exchange
     child_life: tuple[int, int] | None = None   # the CHILD_SA's (rekey_time, life_time); rekey 0: never
     rekey_restarts: bool = False         # a rekey closes the CHILD_SA, then negotiates a new one (break before make)
+    dpd_clear: bool = False              # a dead peer's SAs are cleared on both ends: nobody negotiates again
 
 
 class Ikev2Keying(Keying):
@@ -74,6 +76,12 @@ class Ikev2Keying(Keying):
         self.marks: dict[str, int] = {}      # charon log lines seen before the current negotiation
         self.faults = IkeFaults()
         self.conventional: set[str] = set()  # links whose first end is configured conventionally
+
+    @staticmethod
+    def dead_peer_after() -> float:
+        """Seconds of silence after which a daemon declares its peer dead:
+        the DPD delay, then the retransmissions of the probe."""
+        return DPD_DELAY_S + sum(strongswan.retransmit_schedule())
 
     def misconfigure(self, faults: IkeFaults) -> None:
         """What the daemons are told from now on (a negative profile, before bring-up)."""
@@ -116,7 +124,7 @@ class Ikev2Keying(Keying):
                  "esp_proposals": [ESP_PROPOSALS[tunnel.algorithm] + pfs],
                  "rekey_time": f"{ike.rekey_time}s",
                  "replay_window": "32", "start_action": "start" if end.initiator else "none",
-                 "dpd_action": "restart" if end.initiator else "clear"}
+                 "dpd_action": "restart" if end.initiator and not self.faults.dpd_clear else "clear"}
         if self.faults.child_life:
             # rand_time 0: with its default (life_time - rekey_time) charon
             # sets a soft limit of about nothing and rekeys without end.
@@ -134,7 +142,10 @@ class Ikev2Keying(Keying):
         return {conn_name(tunnel): {
             "version": "2", "local_addrs": [local], "remote_addrs": [remote],
             "proposals": [self.faults.ike_proposal or IKE_PROPOSAL],
-            "dpd_delay": "2s", "rekey_time": f"{ike.ike_rekey_time}s", "mobike": "no", "encap": "no",
+            "dpd_delay": f"{DPD_DELAY_S}s", "rekey_time": f"{ike.ike_rekey_time}s", "mobike": "no", "encap": "no",
+            # A link is permanent: after a dead peer (a base-path outage) the
+            # initiator tries again until the path is back, not once.
+            "keyingtries": "0",
             "local": {**local_auth, "id": local}, "remote": {**remote_auth, "id": remote},
             "children": {CHILD: child}}}
 

@@ -26,6 +26,16 @@ from testbed.runtime.netlink import pids_in_namespace
 from testbed.wait import wait_for
 
 CHARON = "/usr/lib/ipsec/charon"
+# Retransmission (charon's settings): a request goes again after
+# timeout * base^n seconds, n = 0 .. tries - 1, and is given up one
+# interval after the last. Short, so that an IKE negative profile fails fast.
+RETRANSMIT_TRIES, RETRANSMIT_TIMEOUT, RETRANSMIT_BASE = 3, 1.0, 1.4
+
+
+def retransmit_schedule() -> list[float]:
+    """Seconds between a request and each resend of it, then the giving up."""
+    return [RETRANSMIT_TIMEOUT * RETRANSMIT_BASE ** n for n in range(RETRANSMIT_TRIES + 1)]
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 PLUGINS = ("random nonce openssl aes sha1 sha2 hmac kdf gcm pem pkcs1 pkcs8 x509 pubkey constraints "
@@ -38,9 +48,9 @@ charon {
   install_routes = no
   install_virtual_ip = no
   # Fail fast when a peer does not answer (an IKE negative profile must not hang).
-  retransmit_tries = 3
-  retransmit_timeout = 1.0
-  retransmit_base = 1.4
+  retransmit_tries = %(tries)d
+  retransmit_timeout = %(timeout)s
+  retransmit_base = %(base)s
   filelog {
     iiptran {
       path = /run/charon.log
@@ -96,7 +106,8 @@ def start(runtime: Runtime, lab_state: Path, node: str) -> None:
                                  "strongswan-charon) and swanctl's vici plugin (strongswan-swanctl)")
     folder = run_dir(runtime, lab_state, node)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (folder / "strongswan.conf").write_text(CONF % {"plugins": PLUGINS, "node": node})
+    (folder / "strongswan.conf").write_text(CONF % {"plugins": PLUGINS, "node": node, "tries": RETRANSMIT_TRIES,
+                                                 "timeout": RETRANSMIT_TIMEOUT, "base": RETRANSMIT_BASE})
     for stale in ("charon.vici", "charon.pid"):
         (folder / stale).unlink(missing_ok=True)
     runtime.spawn(node, _argv(runtime, folder), folder / "charon.out")
