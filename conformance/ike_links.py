@@ -64,7 +64,8 @@ def stream(lab, spec, count: int, marker: bytes | None = None, size: int = 56) -
             "-I", expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)]
     if marker:
         argv[1:1] = ["-p", marker.hex()]
-    return lab.runtime.popen(spec.src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return lab.runtime.popen(spec.src, argv, net_only=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
 
 
 def stream_loss(output: str) -> tuple[int, int]:

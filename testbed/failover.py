@@ -96,7 +96,7 @@ def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> 
     routing = snapshot(lab)
     argv = ["ping", "-D", "-n", "-i", str(INTERVAL), "-c", str(count), "-W", "1",
             "-I", expect.lan_address(lab, src), expect.lan_address(lab, dst)]
-    stream = lab.runtime.popen(src, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stream = lab.runtime.popen(src, argv, net_only=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rules = []
     try:
         wait_for(lambda: first_hop_device(lab, node, dst) == device, f"{node} to route {dst} over {device}", 10)

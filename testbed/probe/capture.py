@@ -117,7 +117,8 @@ class Capture:
         if self.bpf:
             argv.append(self.bpf)
         with self.pcap.open("wb") as out:
-            self.process = self.runtime.popen(self.node, argv, stdout=out, stderr=subprocess.PIPE, text=True)
+            self.process = self.runtime.popen(self.node, argv, net_only=True, stdout=out, stderr=subprocess.PIPE,
+                                              text=True)
 
     def __enter__(self) -> "Capture":
         self.start()

@@ -31,7 +31,7 @@ def ping(runtime: Runtime, node: str, destination: str, count: int = 3, pattern_
         argv += ["-p", pattern_hex]
     if source:
         argv += ["-I", source]
-    done = runtime.run(node, argv + [destination], timeout=count * (interval + timeout) + 10)
+    done = runtime.run(node, argv + [destination], timeout=count * (interval + timeout) + 10, net_only=True)
     match = re.search(r"(\d+) packets transmitted, (\d+) received", done.stdout)
     sent, received = (int(match.group(1)), int(match.group(2))) if match else (count, 0)
     return PingResult(sent, received, done.stdout + done.stderr)
@@ -48,7 +48,7 @@ def traceroute(runtime: Runtime, node: str, destination: str, max_hops: int = 12
     A hop counts as answered if any of its probes was: one lost packet must
     not read as a different path, as ping checks tolerate one lost echo."""
     argv = ["traceroute", "-n", "-I", "-q", str(probes), "-w", "2", "-m", str(max_hops), destination]
-    done = runtime.run(node, argv, timeout=max_hops * 3 + 10)
+    done = runtime.run(node, argv, timeout=max_hops * 3 + 10, net_only=True)
     hops = []
     for line in done.stdout.splitlines()[1:]:
         if HOP.match(line):

@@ -8,7 +8,9 @@ import shlex
 import signal
 import subprocess
 from abc import ABC, abstractmethod
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import ContextManager, Iterator
 
 from testbed.errors import WaitTimeout
 from testbed import events
@@ -65,24 +67,39 @@ class Runtime(ABC):
     def exec_argv(self, node: str, argv: list[str]) -> list[str]:
         """The host command line that runs argv inside the node."""
 
+    def net_only(self, node: str) -> ContextManager[bool]:
+        """For a program that only uses sockets (ping, tcpdump): a block in
+        which a program started from this thread is already in the node's
+        network, if the backend can do that (True), so it needs no launcher
+        process (a launcher costs as much CPU as the program under emulation)."""
+        return nullcontext(False)
+
     @abstractmethod
     def existing_nodes(self) -> list[str]:
         """Nodes of this lab that exist now (also after a crash)."""
 
+    @contextmanager
+    def _started_in(self, node: str, argv: list[str], net_only: bool) -> Iterator[list[str]]:
+        """The command line to start from this thread, inside the block."""
+        with self.net_only(node) if net_only else nullcontext(False) as entered:
+            yield argv if entered else self.exec_argv(node, argv)
+
     def run(self, node: str, argv: list[str], timeout: float = 60,
-            check: bool = False) -> subprocess.CompletedProcess:
-        done = subprocess.run(self.exec_argv(node, argv), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+            check: bool = False, net_only: bool = False) -> subprocess.CompletedProcess:
+        """Run argv in the node to completion (`net_only`: see net_only())."""
+        with self._started_in(node, argv, net_only) as command:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         events.command(node, argv, done.returncode, done.stdout, done.stderr)
         if check:
             done.check_returncode()
         return done
 
-    def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
+    def popen(self, node: str, argv: list[str], net_only: bool = False, **kwargs) -> subprocess.Popen:
         """A program left running in the node; end it with `stop_program`. It
-        gets its own process group: the launcher (nsenter) may fork and does
-        not pass signals on."""
-        return subprocess.Popen(self.exec_argv(node, argv), start_new_session=True, **kwargs)
+        gets its own process group: the launcher may fork and does not pass
+        signals on."""
+        with self._started_in(node, argv, net_only) as command:
+            return subprocess.Popen(command, start_new_session=True, **kwargs)
 
     @staticmethod
     def stop_program(process: subprocess.Popen, timeout: float = 10.0) -> None:
