@@ -165,7 +165,7 @@ class _Places:
 
     def give_back(self, run: Run) -> None:
         with self.lock:
-            self.load -= self.held.pop(id(run))
+            self.load -= self.held.pop(id(run), 0)
             self.lock.notify_all()
 
     def drop_all(self) -> None:
@@ -188,23 +188,24 @@ def run_all(runs: list[Run], workers: int | None = None, title: str = "batch") -
     failures: list[BaseException] = []
 
     def serve(worker: _Worker) -> None:
-        while True:
-            taken = places.take()
-            if taken is None:
-                return
+        while (taken := places.take()) is not None:
             index, run = taken
-            progress.start(run.title, f"[{index}/{len(runs)}] {run.title}")
-            began = time.monotonic()
             try:
+                progress.start(run.title, f"[{index}/{len(runs)}] {run.title}")
+                began = time.monotonic()
                 run.returncode = worker.run(run, quiet_over=lambda: places.keep_one(run))
-            except BaseException as exc:      # reported after every worker has stopped
+                run.seconds = round(time.monotonic() - began, 1)
+                verdict = "passed" if run.returncode == 0 else f"exit {run.returncode}"
+                progress.finish(run.title, f"{run.title} (log: {run.log})", verdict)
+            except BaseException as exc:
+                # Reported after every worker has stopped. No run starts
+                # after it: a worker gone with places held would leave the
+                # others waiting for them until the CI's own limit.
                 failures.append(exc)
-                places.give_back(run)
+                places.drop_all()
                 return
-            places.give_back(run)
-            run.seconds = round(time.monotonic() - began, 1)
-            verdict = "passed" if run.returncode == 0 else f"exit {run.returncode}"
-            progress.finish(run.title, f"{run.title} (log: {run.log})", verdict)
+            finally:
+                places.give_back(run)
 
     threads = [threading.Thread(target=serve, args=(worker,), daemon=True) for worker in pool]
     try:

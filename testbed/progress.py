@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 
@@ -59,7 +60,10 @@ class Estimate:
 
 
 class Progress:
-    """Steps of one long command, shown as lines or as a live bar."""
+    """Steps of one long command, shown as lines or as a live bar. A batch's
+    workers call it from their threads, so every method holds one lock (a
+    step finishing in one thread while another reads the running steps
+    once raised in a worker and left the pool waiting for good)."""
 
     def __init__(self, title: str, keys: list[str], previous: dict[str, float] | None = None,
                  workers: int = 1, live: bool | None = None, stream=None, say_starts: bool = False):
@@ -68,6 +72,7 @@ class Progress:
         self.started = time.monotonic()
         self.stream = stream or sys.stdout
         self.running: dict[str, float] = {}
+        self._lock = threading.RLock()
         self._bar = None
         if live if live is not None else live_output():
             self._start_bar(len(keys))
@@ -92,6 +97,10 @@ class Progress:
         return f"about {seconds(left / at_once)} left ({self.estimate.source()})"
 
     def start(self, key: str, label: str) -> None:
+        with self._lock:
+            self._start(key, label)
+
+    def _start(self, key: str, label: str) -> None:
         self.running[key] = time.monotonic()
         if self._bar is not None:
             self._bar.update(self._task, now=label, left=self._left())
@@ -100,6 +109,10 @@ class Progress:
                   f"{self._left()})", file=self.stream, flush=True)
 
     def finish(self, key: str, label: str, outcome: str) -> None:
+        with self._lock:
+            self._finish(key, label, outcome)
+
+    def _finish(self, key: str, label: str, outcome: str) -> None:
         took = time.monotonic() - self.running.pop(key, time.monotonic())
         self.estimate.finished(key, took)
         done, left = len(self.estimate.took), self._left()
@@ -112,10 +125,11 @@ class Progress:
             print(f"iiptran: {self.title}: {line}", file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, now="")
-            self._bar.stop()
-            self._bar = None
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(self._task, now="")
+                self._bar.stop()
+                self._bar = None
 
 
 TIMINGS_FILE = "step-timings.json"

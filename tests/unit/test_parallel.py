@@ -101,3 +101,75 @@ def test_two_place_runs_go_first_then_longest_first():
     runs = [Run(t, "fig6", t, Path("/tmp") / t, weight=w, expected=s) for t, w, s in
             (("short", 1, 60), ("heavy-short", 2, 100), ("long", 1, 300), ("heavy-long", 2, 150))]
     assert [run.title for run in longest_first(runs)] == ["heavy-long", "heavy-short", "long", "short"]
+
+
+class _FakeWorker:
+    """Runs nothing: answers 0."""
+
+    def run(self, run, quiet_over=lambda: None):
+        quiet_over()
+        return 0
+
+    def close(self):
+        pass
+
+    def interrupt(self):
+        pass
+
+
+def test_a_worker_that_fails_ends_the_pool_instead_of_hanging(monkeypatch, tmp_path):
+    """Seen in CI: a worker thread died in its progress line with a
+    two-place run's places held, and the other worker waited for them until
+    the CI's limit."""
+    from testbed import batch, progress
+    monkeypatch.setattr(batch, "_Worker", _FakeWorker)
+    start = progress.Progress.start
+
+    def broken_start(self, key, label):
+        if key == "broken":
+            raise RuntimeError("worker lost")
+        start(self, key, label)
+
+    monkeypatch.setattr(progress.Progress, "start", broken_start)
+    runs = [batch.Run(t, "fig6", t, tmp_path / t, weight=w) for t, w in
+            (("broken", 2), ("a", 1), ("heavy", 2), ("b", 1))]
+    done = []
+    pool = threading.Thread(target=lambda: done.append(_raised(batch.run_all, runs, workers=3)), daemon=True)
+    pool.start()
+    pool.join(10)
+    assert not pool.is_alive(), "run_all still waiting after a worker failed"
+    assert isinstance(done[0], RuntimeError) and "worker lost" in str(done[0])
+
+
+def _raised(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def test_progress_from_many_threads_keeps_count(monkeypatch):
+    """Workers start and finish steps at once; every finish is counted and
+    no start reads a step another thread has just finished."""
+    import io
+    import sys
+    monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)
+    sys.setswitchinterval(1e-6)   # switch threads as often as possible
+    from testbed.progress import Progress
+    keys = [f"run{i}" for i in range(2000)]
+    progress = Progress("pool", keys, {k: 1.0 for k in keys}, workers=4, live=False,
+                        stream=io.StringIO(), say_starts=True)
+
+    def step(mine):
+        for key in mine:
+            progress.start(key, key)
+            progress.finish(key, key, "passed")
+
+    threads = [threading.Thread(target=step, args=(keys[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sys.setswitchinterval(0.005)
+    assert len(progress.estimate.took) == 2000 and not progress.running
