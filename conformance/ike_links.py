@@ -45,6 +45,22 @@ def installed(lab, node, tunnel) -> list[dict]:
     return [c for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"]
 
 
+def child_spis(held: list[dict]) -> set[int]:
+    """Both SPIs (inbound and outbound) of each of these CHILD_SAs."""
+    return {int(c[key], 16) for c in held for key in ("spi-in", "spi-out")}
+
+
+def ike_spis(lab, node, tunnel) -> set[str]:
+    """The link's ESTABLISHED IKE_SAs at node, as initiator/responder SPI pairs."""
+    return {f"{ike.get('initiator-spi')}/{ike.get('responder-spi')}" for ike in ike_keying(lab).link_sas(node, tunnel)
+            if ike.get("state") == "ESTABLISHED"}
+
+
+def gone(lab, nodes, spis: set[int]) -> bool:
+    """None of these SPIs is in any of the nodes' kernels any more."""
+    return not any(sa.spi in spis for n in nodes for sa in lab.kernel_sad(n).states)
+
+
 def busy_link(lab):
     """The first flow crossing an IKE-keyed link, and that link (its first end, tunnel end)."""
     keyed = {t.label for _, t in lab.keyed_links(IKEV2)}

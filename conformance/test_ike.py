@@ -14,7 +14,7 @@ import pytest
 from scapy.layers.inet import IP
 
 from guards import guard
-from ike_links import busy_link, children, ike_keying, ike_links
+from ike_links import busy_link, children, gone, ike_keying, ike_links
 from testbed import errors
 from testbed.verdicts import INFORMATIVE
 from testbed import events, expect
@@ -100,11 +100,6 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
                                      f"{node}'s daemon restarted (inbound SPIs before {before}, after {after})")
 
 
-def _gone(lab, nodes, spis: set[int]) -> bool:
-    """None of these SPIs is in any of the nodes' kernels any more."""
-    return not any(sa.spi in spis for n in nodes for sa in lab.kernel_sad(n).states)
-
-
 @pytest.mark.rebuilds_lab
 @pytest.mark.req("IKE-FAIL-CLOSED")
 def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir):
@@ -122,7 +117,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
         current = {int(c[key], 16) for n, t in ends for c in children(lab, n, t) for key in ("spi-in", "spi-out")}
         ike_keying(lab).suspend(node, tunnel)
         try:
-            wait_for(lambda: _gone(lab, [n for n, _ in ends], current),
+            wait_for(lambda: gone(lab, [n for n, _ in ends], current),
                      f"link {tunnel.label}'s CHILD_SA ({sorted(map(hex, current))}) to leave both kernels", 20)
             unprotected = ping(lab.runtime, spec.src, dst, count=5, interval=0.1, timeout=1, source=src,
                                pattern_hex=marker.hex())

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ike_links import RATE_INTERVAL, busy_link, ike_keying, installed, rekeyed, stream, stream_loss
+from ike_links import (RATE_INTERVAL, busy_link, child_spis, ike_keying, ike_spis, installed, rekeyed, stream,
+                       stream_loss)
 from testbed import events
 from testbed.parallel import parallel
 from testbed.probe.capture import ip_frames
@@ -48,15 +49,6 @@ class Stage:
                 f"{sorted(self.ike_new)}, done in {self.seconds} s")
 
 
-def _child_spis(held: list[dict]) -> set[int]:
-    return {int(c[key], 16) for c in held for key in ("spi-in", "spi-out")}
-
-
-def _ike_spis(lab, node, tunnel) -> set[str]:
-    return {f"{ike.get('initiator-spi')}/{ike.get('responder-spi')}" for ike in ike_keying(lab).link_sas(node, tunnel)
-            if ike.get("state") == "ESTABLISHED"}
-
-
 def _sent_under(lab, node, here: str, spis: set[int]) -> int:
     """Packets the node's kernel has sent under these SAs."""
     return sum(sa.packets for sa in lab.kernel_sad(node).states if sa.spi in spis and sa.src == here)
@@ -64,7 +56,7 @@ def _sent_under(lab, node, here: str, spis: set[int]) -> int:
 
 def _paced(lab, node, tunnel) -> None:
     """Wait until the stream has crossed the link under its current SA."""
-    spis = _child_spis(installed(lab, node, tunnel))
+    spis = child_spis(installed(lab, node, tunnel))
     start = _sent_under(lab, node, tunnel.local_base, spis)
     wait_for(lambda: _sent_under(lab, node, tunnel.local_base, spis) >= start + PACED,
              f"the stream to cross link {tunnel.label} under its current CHILD_SA", timeout=REKEY_TIMEOUT)
@@ -74,11 +66,11 @@ def _rekey(lab, kind: str, node, tunnel) -> Stage:
     keying, peer = ike_keying(lab), tunnel.peer
     peer_tunnel = lab.plan.nodes[peer].tunnel_to(node)
     held = installed(lab, node, tunnel)
-    stage = Stage(kind, _child_spis(held), _ike_spis(lab, node, tunnel))
+    stage = Stage(kind, child_spis(held), ike_spis(lab, node, tunnel))
     started = time.monotonic()
     if kind == "IKE_SA":
         keying.rekey_ike(node, tunnel)
-        wait_for(lambda: _replaced(_ike_spis(lab, node, tunnel), stage.ike_old),
+        wait_for(lambda: _replaced(ike_spis(lab, node, tunnel), stage.ike_old),
                  f"link {tunnel.label}'s IKE_SA to be replaced", timeout=REKEY_TIMEOUT)
     else:
         asked = {"near end": [(node, tunnel)], "far end": [(peer, peer_tunnel)],
@@ -88,7 +80,7 @@ def _rekey(lab, kind: str, node, tunnel) -> Stage:
         wait_for(lambda: rekeyed(lab, node, tunnel, old_in), f"link {tunnel.label}'s new CHILD_SA ({kind}) to "
                  "replace the old one on both ends", timeout=REKEY_TIMEOUT)
     stage.seconds = round(time.monotonic() - started, 2)
-    stage.new, stage.ike_new = _child_spis(installed(lab, node, tunnel)), _ike_spis(lab, node, tunnel)
+    stage.new, stage.ike_new = child_spis(installed(lab, node, tunnel)), ike_spis(lab, node, tunnel)
     return stage
 
 
