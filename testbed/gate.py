@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from testbed.errors import UserError
-from testbed.paths import PROJECT, REPORTS
+from testbed.paths import PROJECT, REPORTS, SELFTEST_FIG6_REPORT
 from testbed.topology.model import DATAPATH_MODES
 
 PLAN = PROJECT / "conformance" / "gate.yaml"
@@ -156,7 +156,7 @@ def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> lis
 def _selftest_argv(runner: str, kernel: str | None = None, fig6_report: Path | None = None) -> list[str]:
     """The self-test; given the report of a fig6 run the pool made, it checks
     that run's artifacts instead of making a fig6 run of its own."""
-    made = ["env", f"IIPTRAN_SELFTEST_FIG6_REPORT={fig6_report}"] if fig6_report else []
+    made = ["env", f"{SELFTEST_FIG6_REPORT}={fig6_report}"] if fig6_report else []
     return [sys.executable, "-m", "testbed", "--runner", runner, *(["--kernel", kernel] if kernel else []),
             "run", "--", *made, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
 

@@ -11,6 +11,9 @@ CACHE_DIR = PROJECT / ".cache"
 RUN_DIR = PROJECT / ".run"
 REPORTS = PROJECT / "reports"
 BENCH_DIR = REPORTS / "bench"     # what `make bench` writes
+# The self-test is told (by `iiptran gate`) which report of a fig6 run the
+# pool has just made, so that it checks that run's artifacts.
+SELFTEST_FIG6_REPORT = "IIPTRAN_SELFTEST_FIG6_REPORT"
 
 
 def in_guest() -> bool:

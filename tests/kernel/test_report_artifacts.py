@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from testbed.lab import Lab
+from testbed.paths import SELFTEST_FIG6_REPORT
 from testbed.report.wireshark import tshark_argv, tshark_env
 from testbed.topology.loader import load
 from testbed.topology.plan import build_plan
@@ -16,10 +17,10 @@ from testbed.topology.plan import build_plan
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-# `iiptran gate` names the report of a fig6 run it has just made: its
-# artifacts are those of a real run, and a second bring-up and suite start
-# (about a minute under emulation) would show nothing more.
-MADE_REPORT = "IIPTRAN_SELFTEST_FIG6_REPORT"
+# `iiptran gate` names the report of a fig6 run it has just made
+# (SELFTEST_FIG6_REPORT): its artifacts are those of a real run, and a
+# second bring-up and suite start (about a minute under emulation) would
+# show nothing more.
 
 
 def _run_fig6(report: Path) -> None:
@@ -35,7 +36,7 @@ def _run_fig6(report: Path) -> None:
 
 
 def test_tshark_decrypts_a_capture_of_the_run(tmp_path):
-    named = os.environ.get(MADE_REPORT)
+    named = os.environ.get(SELFTEST_FIG6_REPORT)
     report = Path(named) if named else tmp_path / "report"
     if not named:
         _run_fig6(report)
