@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
 import subprocess
-import threading
 from dataclasses import dataclass, field
 
 from testbed import events
+from testbed.protocols import protocol_number
 from testbed.sa import SecurityAssociation, suite_name
 from testbed.errors import TestbedError
 from testbed.parallel import parallel
@@ -26,26 +25,6 @@ from testbed.runtime.base import Runtime
 ANY = 0
 
 INFINITE = 0          # a lifetime limit the kernel prints as (INF), or 0 seconds: none
-
-_PROTOCOLS: dict[str, int] = {}
-_PROTOCOLS_LOCK = threading.Lock()
-
-
-def _protocol(word: str) -> int:
-    """iproute2 prints a selector's protocol by its /etc/protocols name (4 is
-    'ipencap'). libc's getprotobyname is not reentrant: nodes are read side by
-    side, and two lookups at once returned the file's first entry ('ip', 0),
-    which reads as 'any protocol'. One lookup at a time, each name once."""
-    if word.isdigit():
-        return int(word)
-    with _PROTOCOLS_LOCK:
-        if word not in _PROTOCOLS:
-            try:
-                _PROTOCOLS[word] = socket.getprotobyname(word)
-            except OSError:
-                _PROTOCOLS[word] = -1
-        return _PROTOCOLS[word]
-
 
 @dataclass(frozen=True)
 class Selector:
@@ -217,7 +196,7 @@ def _number(word: str) -> int:
 
 def _selector(words: list[str]) -> Selector:
     proto = _after(words, "proto")
-    return Selector(_after(words, "src"), _after(words, "dst"), _protocol(proto) if proto else ANY)
+    return Selector(_after(words, "src"), _after(words, "dst"), protocol_number(proto) if proto else ANY)
 
 
 def parse_states(text: str) -> list[KernelSA]:

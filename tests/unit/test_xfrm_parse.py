@@ -68,7 +68,7 @@ def test_protocol_names_are_looked_up_one_at_a_time(monkeypatch):
     import threading
     import time
 
-    from testbed.probe import xfrm
+    from testbed import protocols
     inside, most = [0], [0]
     lock = threading.Lock()
 
@@ -81,15 +81,15 @@ def test_protocol_names_are_looked_up_one_at_a_time(monkeypatch):
             inside[0] -= 1
         return 4
 
-    monkeypatch.setattr(xfrm.socket, "getprotobyname", slow_lookup)
-    monkeypatch.setattr(xfrm, "_PROTOCOLS", {})
-    threads = [threading.Thread(target=xfrm._protocol, args=(f"name{i}",)) for i in range(8)]
+    monkeypatch.setattr(protocols.socket, "getprotobyname", slow_lookup)
+    monkeypatch.setattr(protocols, "_NUMBERS", {})
+    threads = [threading.Thread(target=protocols.protocol_number, args=(f"name{i}",)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert most[0] == 1
-    assert xfrm._protocol("name3") == 4
+    assert protocols.protocol_number("name3") == 4
 
 
 def test_the_replay_window_tells_which_numbers_were_taken():
