@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from testbed import expect
+from testbed.keying.negotiated import ESTABLISHED, INSTALLED, ChildSaView
 
 IKEV2 = "ikev2"
 RATE_INTERVAL = 0.02          # 50 packets a second across the link
@@ -27,33 +28,33 @@ def ike_links(lab):
     return links
 
 
-def children(lab, node, tunnel) -> list[dict]:
-    return [c for ike in ike_keying(lab).link_sas(node, tunnel) for c in ike.get("child-sas", {}).values()]
+def children(lab, node, tunnel) -> list[ChildSaView]:
+    """The link's CHILD_SAs as the node's daemon reports them."""
+    return [c for ike in ike_keying(lab).negotiated(node, tunnel) for c in ike.children]
 
 
-def rekeyed(lab, node, tunnel, old: set[str]) -> bool:
+def rekeyed(lab, node, tunnel, old: set[int]) -> bool:
     """Both ends hold exactly one installed CHILD_SA for the link, and at
     node it is none of those whose inbound SPIs are `old` (a rekeyed one
     stays a few seconds more, inbound only: charon's delete_rekeyed_delay)."""
     peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
     here, there = (installed(lab, n, t) for n, t in ((node, tunnel), (tunnel.peer, peer_tunnel)))
-    return len(here) == 1 and len(there) == 1 and here[0]["spi-in"] not in old
+    return len(here) == 1 and len(there) == 1 and here[0].spi_in not in old
 
 
-def installed(lab, node, tunnel) -> list[dict]:
+def installed(lab, node, tunnel) -> list[ChildSaView]:
     """The link's CHILD_SAs the node's daemon reports installed."""
-    return [c for c in children(lab, node, tunnel) if c.get("state") == "INSTALLED"]
+    return [c for c in children(lab, node, tunnel) if c.state == INSTALLED]
 
 
-def child_spis(held: list[dict]) -> set[int]:
+def child_spis(held: list[ChildSaView]) -> set[int]:
     """Both SPIs (inbound and outbound) of each of these CHILD_SAs."""
-    return {int(c[key], 16) for c in held for key in ("spi-in", "spi-out")}
+    return {spi for c in held for spi in c.spis}
 
 
 def ike_spis(lab, node, tunnel) -> set[str]:
     """The link's ESTABLISHED IKE_SAs at node, as initiator/responder SPI pairs."""
-    return {f"{ike.get('initiator-spi')}/{ike.get('responder-spi')}" for ike in ike_keying(lab).link_sas(node, tunnel)
-            if ike.get("state") == "ESTABLISHED"}
+    return {ike.spis for ike in ike_keying(lab).negotiated(node, tunnel) if ike.state == ESTABLISHED}
 
 
 def gone(lab, nodes, spis: set[int]) -> bool:

@@ -27,7 +27,7 @@ def test_every_sa_and_ike_sa_uses_algorithms_the_rfcs_allow(lab, kernel_ipsec):
             seen.append(what)
             problems += [f"{what}: {finding}" for finding in esp_findings(sa)]
         for ike in lab.keying.negotiated(node, tunnel) or []:
-            what = f"{node}: IKE_SA of link {tunnel.label} ({ike.state}): {ike.describe()}"
+            what = f"{node}: IKE_SA of link {tunnel.label} ({ike.state}): {ike.algorithms()}"
             seen.append(what)
             problems += [f"{what}: {finding}" for finding in ike_findings(ike)]
     events.note("", "algorithms of every SA (kernel) and IKE_SA (daemon) of every virtual link", seen)
@@ -83,9 +83,9 @@ def test_negotiated_sas_expire_after_their_rekey_and_rekeys_use_pfs(lab, kernel_
 
 def _rekey_and_read(lab, node, tunnel):
     """Rekey the link's CHILD_SA now; the new one as the daemon reports it."""
-    old = {c["spi-in"] for c in installed(lab, node, tunnel)}
+    old = {c.spi_in for c in installed(lab, node, tunnel)}
     ike_keying(lab).rekey(node, tunnel)
     wait_for(lambda: rekeyed(lab, node, tunnel, old), f"link {tunnel.label}'s new CHILD_SA to replace the old one "
              "on both ends", timeout=REKEY_TIMEOUT)
-    new = [c for ike in lab.keying.negotiated(node, tunnel) or [] for c in ike.children if c.state == "INSTALLED"]
+    new = installed(lab, node, tunnel)
     return new[0] if new else None

@@ -18,8 +18,9 @@ from ike_links import busy_link, children, gone, ike_keying, ike_links
 from testbed import errors
 from testbed.verdicts import INFORMATIVE
 from testbed import events, expect
+from testbed.keying.negotiated import ESTABLISHED, INSTALLED, TrafficSelector
 from testbed.probe.capture import MultiCapture
-from testbed.probe.esp import IPPROTO_ESP
+from testbed.probe.esp import IPPROTO_ESP, IPPROTO_IPIP
 from testbed.probe.flows import access_capture
 from testbed.probe.traffic import ping
 from testbed.routing.convergence import snapshot, wait_restored
@@ -30,8 +31,8 @@ RECOVERY_TIMEOUT = 90.0
 NO_COMMON_GROUND = re.compile(r"TS_UNACCEPTABLE|NO_PROPOSAL_CHOSEN")
 
 
-def _ts_ok(selectors: list[str], address: str) -> bool:
-    return selectors in ([f"{address}/32[ipencap]"], [f"{address}/32[4]"])
+def _ts_ok(selectors, address: str) -> bool:
+    return selectors == (TrafficSelector(f"{address}/32", IPPROTO_IPIP),)
 
 
 @pytest.mark.as_built
@@ -40,33 +41,32 @@ def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_
     problems, lines = [], []
     for first, tunnel in ike_links(lab):
         for node, end in ((first, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(first))):
-            ikes = ike_keying(lab).link_sas(node, end)
-            lines += [f"{node} {end.label}: {ike}" for ike in ikes]
+            ikes = ike_keying(lab).negotiated(node, end)
+            lines += [f"{node} {end.label}: {ike.describe()}; " + "; ".join(c.describe() for c in ike.children)
+                      for ike in ikes]
             if len(ikes) != 1:
                 problems.append(f"{node}: {len(ikes)} IKE_SAs for link {end.label}, want exactly one")
                 continue
             ike = ikes[0]
-            if ike.get("state") != "ESTABLISHED" or (ike.get("local-host"), ike.get("remote-host")) != (
-                    end.local_base, end.remote_base):
-                problems.append(f"{node}: link {end.label}'s IKE_SA is {ike.get('state')} between "
-                                f"{ike.get('local-host')} and {ike.get('remote-host')}, want ESTABLISHED between "
-                                f"{end.local_base} and {end.remote_base}")
-            children = [c for c in ike.get("child-sas", {}).values() if c.get("state") == "INSTALLED"]
-            if len(children) != 1:
-                problems.append(f"{node}: {len(children)} installed CHILD_SAs on link {end.label}, want one")
+            if ike.state != ESTABLISHED or (ike.local_host, ike.remote_host) != (end.local_base, end.remote_base):
+                problems.append(f"{node}: link {end.label}'s IKE_SA is {ike.state} between {ike.local_host} and "
+                                f"{ike.remote_host}, want {ESTABLISHED} between {end.local_base} and "
+                                f"{end.remote_base}")
+            children_ = [c for c in ike.children if c.state == INSTALLED]
+            if len(children_) != 1:
+                problems.append(f"{node}: {len(children_)} installed CHILD_SAs on link {end.label}, want one")
                 continue
-            child = children[0]
-            if child.get("mode") != "TRANSPORT":
-                problems.append(f"{node}: link {end.label}'s CHILD_SA is in {child.get('mode')} mode")
-            if not (_ts_ok(child.get("local-ts"), end.local_base) and _ts_ok(child.get("remote-ts"), end.remote_base)):
-                problems.append(f"{node}: link {end.label}'s traffic selectors are {child.get('local-ts')} <=> "
-                                f"{child.get('remote-ts')}, want IPIP (protocol 4) between {end.local_base} and "
-                                f"{end.remote_base} only")
+            child = children_[0]
+            if child.mode != "TRANSPORT":
+                problems.append(f"{node}: link {end.label}'s CHILD_SA is in {child.mode} mode")
+            if not (_ts_ok(child.local_ts, end.local_base) and _ts_ok(child.remote_ts, end.remote_base)):
+                problems.append(f"{node}: link {end.label}'s traffic selectors are {child.selectors()}, want IPIP "
+                                f"(protocol 4) between {end.local_base} and {end.remote_base} only")
             held = {sa.spi for sa in kernel_ipsec[node].states}
-            for key in ("spi-in", "spi-out"):
-                if int(child.get(key, "0"), 16) not in held:
-                    problems.append(f"{node}: the CHILD_SA's {key} {child.get(key)} is not in the kernel's SAD")
-    events.note("", "IKE_SAs and CHILD_SAs as the daemons report them (vici list-sas)", lines)
+            for key, spi in (("inbound", child.spi_in), ("outbound", child.spi_out)):
+                if spi not in held:
+                    problems.append(f"{node}: the CHILD_SA's {key} SPI {spi:08x} is not in the kernel's SAD")
+    events.note("", "IKE_SAs and CHILD_SAs as the daemons report them", lines)
     assert not problems, "\n".join(problems)
 
 
@@ -75,7 +75,7 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     """The initiating end's daemon killed (SIGKILL, a crash) and started again."""
     spec, node, tunnel = busy_link(lab)
     ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
-    before = {n: {c["spi-in"] for c in children(lab, n, t)} for n, t in ends}
+    before = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
     routing = snapshot(lab)
     started = time.monotonic()
     ike_keying(lab).restart(node, signal.SIGKILL)
@@ -85,14 +85,15 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
              f"VN traffic {spec.src}->{spec.dst} to flow again", RECOVERY_TIMEOUT, interval=0.2)
     wait_restored(lab, routing)
     seconds = round(time.monotonic() - started, 1)
-    after = {n: {c["spi-in"] for c in children(lab, n, t)} for n, t in ends}
-    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if f"{sa.spi:08x}" in before[n])
-             for n in before}
+    after = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
+    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if sa.spi in before[n]) for n in before}
     lab.refresh_sa_book()
     measurements("ike_restart_recovery", {"node": node, "link": tunnel.label, "seconds": seconds,
                                           "stale_kernel_sas": stale})
-    events.note(node, f"{node}'s charon killed (SIGKILL) and started again", [
-        f"CHILD_SA inbound SPIs before {before}, after {after}",
+    hexes = lambda spis: sorted(f"0x{s:08x}" for s in spis)      # noqa: E731
+    events.note(node, f"{node}'s IKE daemon killed (SIGKILL) and started again", [
+        f"CHILD_SA inbound SPIs before { {n: hexes(s) for n, s in before.items()} }, "
+        f"after { {n: hexes(s) for n, s in after.items()} }",
         f"SAs of the old CHILD_SAs still in the kernels (the crashed daemon's): {stale}",
         f"SAs negotiated again, VN traffic flowing and routing converged {seconds} s after the kill"])
     renewed = [n for n in before if after[n] and not (after[n] & before[n])]
@@ -114,7 +115,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     routing = snapshot(lab)
     with MultiCapture(captures):
         protected = ping(lab.runtime, spec.src, dst, count=2, source=src, pattern_hex=marker.hex())
-        current = {int(c[key], 16) for n, t in ends for c in children(lab, n, t) for key in ("spi-in", "spi-out")}
+        current = {spi for n, t in ends for c in children(lab, n, t) for spi in c.spis}
         ike_keying(lab).suspend(node, tunnel)
         try:
             wait_for(lambda: gone(lab, [n for n, _ in ends], current),
@@ -163,8 +164,10 @@ def test_join_creates_only_the_new_links_sas(lab, join_record, joining_node):
             problems.append(f"{node}: existing IKE/CHILD SAs changed: before {keep}, after {after}")
     events.note(joining_node, "IKE_SAs and CHILD_SAs of the members before and after the join", [
         f"{n}: {join_record.ike_before[n]} -> {join_record.ike_after.get(n)}" for n in join_record.ike_before])
-    new = [ike_keying(lab).link_sas(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels if lab.active(t.peer)]
-    assert all(len(ikes) == 1 for ikes in new), f"{joining_node}'s new links have IKE_SAs {new}, want one each"
+    new = [ike_keying(lab).negotiated(joining_node, t) for t in lab.plan.nodes[joining_node].tunnels
+           if lab.active(t.peer)]
+    assert all(len(ikes) == 1 for ikes in new), (f"{joining_node}'s new links have IKE_SAs "
+                                                 f"{[[ike.describe() for ike in ikes] for ikes in new]}, want one each")
     assert not problems, "\n".join(problems)
 
 
@@ -210,8 +213,7 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
             refused = str(exc)
         result = ping(lab.runtime, node, expect.lan_address(lab, peer), count=3, timeout=1,
                       source=expect.lan_address(lab, node))
-        negotiated = {n: [(c.get("mode"), c.get("local-ts"), c.get("remote-ts"), c.get("state"))
-                          for c in children(lab, n, t)]
+        negotiated = {n: [(c.mode, c.selectors(), c.state) for c in children(lab, n, t)]
                       for n, t in ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))}
     finally:
         ike_keying(lab).configure_conventionally(tunnel, False)

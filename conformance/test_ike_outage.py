@@ -21,7 +21,7 @@ from ike_links import IKEV2, child_spis, gone, ike_keying, ike_links, ike_spis, 
 from testbed import events
 from testbed.failover import blackhole_base_path
 from testbed.errors import TestbedError, WaitTimeout
-from testbed.keying.ikev2 import DPD_DELAY_S, Ikev2Keying
+from testbed.keying.ikev2 import DPD_DELAY_S
 from testbed.probe.capture import MultiCapture
 from testbed.probe.flows import access_capture
 from testbed.reroute import link_to_fail
@@ -119,7 +119,7 @@ def test_base_path_outage_keeps_or_renegotiates_the_link_with_nothing_in_clear(l
     ends = _outage_link(lab, reroutable_flow)
     (node, tunnel), (peer, _) = ends
     pair = {tunnel.local_base, tunnel.remote_base}
-    dead_after = Ikev2Keying.dead_peer_after()
+    dead_after = ike_keying(lab).dead_peer_after()
     within = dead_after * 2 + SLACK       # each phase's bound: the daemons' dead-peer time twice, and slack
     before = {n: _link_sas(lab, n, t) for n, t in ends}
     guard(all(map(_keyed, before.values())), f"link {tunnel.label} was not keyed before the outage: "

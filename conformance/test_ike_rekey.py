@@ -75,7 +75,7 @@ def _rekey(lab, kind: str, node, tunnel) -> Stage:
     else:
         asked = {"near end": [(node, tunnel)], "far end": [(peer, peer_tunnel)],
                  "both ends at once": [(node, tunnel), (peer, peer_tunnel)]}[kind]
-        old_in = {c["spi-in"] for c in held}
+        old_in = {c.spi_in for c in held}
         parallel([lambda n=n, t=t: keying.rekey(n, t) for n, t in asked])
         wait_for(lambda: rekeyed(lab, node, tunnel, old_in), f"link {tunnel.label}'s new CHILD_SA ({kind}) to "
                  "replace the old one on both ends", timeout=REKEY_TIMEOUT)

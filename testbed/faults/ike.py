@@ -47,7 +47,7 @@ FAULTS = [
     _config_fault("ike-wide-shunts", "the fail-closed block policies cover all traffic between a link's two ends: "
                   "without a CHILD_SA the base network's own traffic between them is blocked too", wide_shunts=True),
     _config_fault("ike-modp1024", "every IKE_SA proposes (and so negotiates) the 1024-bit MODP group (RFC 8247 2.4: "
-                  "SHOULD NOT)", ike_proposal="aes128gcm16-prfsha256-modp1024"),
+                  "SHOULD NOT)", ike_group=2),
     _config_fault("ike-child-no-rekey", "every CHILD_SA configured never to rekey (rekey_time 0), expiring after 2 h",
                   child_life=(0, 7200)),
     _config_fault("ike-no-pfs", "every CHILD_SA proposal without a Diffie-Hellman group: rekeys without PFS",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.keying.ikev2 import _ike_view
+from testbed.keying.strongswan_daemon import _ike_view
 from testbed.probe.xfrm import parse_states
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "conformance"))
