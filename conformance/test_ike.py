@@ -14,8 +14,9 @@ import pytest
 from scapy.layers.inet import IP
 
 from guards import guard
-from ike_links import busy_link, children, gone, ike_keying, ike_links
+from ike_links import SLACK, busy_link, children, gone, ike_keying, ike_links
 from testbed import errors
+from testbed.errors import TestbedError, WaitTimeout
 from testbed.verdicts import INFORMATIVE
 from testbed import events, expect
 from testbed.keying.negotiated import ESTABLISHED, INSTALLED, TrafficSelector
@@ -26,7 +27,6 @@ from testbed.probe.traffic import ping
 from testbed.routing.convergence import snapshot, wait_restored
 from testbed.wait import wait_for
 
-RECOVERY_TIMEOUT = 90.0
 # What an IKE daemon says when two ends have no traffic selectors or proposals in common.
 NO_COMMON_GROUND = re.compile(r"TS_UNACCEPTABLE|NO_PROPOSAL_CHOSEN")
 
@@ -72,33 +72,58 @@ def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_
 
 @pytest.mark.req("IKE-RESTART")
 def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measurements):
-    """The initiating end's daemon killed (SIGKILL, a crash) and started again."""
+    """The initiating end's daemon killed (SIGKILL, a crash) and started
+    again. It negotiates at once; a lost request is sent again on the
+    daemon's retransmission schedule, which its dead-peer time covers: the
+    link must be keyed, carry VN traffic and route again within twice that."""
     spec, node, tunnel = busy_link(lab)
+    keying = ike_keying(lab)
     ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
+    bound = 2 * keying.dead_peer_after() + SLACK
     before = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
     routing = snapshot(lab)
     started = time.monotonic()
-    ike_keying(lab).restart(node, signal.SIGKILL)
-    ike_keying(lab).wait_installed(node, tunnel, timeout=RECOVERY_TIMEOUT)
-    wait_for(lambda: ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=1, timeout=1,
-                          source=expect.lan_address(lab, spec.src)).ok,
-             f"VN traffic {spec.src}->{spec.dst} to flow again", RECOVERY_TIMEOUT, interval=0.2)
-    wait_restored(lab, routing)
-    seconds = round(time.monotonic() - started, 1)
+    left = lambda: max(1.0, bound - (time.monotonic() - started))      # noqa: E731
+    keying.restart(node, signal.SIGKILL)
+    try:
+        keying.wait_installed(node, tunnel, timeout=left())
+        wait_for(lambda: ping(lab.runtime, spec.src, expect.lan_address(lab, spec.dst), count=1, timeout=1,
+                              source=expect.lan_address(lab, spec.src)).ok,
+                 f"VN traffic {spec.src}->{spec.dst} to flow again", left(), interval=0.2)
+        wait_restored(lab, routing, timeout=left())
+        seconds, late = round(time.monotonic() - started, 1), ""
+    except (WaitTimeout, TestbedError) as exc:
+        seconds, late = None, str(exc)
+        _load_again(lab, node, tunnel, routing)
     after = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
     stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if sa.spi in before[n]) for n in before}
     lab.refresh_sa_book()
     measurements("ike_restart_recovery", {"node": node, "link": tunnel.label, "seconds": seconds,
-                                          "stale_kernel_sas": stale})
+                                          "bound_s": round(bound, 1), "stale_kernel_sas": stale})
     hexes = lambda spis: sorted(f"0x{s:08x}" for s in spis)      # noqa: E731
     events.note(node, f"{node}'s IKE daemon killed (SIGKILL) and started again", [
         f"CHILD_SA inbound SPIs before { {n: hexes(s) for n, s in before.items()} }, "
         f"after { {n: hexes(s) for n, s in after.items()} }",
         f"SAs of the old CHILD_SAs still in the kernels (the crashed daemon's): {stale}",
-        f"SAs negotiated again, VN traffic flowing and routing converged {seconds} s after the kill"])
+        f"SAs negotiated again, VN traffic flowing and routing converged {seconds} s after the kill "
+        f"(bound {bound:.1f} s)" if seconds is not None else f"not back within {bound:.1f} s: {late}"])
+    assert seconds is not None, (f"link {tunnel.label} was not keyed, carrying VN traffic and routed again within "
+                                 f"{bound:.1f} s after {node}'s IKE daemon was killed and started again "
+                                 f"(twice its dead-peer time, and slack): {late}")
     renewed = [n for n in before if after[n] and not (after[n] & before[n])]
     assert renewed == list(before), (f"link {tunnel.label}'s CHILD_SA was not negotiated again on both ends after "
                                      f"{node}'s daemon restarted (inbound SPIs before {before}, after {after})")
+
+
+def _load_again(lab, node, tunnel, routing) -> None:
+    """The check has failed already; the checks after it must find the lab
+    whole: the node's links loaded by the testbed, the link keyed, routing back."""
+    try:
+        ike_keying(lab).reload(node)
+        ike_keying(lab).wait_installed(node, tunnel)
+        wait_restored(lab, routing)
+    except (WaitTimeout, TestbedError) as exc:
+        events.note(node, f"link {tunnel.label} could not be keyed again by the testbed either", [str(exc)])
 
 
 @pytest.mark.rebuilds_lab

@@ -17,7 +17,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 
 from guards import guard
-from ike_links import IKEV2, child_spis, gone, ike_keying, ike_links, ike_spis, installed
+from ike_links import IKEV2, SLACK, child_spis, gone, ike_keying, ike_links, ike_spis, installed
 from testbed import events
 from testbed.failover import blackhole_base_path
 from testbed.errors import TestbedError, WaitTimeout
@@ -29,8 +29,6 @@ from testbed.routing.convergence import snapshot, wait_restored
 from testbed.wait import wait_for
 
 IKE_PORT = 500
-# Emulation stretches the daemons' timers: the slack allowed beyond them.
-SLACK = 2.0
 
 
 @dataclass(frozen=True)

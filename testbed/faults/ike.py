@@ -54,6 +54,8 @@ FAULTS = [
                   no_pfs=True),
     _config_fault("ike-dpd-clear", "a dead peer's SAs are cleared on both ends (dpd_action clear): after a base-path "
                   "outage longer than dead-peer detection nobody negotiates the link again", dpd_clear=True),
+    _config_fault("ike-restart-bare", "a restarted IKE daemon comes back without its links (nobody loads them "
+                  "again): after a crash the link is not negotiated again", restart_bare=True),
     _config_fault("ike-rekey-restarts", "a CHILD_SA rekey closes the CHILD_SA and then negotiates a new one (break "
                   "before make): the link carries nothing in between", rekey_restarts=True),
 ]

@@ -62,6 +62,7 @@ class IkeFaults:
     child_life: tuple[int, int] | None = None   # the CHILD_SA's (rekey_time, life_time); rekey 0: never
     rekey_restarts: bool = False         # a rekey closes the CHILD_SA, then negotiates a new one (break before make)
     dpd_clear: bool = False              # a dead peer's SAs are cleared on both ends: nobody negotiates again
+    restart_bare: bool = False           # a restarted daemon comes back without its links: nobody loads them again
 
 
 class Ikev2Keying(Keying):
@@ -210,11 +211,17 @@ class Ikev2Keying(Keying):
             self.daemon(end.node).unload(end.node, conn_name(end.tunnel))
 
     def restart(self, node: str, sig: int) -> None:
-        """The node's daemon killed (with `sig`) and started again, its links loaded again."""
+        """The node's daemon killed (with `sig`) and started again, its links
+        loaded again (unless a profile says nobody loads them)."""
         daemon = self.daemon(node)
         daemon.kill(node, sig)
         daemon.start(node)
         self.marks[node] = len(daemon.log_lines(node))
+        if not self.faults.restart_bare:
+            self.reload(node)
+
+    def reload(self, node: str) -> None:
+        """Give the node's running daemon its links again."""
         links = [(node, t) for t in self.ctx.plan.nodes[node].tunnels
                  if t.keying == self.name and self.ctx.active(t.peer)]
         credentials = self._credentials([node])
