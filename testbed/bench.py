@@ -56,20 +56,31 @@ def outer(topology: str) -> None:
     from testbed.variants import folder_name
     rows = []
     wall, code = _timed_test(topology)
-    rows.append([f"iiptran test {topology}", wall, code])
     report_dir = REPORTS / load(topology).name
+    rows.append([f"iiptran test {topology}", wall, code, *_suite_seconds(report_dir)])
     started = time.monotonic()
     write_report(report_dir)
     rows.append([f"report generation for {report_dir.name} (here, from its junit.xml and evidence)",
-                 round(time.monotonic() - started, 2), 0])
+                 round(time.monotonic() - started, 2), 0, "-", "-"])
     wall, code = _timed_test(topology, "--keying", Ikev2Keying.name)
-    rows.append([f"iiptran test {topology} --keying ikev2", wall, code])
-    print(tabulate(rows, headers=["what", "wall s (guest boot included)", "exit code"]))
     ike_report = REPORTS / folder_name(with_overrides(load(topology), {"keying": Ikev2Keying.name}))
+    rows.append([f"iiptran test {topology} --keying ikev2", wall, code, *_suite_seconds(ike_report)])
+    print(tabulate(rows, headers=["what", "wall s (guest boot included)", "exit code", "bring-up s", "checks s"]))
     found = ike_report / "measurements.json"
     figures = measurements(json.loads(found.read_text())) if found.exists() else [("IKE figures", "none recorded")]
     print(tabulate(figures, headers=["measured by the IKEv2 checks", "figure"]))
     _write_bench_json(rows, figures)
+
+
+def _suite_seconds(report_dir) -> tuple:
+    """The run's own time, from its report: the lab's bring-up (up to
+    converged) and the checks (pytest's time per test, summed)."""
+    try:
+        lab = json.loads((report_dir / "lab.json").read_text())
+        tests = json.loads((report_dir / "results.json").read_text())["tests"].values()
+        return lab["timings"]["up_to_converged_s"], round(sum(t["seconds"] for t in tests), 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return "-", "-"
 
 
 def _write_bench_json(runs: list, ike_figures: list) -> None:
@@ -93,7 +104,7 @@ def _write_bench_json(runs: list, ike_figures: list) -> None:
                        headers=["round", "plain script to converged s", "iiptran up to converged s", "ratio"]))
     bench = {"measured": time.strftime("%Y-%m-%d %H:%M"), "bringup": read(BENCH_DIR / "bringup.json"),
              "datapath": datapath, "plain_reference": plain,
-             "runs": [dict(zip(["what", "wall_s", "exit_code"], row)) for row in runs],
+             "runs": [dict(zip(["what", "wall_s", "exit_code", "bring_up_s", "checks_s"], row)) for row in runs],
              "ike": [list(f) for f in ike_figures], "scale": scale}
     (BENCH_DIR / "bench.json").write_text(json.dumps(bench, indent=1) + "\n")
     print(f"iiptran: bench: figures written to {BENCH_DIR / 'bench.json'}")
