@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 CORE = ["frr", "bird2", "iproute2", "jq", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
-        "strongswan-charon", "strongswan-swanctl", "strongswan-pki", "libstrongswan-standard-plugins"]
+        "strongswan-charon", "strongswan-swanctl", "libstrongswan-standard-plugins"]
 REPORT = ["graphviz"]
 GUEST = ["qemu-system-x86", "busybox-static", "zstd"]
 DOCKER = ["docker.io", "mmdebstrap"]
