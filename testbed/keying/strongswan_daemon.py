@@ -128,6 +128,8 @@ def connection(link: LinkConfig, credentials: Credentials | None) -> dict:
         # A link is permanent: after a dead peer (a base-path outage) the
         # initiator tries again until the path is back, not once.
         "keyingtries": "0",
+        # Always, not only when asked: libreswan asks for no certificate (no CERTREQ) yet needs the peer's.
+        **({} if link.auth == "psk" else {"send_cert": "always"}),
         "local": {**local_auth, "id": link.local}, "remote": {**remote_auth, "id": link.remote},
         "children": {CHILD: child}}}
 
