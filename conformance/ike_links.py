@@ -35,12 +35,15 @@ def children(lab, node, tunnel) -> list[ChildSaView]:
 
 
 def rekeyed(lab, node, tunnel, old: set[int]) -> bool:
-    """Both ends hold exactly one installed CHILD_SA for the link, and at
-    node it is none of those whose inbound SPIs are `old` (a rekeyed one
-    stays a few seconds more, inbound only: charon's delete_rekeyed_delay)."""
+    """Both ends hold exactly one installed CHILD_SA for the link, the same
+    one (each end's inbound SPI the other's outbound: in a collision each end
+    may for a moment hold a different survivor), and at node it is none of
+    those whose inbound SPIs are `old` (a rekeyed one stays a few seconds
+    more, inbound only: charon's delete_rekeyed_delay)."""
     peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
     here, there = (installed(lab, n, t) for n, t in ((node, tunnel), (tunnel.peer, peer_tunnel)))
-    return len(here) == 1 and len(there) == 1 and here[0].spi_in not in old
+    return (len(here) == 1 and len(there) == 1 and here[0].spi_in not in old
+            and (here[0].spi_in, here[0].spi_out) == (there[0].spi_out, there[0].spi_in))
 
 
 def installed(lab, node, tunnel) -> list[ChildSaView]:
