@@ -43,7 +43,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m compileall -q testbed conformance tests >/dev/null
 	touch $@
 
-deps: system-deps $(VENV)/.installed
+# libreswan, unpacked into the cache (it conflicts with strongSwan's packages).
+LIBRESWAN := .cache/libreswan/usr/libexec/ipsec/pluto
+$(LIBRESWAN): | $(VENV)/.installed
+	$(PY) -m testbed.keying.libreswan_package
+
+deps: system-deps $(VENV)/.installed $(LIBRESWAN)
 
 unit: deps
 	$(STAGE) unit $(PY) -m pytest -q tests/unit

@@ -20,6 +20,9 @@ import sys
 
 CORE = ["frr", "bird2", "iproute2", "jq", "tcpdump", "tshark", "traceroute", "iputils-ping", "procps", "kmod",
         "strongswan-charon", "strongswan-swanctl", "libstrongswan-standard-plugins"]
+# libreswan's pluto runs from its package unpacked in the cache (testbed/keying/libreswan_package.py):
+# its libraries and NSS's tools come from here.
+IKE = ["libevent-pthreads-2.1-7", "libldns3", "libunbound8", "libnss3-tools"]
 REPORT = ["graphviz"]
 GUEST = ["qemu-system-x86", "busybox-static", "zstd"]
 DOCKER = ["docker.io", "mmdebstrap"]
@@ -63,6 +66,7 @@ def needed(target: str, native: bool, distro: str, docker_installed: bool = Fals
     if target not in TARGET_NEEDS:
         raise ValueError(f"packages: unknown make target '{target}' (known: {', '.join(TARGET_NEEDS)})")
     found = {name: "the lab's nodes and probes" for name in CORE}
+    found.update({name: "libreswan, the second IKE daemon" for name in IKE})
     found.update({name: "the report's topology drawing" for name in REPORT})
     if not native:
         found.update({name: "the QEMU guest this kernel needs (no ipip/esp4)" for name in GUEST})

@@ -14,7 +14,7 @@ from testbed.topology.loader import load
 from testbed.topology.model import Topology
 
 # A lab-wide field that differs from the model's default names the folder.
-DEFAULTS = {key: Topology.model_fields[key].default for key in ("datapath", "backend", "routing", "keying")}
+DEFAULTS = {key: Topology.model_fields[key].default for key in ("datapath", "backend", "routing", "keying", "ike")}
 
 
 def folder_name(topology: Topology, profile: str | None = None) -> str:
@@ -23,8 +23,10 @@ def folder_name(topology: Topology, profile: str | None = None) -> str:
                                if getattr(topology, key) != default]
     if topology.configure:
         parts.append(Path(topology.configure).stem)
-    for routing in sorted({n.routing for n in topology.vn_nodes.values()} - {None, topology.routing}):
-        parts += [routing, *sorted(name for name, n in topology.vn_nodes.items() if n.routing == routing)]
+    for field in ("routing", "ike"):
+        lab_wide = getattr(topology, field)
+        for value in sorted({getattr(n, field) for n in topology.vn_nodes.values()} - {None, lab_wide}):
+            parts += [value, *sorted(name for name, n in topology.vn_nodes.items() if getattr(n, field) == value)]
     return "-".join(parts + ([profile] if profile else []))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.paths import CACHE_DIR, PROJECT
 from testbed.topology.loader import load
-from testbed.topology.model import BACKENDS, DATAPATH_MODES, KEYINGS, ROUTINGS
+from testbed.topology.model import BACKENDS, DATAPATH_MODES, IKE_DAEMONS, KEYINGS, ROUTINGS
 from testbed.topology.overrides import with_overrides
 
 
@@ -36,8 +36,13 @@ def varied(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-routing", action="append", metavar="NODE=DAEMON",
                    help="one VN node's OSPF daemon (frr or bird), e.g. A=bird for FRR-BIRD adjacencies; repeatable")
     p.add_argument("--keying", choices=KEYINGS,
-                   help="who installs the SAs: manual (the testbed's keys) or ikev2 (strongSwan) "
+                   help="who installs the SAs: manual (the testbed's keys) or ikev2 (an IKE daemon per node) "
                    "(default: the topology's 'keying', else manual)")
+    p.add_argument("--ike", choices=IKE_DAEMONS,
+                   help="the IKE daemon of IKEv2-keyed links: strongswan or libreswan (default: the topology's "
+                   "'ike', else strongswan)")
+    p.add_argument("--node-ike", action="append", metavar="NODE=DAEMON",
+                   help="one VN node's IKE daemon, e.g. A=libreswan for links across implementations; repeatable")
 
 
 def validate(topology: str, quiet: bool = False) -> int:
@@ -49,17 +54,19 @@ def validate(topology: str, quiet: bool = False) -> int:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The lab-wide fields the command line overrides (--mode, --backend, --routing, --keying)
-    and the nodes' routing (--node-routing A=bird)."""
+    """The lab-wide fields the command line overrides (--mode, --backend, --routing, --keying, --ike)
+    and the nodes' routing and IKE daemon (--node-routing A=bird, --node-ike A=libreswan)."""
     given = {"datapath": getattr(args, "mode", None), "backend": getattr(args, "backend", None),
-             "routing": getattr(args, "routing", None), "keying": getattr(args, "keying", None)}
+             "routing": getattr(args, "routing", None), "keying": getattr(args, "keying", None),
+             "ike": getattr(args, "ike", None)}
     if getattr(args, "configure", None):
         given["configure"] = str(Path(args.configure).resolve())
-    for item in getattr(args, "node_routing", None) or []:
-        node, sep, routing = item.partition("=")
-        if not sep:
-            raise UserError(f"--node-routing '{item}': write NODE=DAEMON, e.g. A=bird")
-        given[f"routing.{node}"] = routing
+    for option, field, example in (("node_routing", "routing", "A=bird"), ("node_ike", "ike", "A=libreswan")):
+        for item in getattr(args, option, None) or []:
+            node, sep, daemon = item.partition("=")
+            if not sep:
+                raise UserError(f"--{option.replace('_', '-')} '{item}': write NODE=DAEMON, e.g. {example}")
+            given[f"{field}.{node}"] = daemon
     return {key: value for key, value in given.items() if value is not None}
 
 

@@ -113,5 +113,6 @@ class IkeDaemon:
 
 
 def implementations() -> dict[str, type[IkeDaemon]]:
+    from testbed.keying.libreswan import LibreswanDaemon
     from testbed.keying.strongswan_daemon import StrongswanDaemon
-    return {daemon.name: daemon for daemon in (StrongswanDaemon,)}
+    return {daemon.name: daemon for daemon in (StrongswanDaemon, LibreswanDaemon)}

@@ -27,6 +27,7 @@ from testbed.keying.ike_daemon import IkeDaemon, LinkConfig, implementations
 from testbed.keying.negotiated import INSTALLED, IkeSaView
 from testbed.parallel import parallel
 from testbed.sa import IPPROTO_IPIP
+from testbed.topology.model import node_ike
 from testbed.topology.plan import TunnelEnd
 from testbed.wait import wait_for
 
@@ -77,8 +78,8 @@ class Ikev2Keying(Keying):
         self.daemons: dict[str, IkeDaemon] = {}
 
     def daemon(self, node: str) -> IkeDaemon:
-        """The IKE implementation running on the node (strongSwan on every node today)."""
-        kind = "strongswan"
+        """The IKE implementation running on the node (the lab's `ike`, or the node's own)."""
+        kind = node_ike(self.ctx.topology, node)
         if kind not in self.daemons:
             self.daemons[kind] = implementations()[kind](self.ctx.runtime, self.folder)
         return self.daemons[kind]

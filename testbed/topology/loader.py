@@ -70,6 +70,9 @@ def hook_problems(t: Topology, path: Path) -> list[tuple[str, str]]:
             if value is not None and (problem := configure_problem(configure_path(path, value)))]
 
 
+LIBRESWAN_DOCKER = "libreswan runs on the namespace backend only (the node image carries strongSwan alone)"
+
+
 def check_consistency(t: Topology) -> list[tuple[str, str]]:
     """Cross-field rules the per-field models cannot see."""
     problems: list[tuple[str, str]] = []
@@ -83,12 +86,16 @@ def check_consistency(t: Topology) -> list[tuple[str, str]]:
         for end in link.ends:
             if end not in routers:
                 problems.append((f"base.links.{i}.ends", f"unknown base router '{end}'"))
+    if t.ike == "libreswan" and t.backend == "docker":
+        problems.append(("ike", LIBRESWAN_DOCKER))
     for name, node in t.vn_nodes.items():
         if node.router not in routers:
             problems.append((f"vn_nodes.{name}.router", f"unknown base router '{node.router}'"))
         if node.routing and t.routing == "static":
             problems.append((f"vn_nodes.{name}.routing", f"names an OSPF daemon ({node.routing}) in a lab "
                                                          f"routed statically; set the lab's routing to frr or bird"))
+        if node.ike == "libreswan" and t.backend == "docker":
+            problems.append((f"vn_nodes.{name}.ike", LIBRESWAN_DOCKER))
     pairs: set[frozenset[str]] = set()
     labels: set[str] = set()
     for i, link in enumerate(t.virtual_links):

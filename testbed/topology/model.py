@@ -109,6 +109,8 @@ class Base(Strict):
 
 NODE_ROUTINGS = ("frr", "bird")
 NodeRouting = Literal["frr", "bird"]
+IKE_DAEMONS = ("strongswan", "libreswan")
+IkeDaemonName = Literal["strongswan", "libreswan"]
 
 
 class VnNode(Strict):
@@ -117,6 +119,8 @@ class VnNode(Strict):
     lan: str = Field(description="VN-local prefix behind this node (passive in OSPF)")
     detached: bool = Field(False, description="starts without its virtual links; joins later")
     routing: NodeRouting | None = Field(None, description="this node's OSPF daemon, overriding the lab's")
+    ike: IkeDaemonName | None = Field(None, description="this node's IKE daemon (IKEv2-keyed links), overriding "
+                                                         "the lab's")
     configure: str | None = Field(None, description="an executable that configures this node's tunnels, IPsec "
                                                     "and routing itself (path relative to the lab file)")
 
@@ -165,7 +169,10 @@ Routing = Literal["frr", "bird", "static"]
 KEYINGS = ("manual", "ikev2")
 Keying = Literal["manual", "ikev2"]
 # Lab-wide fields a command line may override, with their allowed values.
-OVERRIDABLE = {"datapath": DATAPATH_MODES, "backend": BACKENDS, "routing": ROUTINGS, "keying": KEYINGS}
+OVERRIDABLE = {"datapath": DATAPATH_MODES, "backend": BACKENDS, "routing": ROUTINGS, "keying": KEYINGS,
+               "ike": IKE_DAEMONS}
+# Per-node fields a command line may override (`routing.A=bird`, `ike.A=libreswan`).
+NODE_OVERRIDABLE = {"routing": NODE_ROUTINGS, "ike": IKE_DAEMONS}
 
 
 class Topology(Strict):
@@ -175,6 +182,8 @@ class Topology(Strict):
     backend: Backend = Field("netns", description="where nodes live: network namespaces, or Docker containers")
     routing: Routing = Field("frr", description="VN routing: FRR OSPF, BIRD OSPF, or static routes over the tunnels")
     keying: Keying = Field("manual", description="who installs the SAs: the testbed (manual keys) or IKEv2")
+    ike: IkeDaemonName = Field("strongswan", description="the IKE daemon of IKEv2-keyed links' ends, unless a "
+                                                          "node names its own")
     configure: str | None = Field(None, description="an executable that configures every VN node's tunnels, "
                                                     "IPsec and routing itself, unless the node names its own")
     defaults: Defaults = Defaults()
@@ -194,6 +203,17 @@ class Topology(Strict):
 def node_routing(topology: Topology, node: str) -> str:
     """A VN node's routing (its own OSPF daemon, else the lab's routing)."""
     return topology.vn_nodes[node].routing or topology.routing
+
+
+def node_ike(topology: Topology, node: str) -> str:
+    """A VN node's IKE daemon (its own, else the lab's)."""
+    return topology.vn_nodes[node].ike or topology.ike
+
+
+def ike_daemons(topology: Topology) -> set[str]:
+    """Every IKE daemon the lab runs: those of the nodes at either end of an IKE-keyed link."""
+    return {node_ike(topology, node) for link in topology.virtual_links
+            if (link.keying or topology.keying) == "ikev2" for node in link.ends}
 
 
 def node_routings(topology: Topology) -> set[str]:

@@ -34,6 +34,9 @@ def leftovers(name: str) -> list[str]:
     # charon's command line names no lab; the self-test runs one lab at a time.
     charons = subprocess.run(["pgrep", "-ax", "charon"], capture_output=True, text=True).stdout
     found += [f"IKE daemon {line}" for line in charons.splitlines()]
+    # pluto's names its folder in the lab's state folder.
+    plutos = subprocess.run(["pgrep", "-af", "libexec/ipsec/pluto"], capture_output=True, text=True).stdout
+    found += [f"IKE daemon {line}" for line in plutos.splitlines() if f"/{name}/ike/" in line]
     if (STATE_ROOT / name).exists():
         found.append(f"state folder {STATE_ROOT / name}")
     return found
@@ -57,26 +60,33 @@ def test_failed_bring_up_removes_everything(monkeypatch):
     assert leftovers("cleanfail") == []
 
 
+def _ike_daemons(found: list[str]) -> set[str]:
+    return {daemon for item in found if item.startswith("IKE daemon")
+            for daemon in ("charon", "pluto") if daemon in item}
+
+
 def test_down_stops_every_ike_daemon():
-    lab = Lab.up("fig6", "cleanike", overrides={"keying": "ikev2"})
-    assert any(item.startswith("IKE daemon") for item in leftovers("cleanike"))
+    # libreswan on A, strongSwan on the others: both implementations' daemons and folders must go.
+    lab = Lab.up("fig6", "cleanike", overrides={"keying": "ikev2", "ike.A": "libreswan"})
+    assert _ike_daemons(leftovers("cleanike")) == {"charon", "pluto"}, leftovers("cleanike")
     lab.down()
     assert leftovers("cleanike") == []
 
 
 def test_down_all_stops_the_ike_daemons_of_a_killed_run():
-    """`up --keying ikev2` killed with SIGKILL once its charons run: no cleanup
-    ran; `down --all` finds the daemons by their network namespaces."""
+    """`up --keying ikev2` (libreswan on A) killed with SIGKILL once its IKE
+    daemons run: no cleanup ran; `down --all` finds them by their network namespaces."""
     name = "ikekill"
-    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", name, "--keying", "ikev2"],
+    process = subprocess.Popen([sys.executable, "-m", "testbed", "up", "fig6", "--name", name, "--keying", "ikev2",
+                                "--node-ike", "A=libreswan"],
                                cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: any(item.startswith("IKE daemon") for item in leftovers(name)) or process.poll() is not None,
+        wait_for(lambda: _ike_daemons(leftovers(name)) == {"charon", "pluto"} or process.poll() is not None,
                  f"lab {name}'s IKE daemons to start", timeout=300)
     finally:
         process.kill()
         _, err = process.communicate()
-    assert any(item.startswith("IKE daemon") for item in leftovers(name)), err
+    assert _ike_daemons(leftovers(name)) == {"charon", "pluto"}, err
     # Not a lab that is up: a bring-up whose process is gone, and `up` says so.
     again = subprocess.run([sys.executable, "-m", "testbed", "up", "fig6", "--name", name], cwd=PROJECT,
                            capture_output=True, text=True, timeout=300)
