@@ -163,10 +163,10 @@ class Phase:
                 *([f"the routing adjacency over link {label} left Full during the rekeys ({kinds}): {self.flapped}"]
                   if self.flapped else []),
                 *([f"the stream's packets across link {label} do not show each rekey inside the stream (old SA, "
-                   f"then new SA, each way): {'; '.join(missing)}"] if missing else []),
-                *([f"{self.sent - self.received} of {self.sent} packets ({self.percent} %) were lost across the "
-                   f"rekeys ({kinds}) of link {label}; at most {MAX_LOSS_PERCENT} % may be"]
-                  if self.percent > MAX_LOSS_PERCENT else [])]
+                   f"then new SA, each way): {'; '.join(missing)}"] if missing else [])]
+
+    def lossy(self) -> bool:
+        return self.percent > MAX_LOSS_PERCENT
 
 
 def _phase(lab, spec, node, tunnel, kinds: tuple[str, ...], marker: bytes) -> Phase:
@@ -204,9 +204,12 @@ def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab
     with access_capture(lab, report_dir, node, f"ike-rekey-{tunnel.label}", bpf=CAPTURED) as capture:
         phases = [_phase(lab, spec, node, tunnel, kinds, marker) for kinds in (STAGES[:-1], STAGES[-1:])]
     stages = [stage for phase in phases for stage in phase.stages]
-    measurements("ike_rekey_loss", {"link": tunnel.label, "rate_pps": round(1 / RATE_INTERVAL), "phases": [
-        {"sent": p.sent, "received": p.received, "lost_percent": p.percent,
-         "rekeys": [s.describe() for s in p.stages]} for p in phases]})
+    sent, received = sum(p.sent for p in phases), sum(p.received for p in phases)
+    measurements("ike_rekey_loss", {
+        "link": tunnel.label, "rate_pps": round(1 / RATE_INTERVAL), "sent": sent, "received": received,
+        "lost_percent": round(100.0 * (sent - received) / sent, 2), "phases": [
+            {"sent": p.sent, "received": p.received, "lost_percent": p.percent,
+             "rekeys": [s.describe() for s in p.stages]} for p in phases]})
     directions = [f"{here}->{there}", f"{there}->{here}"]
     per_spi = _stream_per_spi(lab, capture.pcap, marker, (here, there))
     events.note(node, f"link {tunnel.label} rekeyed four ways under {1 / RATE_INTERVAL:.0f} packets/s", [
@@ -216,8 +219,17 @@ def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab
         *(f"stream {i + 1}: lost {p.sent - p.received} of {p.sent} ({p.percent} %), adjacency changes "
           f"{p.flapped or 'none'}; {p.output}" for i, p in enumerate(phases))])
     one_way, collision = (phase.failures(tunnel.label, per_spi, directions) for phase in phases)
-    deviations.check("IKE-REKEY", "\n".join(one_way + collision) or None,
-                     _collision_facts(phases[1].stages[0], one_way, collision))
+    # The bound is on the whole stream, as the requirement states; each phase's own loss goes into the facts.
+    total = round(100.0 * (sent - received) / sent, 2) if sent else 0.0
+    lossy = [f"{sent - received} of {sent} packets ({total} %) were lost across the rekeys of link "
+             f"{tunnel.label}; at most {MAX_LOSS_PERCENT} % may be"] if total > MAX_LOSS_PERCENT else []
+    failures = one_way + collision + lossy
+    deviations.check("IKE-REKEY", "\n".join(failures) if failures else None, _collision_facts(
+        phases[1].stages[0],
+        one_way + [f"{p.sent - p.received} of {p.sent} lost across the rekeys one at a time ({p.percent} %)"
+                   for p in phases[:1] if p.lossy()],
+        collision + [f"{p.sent - p.received} of {p.sent} lost across the collision ({p.percent} %)"
+                     for p in phases[1:] if p.lossy()]))
 
 
 def _collision_facts(stage: Stage, one_way: list[str], collision: list[str]) -> dict[str, Fact]:

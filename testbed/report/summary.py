@@ -40,8 +40,11 @@ def measurements(found: dict) -> list[tuple[str, str]]:
     rows = []
     rekey = found.get("ike_rekey_loss")
     if rekey:
+        phases = "; ".join(f"{p['sent'] - p['received']} of {p['sent']} across {len(p['rekeys'])} rekey(s)"
+                           for p in rekey.get("phases", []))
         rows.append(("CHILD_SA rekey under traffic", f"link {rekey['link']}: {rekey['sent'] - rekey['received']} of "
-                     f"{rekey['sent']} packets lost ({rekey['lost_percent']} %) at {rekey['rate_pps']} packets/s"))
+                     f"{rekey['sent']} packets lost ({rekey['lost_percent']} %) at {rekey['rate_pps']} packets/s"
+                     + (f" ({phases})" if phases else "")))
     restart = found.get("ike_restart_recovery")
     if restart:
         stale = sum(len(v) for v in restart.get("stale_kernel_sas", {}).values())
