@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from testbed.errors import TestbedError
-from testbed.topology.model import node_routings
+from testbed.topology.model import ike_daemons, node_routings
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "conformance" / "requirements.yaml"
 MODE_PREDICTIONS = CATALOGUE.with_name("modes.yaml")
@@ -80,7 +80,7 @@ def mode_predictions(path: Path = MODE_PREDICTIONS) -> dict[str, ModePrediction]
 DEVIATIONS = CATALOGUE.with_name("deviations.yaml")
 
 
-WHERE_KEYS = ("datapath", "keying", "routing", "kernel")
+WHERE_KEYS = ("datapath", "keying", "ike", "routing", "kernel")
 
 
 class Deviation(BaseModel):
@@ -97,7 +97,7 @@ class Deviation(BaseModel):
     # The observable facts that make up the recorded behaviour: name -> what
     # it means. The test that checks the requirement reports each by name.
     signature: dict[str, str] = Field(min_length=1)
-    # Lab facts it was recorded for (datapath, keying, routing, kernel series); all if empty.
+    # Lab facts it was recorded for (datapath, keying, ike, routing, kernel series); all if empty.
     where: dict[str, list[str]] = {}
 
 
@@ -127,9 +127,13 @@ def kernel_matches(release: str, series: str) -> bool:
 
 def deviation_scope(topology, kernel: str) -> dict:
     """The lab facts a deviation's `where` is matched against: sets of the
-    datapath, the links' keyings, the nodes' routing daemons; the kernel release."""
+    datapath, the links' keyings, the IKE daemons ('strongswan', 'libreswan', or
+    'libreswan+strongswan' in a lab mixing them), the nodes' routing daemons; the kernel release."""
     keyings = {link.keying or topology.keying for link in topology.virtual_links}
-    return {"datapath": {topology.datapath}, "keying": keyings, "routing": node_routings(topology),
+    # IKE daemons as one fact: a record may hold between two libreswans and not across implementations.
+    ikes = "+".join(sorted(ike_daemons(topology)))
+    return {"datapath": {topology.datapath}, "keying": keyings, "ike": {ikes} if ikes else set(),
+            "routing": node_routings(topology),
             "kernel": kernel}
 
 
