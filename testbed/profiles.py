@@ -23,7 +23,7 @@ from tabulate import tabulate
 from testbed.errors import TestbedError, UserError
 from testbed.paths import project_file
 from testbed.requirements import CATALOGUE, catalogue
-from testbed.topology.model import Keying
+from testbed.topology.model import IkeDaemonName, Keying
 from testbed.verdicts import FAILING
 
 PROFILES = CATALOGUE.with_name("profiles.yaml")
@@ -35,6 +35,8 @@ class Profile(BaseModel):
     breaks: list[str] = []
     topology: str | None = None               # another topology than the file's default
     keying: Keying | None = None              # the lab's keying for this profile
+    ike: IkeDaemonName | None = None          # the lab's IKE daemon for this profile
+    fault: str | None = None                  # the fault it applies, if not the one of its own name
     fails_bringup: str | None = None          # a regex the bring-up's error must match
     # The broken configuration is a node configuration program (path from the
     # project's folder) every VN node runs, instead of a fault of testbed/faults.
@@ -45,6 +47,10 @@ class Profile(BaseModel):
         if bool(self.breaks) == bool(self.fails_bringup):
             raise ValueError("give either 'breaks' (requirements that fail) or 'fails_bringup' (the error)")
         return self
+
+    def fault_of(self, name: str) -> str | None:
+        """The fault of testbed/faults the profile `name` applies (None: a configure hook breaks it)."""
+        return None if self.configure else (self.fault or name)
 
 
 class ProfileSet(BaseModel):
@@ -61,8 +67,9 @@ def load_profiles(path: Path = PROFILES) -> ProfileSet:
         raise TestbedError(f"{path}: invalid negative profiles: {exc}") from None
     known = catalogue()
     for name, profile in found.profiles.items():
-        if name not in FAULTS and not profile.configure:
-            raise TestbedError(f"{path}: profile '{name}' is no fault of testbed/faults and names no 'configure' hook")
+        if not profile.configure and profile.fault_of(name) not in FAULTS:
+            raise TestbedError(f"{path}: profile '{name}': '{profile.fault_of(name)}' is no fault of testbed/faults "
+                               "and it names no 'configure' hook")
         if profile.configure and not os.access(project_file(profile.configure), os.X_OK):
             raise TestbedError(f"{path}: profile '{name}': no executable {project_file(profile.configure)}")
         unknown = [r for r in profile.breaks if r not in known]
@@ -117,12 +124,12 @@ def profile_runs(report_dir: Path, name: str, only: list[str] | None = None) -> 
     runs = []
     for index, profile in enumerate(chosen_profiles(spec, only)):
         entry = spec.profiles[profile]
-        overrides = {"keying": entry.keying} if entry.keying else {}
+        overrides = {key: value for key, value in (("keying", entry.keying), ("ike", entry.ike)) if value}
         if entry.configure:
             overrides["configure"] = project_file(entry.configure)
         topology = entry.topology or spec.topology
         run = Run(f"negative profile {profile}", topology, f"{name}{index}", report_dir / profile, overrides,
-                  None if entry.configure else profile)
+                  entry.fault_of(profile))
         runs.append(placed(run, with_overrides(load(topology), overrides), refused=bool(entry.fails_bringup)))
     return longest_first(runs)
 
