@@ -56,7 +56,8 @@ config setup
 include {folder}/conns/*.conf
 """
 FAILURE = re.compile(r"AUTHENTICATION_FAILED|authentication failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|"
-                     r"no suitable connection|certificate .* failed|INVALID_KE_PAYLOAD|"
+                     r"no suitable connection|certificate .* failed|INVALID_KE_PAYLOAD|SEC_ERROR_\w+|"
+                     r"certificate payload rejected|"
                      r"IKE SA authentication request rejected|rejected Child SA")
 
 

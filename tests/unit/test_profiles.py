@@ -18,11 +18,14 @@ def test_every_profile_is_a_fault_or_a_hook_and_breaks_something():
     assert spec.topology == "fig6"
     assert {p.fault_of(name) for name, p in spec.profiles.items() if not p.configure} <= set(FAULTS)
     assert spec.profiles["hook-tunnel-mode"].breaks == spec.profiles["sa-tunnel-mode"].breaks
-    # libreswan's profiles: strongSwan's faults, and they must break the same
+    # libreswan's profiles: strongSwan's faults, breaking the same (wide selectors: SAD-SELECTORS as well,
+    # which is a recorded deviation for strongSwan's SAs only; an untrusted certificate in NSS's words)
     for name in ("child-tunnel-mode", "wide-selectors", "wrong-psk", "untrusted-cert"):
         libreswan, strongswan = spec.profiles[f"libreswan-{name}"], spec.profiles[f"ike-{name}"]
         assert (libreswan.fault_of(f"libreswan-{name}"), libreswan.ike) == (f"ike-{name}", "libreswan")
-        assert (libreswan.breaks, libreswan.fails_bringup) == (strongswan.breaks, strongswan.fails_bringup)
+        extra = ["SAD-SELECTORS"] if name == "wide-selectors" else []
+        assert libreswan.breaks == strongswan.breaks + extra
+        assert bool(libreswan.fails_bringup) == bool(strongswan.fails_bringup)
     for name, profile in spec.profiles.items():
         assert profile.breaks or profile.fails_bringup, f"profile {name} breaks nothing: it would prove nothing"
 
