@@ -41,7 +41,13 @@ def fetch() -> Path:
         return ROOT
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
-        _run(["apt-get", "download", PACKAGE], cwd=Path(tmp))
+        try:
+            _run(["apt-get", "download", PACKAGE], cwd=Path(tmp))
+        except EnvironmentProblem:
+            # Package lists never fetched, or stale (a machine whose packages were all present
+            # skipped `apt-get update`): fetch them once and try again.
+            _run(["apt-get", "update", "-qq"])
+            _run(["apt-get", "download", PACKAGE], cwd=Path(tmp))
         debs = list(Path(tmp).glob(f"{PACKAGE}_*.deb"))
         if not debs:
             raise EnvironmentProblem(f"apt-get download {PACKAGE} produced no .deb")
