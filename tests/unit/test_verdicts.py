@@ -31,8 +31,8 @@ class FakeItem:
         self.user_properties: list = []
 
 
-def judge(monkeypatch, failure, facts, kernel="6.1.0-57-amd64", datapath="iiptran"):
-    monkeypatch.setattr("deviation.deviations", lambda: {"IPIP-ICMP-TTL": RECORD})
+def judge(monkeypatch, failure, facts, kernel="6.1.0-57-amd64", datapath="iiptran", record=RECORD):
+    monkeypatch.setattr("deviation.deviations", lambda: {"IPIP-ICMP-TTL": record})
     monkeypatch.setattr("deviation.deviation_scope", lambda topology, k: {
         "datapath": {datapath}, "keying": {"manual"}, "routing": {"frr"}, "kernel": k})
     monkeypatch.setattr("deviation.events.note", lambda *args: None)
@@ -60,6 +60,13 @@ def test_a_fact_that_did_not_hold_is_an_ordinary_failure_with_both_texts(monkeyp
 def test_the_rfc_behaviour_where_a_deviation_is_recorded_fails(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="no\\s+longer holds"):
         judge(monkeypatch, None, {})
+
+
+def test_the_rfc_behaviour_where_an_intermittent_deviation_is_recorded_passes(monkeypatch):
+    judge(monkeypatch, None, {}, record=RECORD.model_copy(update={"intermittent": True}))
+    with pytest.raises(pytest.xfail.Exception, match="known deviation IPIP-ICMP-TTL"):
+        judge(monkeypatch, "N got no Destination Unreachable", HELD,
+              record=RECORD.model_copy(update={"intermittent": True}))
 
 
 def test_the_signature_outside_the_records_scope_fails(monkeypatch):
