@@ -1,6 +1,7 @@
 """Finding processes and killing them until they stay gone: a lab's
 daemons (routing, keying), found by command line or by network namespace.
-The ground floor: it imports nothing of the project but the bounded wait."""
+The ground floor: it imports nothing of the project but the bounded wait
+and its error."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Callable
 
+from testbed.errors import WaitTimeout
 from testbed.wait import wait_for
 
 
@@ -49,3 +51,18 @@ def kill_until_gone(find: Callable[[], list[int]], what: str, timeout: float = 3
                 pass
         return not pids
     wait_for(sweep, f"{what} to exit", timeout=timeout, describe=lambda: _states(find()))
+
+
+def stop(find: Callable[[], list[int]], what: str, sig: int, timeout: float) -> None:
+    """Signal what `find` finds and wait until it is gone; what is still
+    there after `timeout` is killed outright (a daemon's shutdown, or a
+    crash when `sig` is SIGKILL)."""
+    for pid in find():
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        wait_for(lambda: not find(), f"{what} to exit", timeout)
+    except WaitTimeout:
+        kill_until_gone(find, what)

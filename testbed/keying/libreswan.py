@@ -14,7 +14,6 @@ names one above them (a lower number wins).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -22,13 +21,13 @@ import subprocess
 from pathlib import Path
 
 from testbed.datapath.ipsec import SHUNT_PRIORITY
-from testbed.errors import TestbedError, WaitTimeout
+from testbed.errors import TestbedError
 from testbed.keying import strongswan
 from testbed.keying.ike_daemon import IkeDaemon, LinkConfig
 from testbed.keying.libreswan_package import EXEC, require_package
 from testbed.keying.libreswan_state import parse_states
 from testbed.keying.pki import Credentials
-from testbed.processes import kill_until_gone
+from testbed.processes import kill_until_gone, stop
 from testbed.runtime.base import Runtime
 from testbed.runtime.netlink import pids_in_namespace
 from testbed.wait import wait_for
@@ -120,15 +119,7 @@ class LibreswanDaemon(IkeDaemon):
         return bool(self._pids(node))
 
     def kill(self, node: str, sig: int = signal.SIGTERM) -> None:
-        for pid in self._pids(node):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        try:
-            wait_for(lambda: not self.running(node), f"{node}'s pluto to exit", STOP_TIMEOUT)
-        except WaitTimeout:
-            kill_until_gone(lambda: self._pids(node), f"{node}'s pluto")
+        stop(lambda: self._pids(node), f"{node}'s pluto", sig, STOP_TIMEOUT)
 
     @staticmethod
     def stop_lab(runtime: Runtime, state_dir: Path) -> None:
@@ -232,13 +223,14 @@ def conn(link: LinkConfig, certificate: str | None) -> str:
         lines += [f"\tleftcert={certificate}", "\tleftsendcert=always", "\tauthby=ecdsa"]
     pfs = f"-{GROUPS[link.pfs_group]}" if link.pfs_group else ""
     life = link.life_s if link.life_s is not None else int(link.rekey_s * 1.1)
+    margin = max(life - link.rekey_s, 1)
     # pluto has one rekey margin for both SAs: the IKE_SA's life puts its rekey where the lab asks.
-    ike_life = link.ike_rekey_s + max(life - link.rekey_s, 1) if link.rekey_s else int(link.ike_rekey_s * 1.1)
+    ike_life = link.ike_rekey_s + margin if link.rekey_s else int(link.ike_rekey_s * 1.1)
     lines += [f"\tike=aes_gcm128-sha2_256-{GROUPS[link.ike_group]}", f"\tesp={ESP[link.esp]}{pfs}",
               f"\tpfs={'yes' if link.pfs_group else 'no'}", "\tesn=no", f"\treplay-window={link.replay_window}",
               f"\tikelifetime={ike_life}s", f"\tsalifetime={life}s"]
     if link.rekey_s:
-        lines += [f"\trekeymargin={max(life - link.rekey_s, 1)}s", "\trekeyfuzz=0%"]
+        lines += [f"\trekeymargin={margin}s", "\trekeyfuzz=0%"]
     else:
         lines.append("\trekey=no")
     lines += [f"\tdpddelay={link.dpd_delay_s}s", f"\tretransmit-timeout={RETRANSMIT_TIMEOUT_S}s",

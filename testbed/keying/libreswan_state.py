@@ -13,7 +13,7 @@ pluto shows no IKE SPIs: an IKE_SA's identity is its state number.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from testbed.keying.negotiated import ESTABLISHED, INSTALLED, ChildSaView, IkeSaView, TrafficSelector
 from testbed.protocols import protocol_number
@@ -60,7 +60,6 @@ class _State:
     parent: str = ""
     spi_in: int = 0
     spi_out: int = 0
-    children: list = field(default_factory=list)
 
 
 def _lines(text: str) -> list[str]:

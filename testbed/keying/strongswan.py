@@ -11,7 +11,6 @@ and /run/charon.log, and this side finds them in `run_dir`.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -19,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from testbed.errors import EnvironmentProblem, TestbedError, WaitTimeout
+from testbed.errors import EnvironmentProblem, TestbedError
 from testbed.runtime.base import Runtime
-from testbed.processes import kill_until_gone
+from testbed.processes import kill_until_gone, stop
 from testbed.runtime.netlink import pids_in_namespace
 from testbed.wait import wait_for
 
@@ -165,15 +164,7 @@ def log_lines(runtime: Runtime, lab_state: Path, node: str) -> list[str]:
 
 def kill(runtime: Runtime, node: str, sig: int = signal.SIGTERM) -> None:
     """Signal the node's charon and wait until it is gone (killed outright after a while)."""
-    for pid in pids(runtime, node):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        wait_for(lambda: not running(runtime, node), f"{node}'s charon to exit", STOP_TIMEOUT)
-    except WaitTimeout:
-        kill_until_gone(lambda: pids(runtime, node), f"{node}'s charon")
+    stop(lambda: pids(runtime, node), f"{node}'s charon", sig, STOP_TIMEOUT)
 
 
 def stop_lab(runtime: Runtime, lab_state: Path) -> None:
