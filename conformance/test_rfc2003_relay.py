@@ -14,14 +14,14 @@ ESP, or plain IPIP) with the error, and the source sends two more (RFC
   not being on the encapsulator's network);
 - port-unreachable, source-route-failed (4.1: MUST NOT be relayed).
 
-The base router sends each error itself (a raw socket) rather than being
-made to provoke it: its own ICMP rate limits (a token bucket per
-destination that routing hellos drain, shared by forwarding errors and
-route errors) would otherwise decide which rounds are answered. An error
-counts only if it quotes one of the encapsulator's packets that carried
-the round's datagrams (tests/unit/test_tunnel_errors.py). What the sender
-then hears is read from its ping and its ICMP counters, what the
-encapsulator sends from its own.
+The base router sends each error itself (a raw socket, twice: see
+ERRORS_PER_ROUND) rather than being made to provoke it: its own ICMP rate
+limits (a token bucket per destination that routing hellos drain, shared by
+forwarding errors and route errors) would otherwise decide which rounds are
+answered. An error counts only if it quotes one of the encapsulator's
+packets that carried the round's datagrams
+(tests/unit/test_tunnel_errors.py). What the sender then hears is read from
+its ping and its ICMP counters, what the encapsulator sends from its own.
 """
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ PROVOKED = {"time-exceeded": (11, 0), "host-unreachable": (3, 1), "net-unreachab
             "port-unreachable": (3, 3), "source-route-failed": (3, 5)}
 NOT_RELAYED = ("port-unreachable", "source-route-failed")
 ATTEMPTS = 2
+# A plain IPIP encapsulator keeps one error count per tunnel, and each packet
+# it then sends takes one: its own OSPF hellos too (multicast, so silently).
+# Two errors per round leave one for the flow's next datagram even when a
+# hello goes out first; the round's two datagrams after them use both up.
+ERRORS_PER_ROUND = 2
 
 
 @dataclass
@@ -127,8 +132,9 @@ def relays(lab, report_dir) -> Relays:
                                f"{ {k: after[k] - xfrm.get(k, 0) for k in after if after[k] != xfrm.get(k, 0)} })\n"
                                + one.output)
                 continue
-            send_raw_ip(lab.runtime, base_router, tunnel_errors.error_quoting(
-                carried[IP], router_address, *PROVOKED[kind]), here)
+            error = tunnel_errors.error_quoting(carried[IP], router_address, *PROVOKED[kind])
+            for _ in range(ERRORS_PER_ROUND):
+                send_raw_ip(lab.runtime, base_router, error, here)
             send(2)            # a relay, if any, goes out as these are tunnelled (RFC 2003 5)
             after = (_counters(lab, sender, SENDER_COUNTERS), _counters(lab, encapsulator, [RELAY_COUNTER]))
             one.sender_moved = {k: after[0][k] - before[0][k] for k in SENDER_COUNTERS if after[0][k] != before[0][k]}
