@@ -14,6 +14,7 @@ judged against its recorded deviation (conformance/deviations.yaml)."""
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from testbed import events
 from testbed.errors import WaitTimeout
 from testbed.parallel import parallel
 from testbed.probe.capture import ip_frames
+from testbed.probe.esp import IPPROTO_ESP
 from testbed.probe.flows import access_capture
 from testbed.wait import wait_for
 
@@ -130,17 +132,25 @@ def _replaced(now: set[str], before: set[str]) -> bool:
     return bool(now) and not (now & before)
 
 
-def _stream_per_spi(lab, pcap, marker: bytes, ends: tuple[str, str]) -> dict[str, dict[int, int]]:
+def _stream_per_spi(lab, pcap, marker: bytes, ends: tuple[str, str]) -> tuple[dict[str, dict[int, int]], dict]:
     """Per direction between the two ends, how many of the stream's packets
-    (those whose decrypted payload carries the marker) each SPI protected.
-    Read as bytes, not dissected: over a thousand packets under emulation."""
+    (those whose decrypted payload carries the marker) each SPI protected;
+    and how many ESP packets between them each SPI the kernels were never
+    read holding keys for carried (an SA made and deleted between two
+    readings, in a collision). Read as bytes, not dissected: over a
+    thousand packets under emulation."""
     found: dict[str, dict[int, int]] = {}
+    unopened: dict[str, int] = {}
     for ip in ip_frames(pcap):
         opened = lab.decrypt_raw(ip)
         if opened is not None and {opened[0], opened[1]} == set(ends) and marker in opened[3]:
             spis = found.setdefault(f"{opened[0]}->{opened[1]}", {})
             spis[opened[2]] = spis.get(opened[2], 0) + 1
-    return found
+        elif opened is None and len(ip) >= 28 and ip[9] == IPPROTO_ESP \
+                and {socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])} == set(ends):
+            spi = f"0x{ip[(ip[0] & 15) * 4:][:4].hex()}"
+            unopened[spi] = unopened.get(spi, 0) + 1
+    return found, unopened
 
 
 def _unproven(stages: list[Stage], per_spi: dict[str, dict[int, int]], directions: list[str]) -> list[str]:
@@ -227,11 +237,12 @@ def test_child_sa_rekey_under_traffic_keeps_routing_and_loses_almost_nothing(lab
             {"sent": p.sent, "received": p.received, "lost_percent": p.percent,
              "rekeys": [s.describe() for s in p.stages]} for p in phases]})
     directions = [f"{here}->{there}", f"{there}->{here}"]
-    per_spi = _stream_per_spi(lab, capture.pcap, marker, (here, there))
+    per_spi, unopened = _stream_per_spi(lab, capture.pcap, marker, (here, there))
     events.note(node, f"link {tunnel.label} rekeyed four ways under {1 / RATE_INTERVAL:.0f} packets/s", [
         *(stage.describe() for stage in stages),
         f"the stream's packets per SPI at {node}'s access link: "
         f"{ {d: {f'0x{s:08x}': n for s, n in spis.items()} for d, spis in per_spi.items()} }",
+        f"ESP between the ends under SPIs no kernel was read holding keys for: {unopened or 'none'}",
         *(f"stream {i + 1}: lost {p.sent - p.received} of {p.sent} ({p.percent} %), adjacency changes "
           f"{p.flapped or 'none'}; {p.output}" for i, p in enumerate(phases))])
     one_way, collision = (phase.failures(tunnel.label, per_spi, directions) for phase in phases)

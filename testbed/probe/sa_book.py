@@ -32,7 +32,9 @@ class SaBook:
         readings = parallel([lambda node=node: read(runtime, node) for node in nodes])
         for sad in readings:
             for state in sad.states:
-                if state.proto == "esp":
+                # An SPI a daemon reserved for a negotiation (a larval SA) has no keys
+                # yet and protects nothing; its keys are in the reading that finds it complete.
+                if state.proto == "esp" and state.encryption:
                     self._add(state.as_sa())
         return dict(zip(nodes, readings))
 
