@@ -13,6 +13,7 @@ import time
 import pytest
 from scapy.layers.inet import IP
 
+from deviation import Fact
 from guards import guard
 from ike_links import SLACK, busy_link, children, gone, ike_keying, ike_links
 from testbed import errors
@@ -29,6 +30,7 @@ from testbed.wait import wait_for
 
 # What an IKE daemon says when two ends have no traffic selectors or proposals in common.
 NO_COMMON_GROUND = re.compile(r"TS_UNACCEPTABLE|NO_PROPOSAL_CHOSEN")
+PEER_DROPS_S = 5.0      # once a restarted end is back, for its peer to drop the old SAs
 
 
 def _ts_ok(selectors, address: str) -> bool:
@@ -71,16 +73,19 @@ def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_
 
 
 @pytest.mark.req("IKE-RESTART")
-def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measurements):
+def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measurements, deviations):
     """The initiating end's daemon killed (SIGKILL, a crash) and started
     again. It negotiates at once; a lost request is sent again on the
     daemon's retransmission schedule, which its dead-peer time covers: the
-    link must be keyed, carry VN traffic and route again within twice that."""
+    link must be keyed, carry VN traffic and route again within twice that,
+    and no SA of the old CHILD_SA be left in either kernel."""
     spec, node, tunnel = busy_link(lab)
     keying = ike_keying(lab)
-    ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
+    peer = tunnel.peer
+    ends = ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))
     bound = 2 * keying.dead_peer_after() + SLACK
     before = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
+    old = before[node] | before[peer]          # the old CHILD_SA's SPIs, both ways
     routing = snapshot(lab)
     started = time.monotonic()
     left = lambda: max(1.0, bound - (time.monotonic() - started))      # noqa: E731
@@ -95,8 +100,13 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     except (WaitTimeout, TestbedError) as exc:
         seconds, late = None, str(exc)
         _load_again(lab, node, tunnel, routing)
+    if seconds is not None:
+        try:        # the peer drops its copies on INITIAL_CONTACT, in a job of its own: not judged mid-way
+            wait_for(lambda: gone(lab, (peer,), old), f"{peer} to drop the old CHILD_SA's SAs", PEER_DROPS_S)
+        except WaitTimeout:
+            pass    # judged below from what the kernels hold
     after = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
-    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if sa.spi in before[n]) for n in before}
+    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if sa.spi in old) for n in before}
     lab.refresh_sa_book()
     measurements("ike_restart_recovery", {"node": node, "link": tunnel.label, "seconds": seconds,
                                           "bound_s": round(bound, 1), "stale_kernel_sas": stale})
@@ -104,15 +114,26 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     events.note(node, f"{node}'s IKE daemon killed (SIGKILL) and started again", [
         f"CHILD_SA inbound SPIs before { {n: hexes(s) for n, s in before.items()} }, "
         f"after { {n: hexes(s) for n, s in after.items()} }",
-        f"SAs of the old CHILD_SAs still in the kernels (the crashed daemon's): {stale}",
+        f"SAs of the old CHILD_SA still in the kernels: {stale}",
         f"SAs negotiated again, VN traffic flowing and routing converged {seconds} s after the kill "
         f"(bound {bound:.1f} s)" if seconds is not None else f"not back within {bound:.1f} s: {late}"])
-    assert seconds is not None, (f"link {tunnel.label} was not keyed, carrying VN traffic and routed again within "
-                                 f"{bound:.1f} s after {node}'s IKE daemon was killed and started again "
-                                 f"(twice its dead-peer time, and slack): {late}")
     renewed = [n for n in before if after[n] and not (after[n] & before[n])]
-    assert renewed == list(before), (f"link {tunnel.label}'s CHILD_SA was not negotiated again on both ends after "
-                                     f"{node}'s daemon restarted (inbound SPIs before {before}, after {after})")
+    failures = []
+    if seconds is None:
+        failures.append(f"link {tunnel.label} was not keyed, carrying VN traffic and routed again within "
+                        f"{bound:.1f} s after {node}'s IKE daemon was killed and started again (twice its "
+                        f"dead-peer time, and slack): {late}")
+    if renewed != list(before):
+        failures.append(f"link {tunnel.label}'s CHILD_SA was not negotiated again on both ends after {node}'s "
+                        f"daemon restarted (inbound SPIs before {before}, after {after})")
+    if any(stale.values()):
+        failures.append(f"SAs of link {tunnel.label}'s CHILD_SA from before {node}'s daemon was killed are still in "
+                        f"the kernels: {stale}")
+    back = seconds is not None and renewed == list(before)
+    deviations.check("IKE-RESTART", "\n".join(failures) or None, {
+        "back_within_bound": Fact(back, f"back after {seconds} s (bound {bound:.1f} s), CHILD_SA renewed on "
+                                        f"{renewed or 'neither end'}" if seconds is not None else late),
+        "stale_only_where_killed": Fact(bool(stale[node]) and not stale[peer], f"left: {stale}")})
 
 
 def _load_again(lab, node, tunnel, routing) -> None:

@@ -56,6 +56,9 @@ FAULTS = [
                   "outage longer than dead-peer detection nobody negotiates the link again", dpd_clear=True),
     _config_fault("ike-restart-bare", "a restarted IKE daemon comes back without its links (nobody loads them "
                   "again): after a crash the link is not negotiated again", restart_bare=True),
+    _config_fault("ike-restart-flushed", "a killed IKE daemon's SAs are removed from its kernel before it starts "
+                  "again (as a supervisor might): no stale SA is left, and IKE-RESTART's recorded deviation no longer "
+                  "shows", restart_flushed=True),
     _config_fault("ike-rekey-restarts", "a CHILD_SA rekey closes the CHILD_SA and then negotiates a new one (break "
                   "before make): the link carries nothing in between", rekey_restarts=True),
 ]

@@ -64,6 +64,7 @@ class IkeFaults:
     rekey_restarts: bool = False         # a rekey closes the CHILD_SA, then negotiates a new one (break before make)
     dpd_clear: bool = False              # a dead peer's SAs are cleared on both ends: nobody negotiates again
     restart_bare: bool = False           # a restarted daemon comes back without its links: nobody loads them again
+    restart_flushed: bool = False        # the killed daemon's SAs removed before it starts again (as a supervisor might)
 
 
 class Ikev2Keying(Keying):
@@ -216,6 +217,12 @@ class Ikev2Keying(Keying):
         loaded again (unless a profile says nobody loads them)."""
         daemon = self.daemon(node)
         daemon.kill(node, sig)
+        if self.faults.restart_flushed:
+            for tunnel in self.ctx.plan.nodes[node].tunnels:
+                if tunnel.keying == self.name:
+                    for src, dst in ((tunnel.local_base, tunnel.remote_base), (tunnel.remote_base, tunnel.local_base)):
+                        self.ctx.runtime.run(node, ["ip", "xfrm", "state", "deleteall", "src", src, "dst", dst],
+                                             check=True, net_only=True)
         daemon.start(node)
         self.marks[node] = len(daemon.log_lines(node))
         if not self.faults.restart_bare:
