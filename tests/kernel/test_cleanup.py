@@ -42,11 +42,18 @@ def leftovers(name: str) -> list[str]:
     return found
 
 
+def _ike_daemons(found: list[str]) -> set[str]:
+    return {daemon for item in found if item.startswith("IKE daemon")
+            for daemon in ("charon", "pluto") if daemon in item}
+
+
 def test_down_removes_everything():
-    # BIRD on A, FRR on the others: both stacks' daemons and folders must go.
-    lab = Lab.up("fig6", "cleanok", overrides={"routing.A": "bird"})
+    # BIRD and libreswan on A, FRR and strongSwan on the others: both routing
+    # stacks' and both IKE implementations' daemons and folders must go.
+    lab = Lab.up("fig6", "cleanok", overrides={"routing.A": "bird", "keying": "ikev2", "ike.A": "libreswan"})
     found = leftovers("cleanok")
     assert any("/usr/sbin/bird" in item for item in found) and any("/usr/lib/frr/" in item for item in found), found
+    assert _ike_daemons(found) == {"charon", "pluto"}, found
     lab.down()
     assert leftovers("cleanok") == []
 
@@ -58,19 +65,6 @@ def test_failed_bring_up_removes_everything(monkeypatch):
     with pytest.raises(WaitTimeout):
         Lab.up("fig6", "cleanfail")
     assert leftovers("cleanfail") == []
-
-
-def _ike_daemons(found: list[str]) -> set[str]:
-    return {daemon for item in found if item.startswith("IKE daemon")
-            for daemon in ("charon", "pluto") if daemon in item}
-
-
-def test_down_stops_every_ike_daemon():
-    # libreswan on A, strongSwan on the others: both implementations' daemons and folders must go.
-    lab = Lab.up("fig6", "cleanike", overrides={"keying": "ikev2", "ike.A": "libreswan"})
-    assert _ike_daemons(leftovers("cleanike")) == {"charon", "pluto"}, leftovers("cleanike")
-    lab.down()
-    assert leftovers("cleanike") == []
 
 
 def test_down_all_stops_the_ike_daemons_of_a_killed_run():

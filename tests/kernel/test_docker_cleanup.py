@@ -30,24 +30,18 @@ def _killed_during_bring_up(name: str) -> None:
     assert any(item.startswith("container") for item in leftovers(name)), err
 
 
-def test_down_removes_containers_names_and_the_engine():
-    lab = Lab.up("fig6", "dockok", overrides={"backend": "docker"})
-    assert lab.runtime.backend == "docker"
-    assert any(item.startswith("container") for item in leftovers("dockok"))
-    assert docker_engine.private_engine_running()
-    lab.down()
-    assert leftovers("dockok") == []
-    assert not docker_engine.private_engine_running(), "the engine started for the lab still runs"
-
-
-def test_leftovers_of_a_killed_run_are_found_by_label_on_the_next_up():
+def test_leftovers_of_a_killed_run_are_found_by_label_on_the_next_up_and_down_removes_all():
     _killed_during_bring_up("dockre")
     # As after a reboot of the host: the state under /run is gone, the
     # containers are not.
     shutil.rmtree(STATE_ROOT / "dockre")
     lab = Lab.up("fig6", "dockre", overrides={"backend": "docker"})
+    assert lab.runtime.backend == "docker"
+    assert any(item.startswith("container") for item in leftovers("dockre"))
+    assert docker_engine.private_engine_running()
     lab.down()
     assert leftovers("dockre") == []
+    assert not docker_engine.private_engine_running(), "the engine started for the lab still runs"
 
 
 def test_down_all_removes_a_killed_runs_containers():
