@@ -21,6 +21,7 @@ from testbed.errors import TestbedError, WaitTimeout
 from testbed.verdicts import INFORMATIVE
 from testbed import events, expect
 from testbed.keying.negotiated import ESTABLISHED, INSTALLED, TrafficSelector
+from testbed.datapath.ipsec import expire_hard
 from testbed.probe.capture import MultiCapture
 from testbed.probe.esp import IPPROTO_ESP, IPPROTO_IPIP
 from testbed.probe.flows import access_capture
@@ -147,48 +148,74 @@ def _load_again(lab, node, tunnel, routing) -> None:
         events.note(node, f"link {tunnel.label} could not be keyed again by the testbed either", [str(exc)])
 
 
+# How a link loses its CHILD_SA: its IKE_SA deleted (as an administrator, a
+# dead peer or a failing negotiation leaves it), or its outbound SA
+# hard-expired by the kernel, as a lifetime running out would.
+OUTAGES = ("suspended", "hard-expired")
+
+
+def _take_child_sa_away(lab, outage: str, ends) -> tuple[set[int], list[str]]:
+    """The link's CHILD_SA taken away; the SPIs that must then leave the kernels, and whose."""
+    (node, tunnel), _ = ends
+    if outage == "suspended":
+        current = {spi for n, t in ends for c in children(lab, n, t) for spi in c.spis}
+        ike_keying(lab).suspend(node, tunnel)
+        return current, [n for n, _ in ends]
+    outbound = {c.spi_out for c in children(lab, node, tunnel)}
+    for sa in lab.kernel_sad(node).states:
+        if sa.spi in outbound:
+            expire_hard(lab.runtime, node, sa.as_sa(), sa.replay_window)
+    return outbound, [node]
+
+
 @pytest.mark.rebuilds_lab
 @pytest.mark.req("IKE-FAIL-CLOSED")
 def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir):
-    """The link's IKE_SA deleted (as an administrator, a dead peer or a
-    failing negotiation leaves it) while VN traffic keeps crossing; both
-    ends' access links are captured until the link is negotiated again."""
+    """The link's CHILD_SA taken away (each way in OUTAGES) while VN traffic
+    keeps crossing; both ends' access links are captured until the link is
+    negotiated again."""
     spec, node, tunnel = busy_link(lab)
     ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
     marker = secrets.token_bytes(8)
     src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
     captures = [access_capture(lab, report_dir, n, f"ike-fail-closed-{n}", bpf="ip proto 4 or esp") for n, _ in ends]
     routing = snapshot(lab)
+    windows = {}
     with MultiCapture(captures):
         protected = ping(lab.runtime, spec.src, dst, count=2, source=src, pattern_hex=marker.hex())
-        current = {spi for n, t in ends for c in children(lab, n, t) for spi in c.spis}
-        ike_keying(lab).suspend(node, tunnel)
-        try:
-            wait_for(lambda: gone(lab, [n for n, _ in ends], current),
-                     f"link {tunnel.label}'s CHILD_SA ({sorted(map(hex, current))}) to leave both kernels", 20)
-            unprotected = ping(lab.runtime, spec.src, dst, count=5, interval=0.1, timeout=1, source=src,
-                               pattern_hex=marker.hex())
-            base = ping(lab.runtime, node, lab.plan.nodes[tunnel.peer].base_address, count=3, interval=0.2,
-                        timeout=2, source=lab.plan.nodes[node].base_address)
-        finally:
-            ike_keying(lab).establish([(node, tunnel)])
-            wait_restored(lab, routing)
+        for outage in OUTAGES:
+            spis, holders = _take_child_sa_away(lab, outage, ends)
+            try:
+                wait_for(lambda: gone(lab, holders, spis), f"link {tunnel.label}'s SAs {sorted(map(hex, spis))} "
+                         f"to leave {' and '.join(holders)}'s kernel ({outage})", 20)
+                windows[outage] = (
+                    ping(lab.runtime, spec.src, dst, count=5, interval=0.1, timeout=1, source=src,
+                         pattern_hex=marker.hex()),
+                    ping(lab.runtime, node, lab.plan.nodes[tunnel.peer].base_address, count=3, interval=0.2,
+                         timeout=2, source=lab.plan.nodes[node].base_address))
+            finally:
+                if outage != "suspended":
+                    ike_keying(lab).suspend(node, tunnel)        # whatever the daemons made of it
+                ike_keying(lab).establish([(node, tunnel)])
+                wait_restored(lab, routing)
     pair = {lab.plan.nodes[n].base_address for n, _ in ends}
     packets = [p for cap in captures for p in cap.packets if IP in p and {p[IP].src, p[IP].dst} == pair]
     plaintext = [p.summary() for p in packets if p[IP].proto == 4 or marker in bytes(p)]
     esp = sum(p[IP].proto == IPPROTO_ESP for p in packets)
     events.note(node, f"link {tunnel.label} without a CHILD_SA", [
         f"before: {protected.received} of {protected.sent} echo requests answered; ESP packets seen {esp}",
-        f"without SAs: {unprotected.received} of {unprotected.sent} answered",
-        f"without SAs, {node}'s base address pinging {tunnel.peer}'s: {base.received} of {base.sent} answered",
+        *(f"{outage}: {vn.received} of {vn.sent} answered; {node}'s base address pinging {tunnel.peer}'s: "
+          f"{base.received} of {base.sent} answered" for outage, (vn, base) in windows.items()),
         f"plaintext IPIP or payload on the two access links: {plaintext[:10]}"])
     guard(protected.ok and esp, f"no protected traffic crossed link {tunnel.label} before its SAs were removed")
     assert not plaintext, (f"link {tunnel.label} carried {len(plaintext)} packets in clear while it had no "
                            f"CHILD_SA: {plaintext[:5]}")
-    assert base.ok, (f"with link {tunnel.label} down to no CHILD_SA, the base network's own traffic between its "
-                     f"two ends was blocked too ({base.received} of {base.sent} pings from {node}'s base address "
-                     f"answered): RFC 3884 3, IIPtran \"only adds IPsec protection to secure virtual links\"\n"
-                     f"{base.output}")
+    blocked = {outage: base for outage, (_, base) in windows.items() if not base.ok}
+    answered = ", ".join(f"{outage}: {base.received} of {base.sent}" for outage, base in blocked.items())
+    assert not blocked, (f"with link {tunnel.label} down to no CHILD_SA, the base network's own traffic between its "
+                         f"two ends was blocked too ({answered} pings from {node}'s base address answered): RFC "
+                         f"3884 3, IIPtran \"only adds IPsec protection to secure virtual links\"\n"
+                         + "\n".join(base.output for base in blocked.values()))
 
 
 @pytest.mark.req("IKE-JOIN")

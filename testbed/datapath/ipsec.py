@@ -57,6 +57,17 @@ def state_line(sa: SecurityAssociation, replay_window: int = REPLAY_WINDOW, boun
     return " ".join(words)
 
 
+def expire_hard(runtime: Runtime, node: str, sa: SecurityAssociation, replay_window: int) -> None:
+    """Have the node's kernel hard-expire an SA it holds (one in use), as
+    its lifetime running out would: the SA updated with a hard limit already
+    spent, a second after its first use. The kernel deletes it on its next
+    timer tick and tells the keying daemon (XFRM_MSG_EXPIRE, hard). Not a
+    limit on the time since it was added: while a soft expiry is pending,
+    the kernel reads such a hard one as a clock change and puts it off."""
+    line = state_line(sa, replay_window, bound=False).replace("xfrm state add", "xfrm state update", 1)
+    apply_batch(runtime, node, [f"{line} limit time-use-hard 1"])
+
+
 def policy_line(selector: str, direction: str, sa: SecurityAssociation, verb: str = "add",
                 any_reqid: bool = False) -> str:
     """`ip xfrm policy` for traffic matching `selector`, protected by `sa`
