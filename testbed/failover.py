@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from testbed import expect
-from testbed.routing.convergence import snapshot, wait_restored
+from testbed.routing.convergence import RESTORE_TIMEOUT, snapshot, wait_restored
 from testbed.reroute import first_hop_device, link_to_fail, sad_entries
 from testbed.errors import WaitTimeout
 from testbed.wait import wait_for
@@ -112,6 +112,11 @@ def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> 
             lab.runtime.stop_program(stream)
         if rules:
             blackhole_base_path(lab, node, peer, add=False)
+            # Back on the restored link first: with an alternative path every destination stays
+            # routed meanwhile, so the routing can look restored before OSPF has moved back (and
+            # the move, a moment later, would fall into the next check).
+            wait_for(lambda: first_hop_device(lab, node, dst) == device,
+                     f"{node} to route {dst} over {device} again once its base path is restored", RESTORE_TIMEOUT)
             wait_restored(lab, routing)
     record.window_s, record.sent, record.received = longest_silence(record.output)
     sad_after = sad_entries(lab)
