@@ -62,8 +62,9 @@ def ike_spis(lab, node, tunnel) -> set[str]:
 
 
 def gone(lab, nodes, spis: set[int]) -> bool:
-    """None of these SPIs is in any of the nodes' kernels any more."""
-    return not any(sa.spi in spis for n in nodes for sa in lab.kernel_sad(n).states)
+    """None of these SPIs is in any of the nodes' kernels any more (as an SA:
+    a larval state with the SPI has no keys and protects nothing)."""
+    return not any(sa.spi in spis and not sa.larval for n in nodes for sa in lab.kernel_sad(n).states)
 
 
 def busy_link(lab):

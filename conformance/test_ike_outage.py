@@ -52,7 +52,7 @@ def _link_sas(lab, node, tunnel) -> LinkSas:
 def _kernel_spis(lab, node, tunnel) -> set[int]:
     sad = lab.kernel_sad(node)
     return {sa.spi for sa in sad.between(tunnel.local_base, tunnel.remote_base)
-            + sad.between(tunnel.remote_base, tunnel.local_base)}
+            + sad.between(tunnel.remote_base, tunnel.local_base) if not sa.larval}
 
 
 def _keyed_ends(lab, ends) -> dict[str, LinkSas] | None:

@@ -32,9 +32,8 @@ class SaBook:
         readings = parallel([lambda node=node: read(runtime, node) for node in nodes])
         for sad in readings:
             for state in sad.states:
-                # An SPI a daemon reserved for a negotiation (a larval SA) has no keys
-                # yet and protects nothing; its keys are in the reading that finds it complete.
-                if state.proto == "esp" and state.encryption:
+                # A larval state has no keys; an SA's are in the reading that finds it complete.
+                if state.proto == "esp" and not state.larval:
                     self._add(state.as_sa())
         return dict(zip(nodes, readings))
 

@@ -78,6 +78,13 @@ class KernelSA:
         return suite_name(self.encryption, self.integrity)
 
     @property
+    def larval(self) -> bool:
+        """A state with no keys: an SPI reserved for a negotiation, or the
+        kernel's placeholder while it asks the daemon for an SA (an acquire,
+        which may carry the SPI of the policy's template). It protects nothing."""
+        return not self.encryption
+
+    @property
     def authenticated(self) -> bool:
         """Data-origin authentication (RFC 4303 3.2): an AEAD or an integrity algorithm."""
         return self.aead or bool(self.integrity)
