@@ -123,8 +123,12 @@ def test_vn_packet_with_a_source_from_behind_another_tunnel_is_not_accepted(lab,
         f"with {peer}'s own VN-local source: {own} of {INJECTED} delivered",
         f"with {other}'s VN-local source {forged_source}: {len(arrived)} reached {hub.name}, {delivered} "
         f"delivered; drop counters that moved: {drops}"])
-    guard(arrived or delivered, f"none of the {INJECTED} packets {peer} sent with {other}'s source reached "
-                                f"{hub.name} ({peer}'s kernel did not put them on a virtual link)")
+    # The hub's kernel saw them arrive even when the capture did not (seen
+    # once, after reroute-rekeys: nothing captured, the reverse-path filter
+    # counting exactly the packets sent): a refusal it counted is arrival.
+    guard(arrived or delivered or sum(drops.values()) >= INJECTED,
+          f"none of the {INJECTED} packets {peer} sent with {other}'s source reached {hub.name} "
+          f"({peer}'s kernel did not put them on a virtual link)")
     # Each packet that reached the hub and was not delivered was refused:
     # one lost on the way (a busy emulated host) leaves the others to judge.
     assert delivered == 0, (f"{hub.name} accepted {delivered} VN packets from {peer}'s link whose source "

@@ -7,6 +7,8 @@ adapter (testbed/routing/stacks.py).
 """
 from __future__ import annotations
 
+import time
+
 from testbed.probe.inspect import egress_devices, routes
 from testbed.parallel import parallel
 from testbed.topology.plan import LAN_DEVICE
@@ -115,16 +117,31 @@ def _one_sided(lab, states: tuple) -> list[str]:
     return gaps
 
 
+# ospfd's SPF may be held back up to a second after an adjacency change
+# (timers throttle spf, testbed/routing/frr.py) and zebra installs what it
+# computes a moment later under emulation: two equal reads half a second
+# apart can both fall in that hold.
+QUIET_S = 3.0
+
+
 def wait_settled(lab, timeout: float = 30.0) -> None:
     """After a deliberate change (a fault): wait until both ends of every
-    adjacency agree and the routes stop changing between two reads."""
-    last: list = [None, []]
+    adjacency agree and the routes stop changing: converged and unchanged
+    between two reads, or (a fault may keep the lab from converging)
+    unchanged for QUIET_S (seen in bfd-off: every adjacency back to Full and
+    two equal reads, while no node had a route to Y's prefix yet; the next
+    check took that as the routing to restore)."""
+    last: list = [None, [], time.monotonic()]
 
     def settled() -> bool:
         snapshot = _snapshot(lab)
-        previous, last[0] = last[0], snapshot
+        if snapshot != last[0]:
+            last[0], last[2] = snapshot, time.monotonic()
+            return False
         last[1] = _one_sided(lab, snapshot[0])
-        return snapshot == previous and not last[1]
+        if last[1]:
+            return False
+        return time.monotonic() - last[2] >= QUIET_S or not missing(lab)
 
     wait_for(settled, f"lab '{lab.name}' to settle (adjacencies agreed on both ends, routes unchanged)",
              timeout, interval=0.5, describe=lambda: "; ".join(last[1][:4]) or "routes still changing")
