@@ -41,6 +41,7 @@ class FlowTraffic:
     access: dict[str, list]         # VN node -> packets on its access link (router side)
     # id(packet) -> its plaintext; None where no SA matched, a string where keys did not verify
     decrypted: dict[int, Decrypted | str | None] = field(default_factory=dict)
+    requests_seen: dict[int, bool] = field(default_factory=dict)   # id(packet) -> carries_request, judged once
 
     @property
     def src_access(self) -> list:
@@ -60,16 +61,22 @@ class FlowTraffic:
 
     def carries_request(self, packet) -> bool:
         """Is this captured packet ESP whose plaintext is one of the flow's echo requests?"""
-        plain = self.plain(packet)
-        inner = plain.inner if plain else None
-        return (inner is not None and ICMP in inner and inner[ICMP].type == 8 and Raw in inner
+        known = self.requests_seen.get(id(packet))
+        if known is None:
+            plain = self.plain(packet)
+            inner = plain.inner if plain else None
+            known = self.requests_seen[id(packet)] = (
+                inner is not None and ICMP in inner and inner[ICMP].type == 8 and Raw in inner
                 and self.marker in bytes(inner[Raw]))
+        return known
 
     def requests_on_hop(self, lab, a: str, b: str, where: list | None = None) -> list:
         """The flow's echo requests as ESP from a's base address to b's (one virtual link)."""
         pair = (lab.plan.nodes[a].base_address, lab.plan.nodes[b].base_address)
+        # The decryption table first: a dict lookup rules out most packets,
+        # where reading each one's IP header costs a layer walk under emulation.
         return [p for p in (self.everywhere if where is None else where)
-                if IP in p and (p[IP].src, p[IP].dst) == pair and self.carries_request(p)]
+                if self.carries_request(p) and (p[IP].src, p[IP].dst) == pair]
 
     def hops_without_requests(self, lab) -> list[str]:
         """Virtual links of the path on which none of the flow's ESP was seen."""
