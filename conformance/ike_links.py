@@ -29,6 +29,11 @@ def ike_links(lab):
     return links
 
 
+def link_ends(lab, node, tunnel) -> tuple:
+    """The link's two ends: (node, its tunnel end), then the peer's."""
+    return (node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node))
+
+
 def children(lab, node, tunnel) -> list[ChildSaView]:
     """The link's CHILD_SAs as the node's daemon reports them."""
     return [c for ike in ike_keying(lab).negotiated(node, tunnel) for c in ike.children]
@@ -40,8 +45,7 @@ def rekeyed(lab, node, tunnel, old: set[int]) -> bool:
     may for a moment hold a different survivor), and at node it is none of
     those whose inbound SPIs are `old` (a rekeyed one stays a few seconds
     more, inbound only: charon's delete_rekeyed_delay)."""
-    peer_tunnel = lab.plan.nodes[tunnel.peer].tunnel_to(node)
-    here, there = (installed(lab, n, t) for n, t in ((node, tunnel), (tunnel.peer, peer_tunnel)))
+    here, there = (installed(lab, n, t) for n, t in link_ends(lab, node, tunnel))
     return (len(here) == 1 and len(there) == 1 and here[0].spi_in not in old
             and (here[0].spi_in, here[0].spi_out) == (there[0].spi_out, there[0].spi_in))
 
@@ -64,7 +68,7 @@ def ike_spis(lab, node, tunnel) -> set[str]:
 def gone(lab, nodes, spis: set[int]) -> bool:
     """None of these SPIs is in any of the nodes' kernels any more (as an SA:
     a larval state with the SPI has no keys and protects nothing)."""
-    return not any(sa.spi in spis and not sa.larval for n in nodes for sa in lab.kernel_sad(n).states)
+    return not any(sa.spi in spis for n in nodes for sa in lab.kernel_sad(n).keyed)
 
 
 def busy_link(lab):

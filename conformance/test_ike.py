@@ -15,7 +15,7 @@ from scapy.layers.inet import IP
 
 from deviation import Fact
 from guards import guard
-from ike_links import SLACK, busy_link, children, gone, ike_keying, ike_links
+from ike_links import SLACK, busy_link, children, gone, ike_keying, ike_links, link_ends
 from testbed import errors
 from testbed.errors import TestbedError, WaitTimeout
 from testbed.verdicts import INFORMATIVE
@@ -43,7 +43,7 @@ def _ts_ok(selectors, address: str) -> bool:
 def test_each_link_negotiated_one_transport_child_sa_selecting_ipip(lab, kernel_ipsec):
     problems, lines = [], []
     for first, tunnel in ike_links(lab):
-        for node, end in ((first, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(first))):
+        for node, end in link_ends(lab, first, tunnel):
             ikes = ike_keying(lab).negotiated(node, end)
             lines += [f"{node} {end.label}: {ike.describe()}; " + "; ".join(c.describe() for c in ike.children)
                       for ike in ikes]
@@ -83,7 +83,7 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
     spec, node, tunnel = busy_link(lab)
     keying = ike_keying(lab)
     peer = tunnel.peer
-    ends = ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))
+    ends = link_ends(lab, node, tunnel)
     bound = 2 * keying.dead_peer_after() + SLACK
     before = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
     old = before[node] | before[peer]          # the old CHILD_SA's SPIs, both ways
@@ -107,7 +107,7 @@ def test_killed_and_restarted_daemon_renegotiates_and_traffic_resumes(lab, measu
         except WaitTimeout:
             pass    # judged below from what the kernels hold
     after = {n: {c.spi_in for c in children(lab, n, t)} for n, t in ends}
-    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).states if sa.spi in old and not sa.larval)
+    stale = {n: sorted(f"0x{sa.spi:08x}" for sa in lab.kernel_sad(n).keyed if sa.spi in old)
              for n in before}
     lab.refresh_sa_book()
     measurements("ike_restart_recovery", {"node": node, "link": tunnel.label, "seconds": seconds,
@@ -176,7 +176,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
     keeps crossing; both ends' access links are captured until the link is
     negotiated again."""
     spec, node, tunnel = busy_link(lab)
-    ends = ((node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node)))
+    ends = link_ends(lab, node, tunnel)
     marker = secrets.token_bytes(8)
     src, dst = expect.lan_address(lab, spec.src), expect.lan_address(lab, spec.dst)
     captures = [access_capture(lab, report_dir, n, f"ike-fail-closed-{n}", bpf="ip proto 4 or esp") for n, _ in ends]
@@ -288,7 +288,7 @@ def test_iiptran_end_and_a_conventional_ike_peer_negotiate_and_carry_traffic(lab
         result = ping(lab.runtime, node, expect.lan_address(lab, peer), count=3, timeout=1,
                       source=expect.lan_address(lab, node))
         negotiated = {n: [(c.mode, c.selectors(), c.state) for c in children(lab, n, t)]
-                      for n, t in ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))}
+                      for n, t in link_ends(lab, node, tunnel)}
     finally:
         ike_keying(lab).configure_conventionally(tunnel, False)
         ike_keying(lab).suspend(node, tunnel)

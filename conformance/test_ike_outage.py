@@ -17,7 +17,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 
 from guards import guard
-from ike_links import IKEV2, SLACK, child_spis, gone, ike_keying, ike_links, ike_spis, installed
+from ike_links import IKEV2, SLACK, child_spis, gone, ike_keying, ike_links, ike_spis, installed, link_ends
 from testbed import events
 from testbed.failover import blackhole_base_path
 from testbed.errors import TestbedError, WaitTimeout
@@ -50,9 +50,7 @@ def _link_sas(lab, node, tunnel) -> LinkSas:
 
 
 def _kernel_spis(lab, node, tunnel) -> set[int]:
-    sad = lab.kernel_sad(node)
-    return {sa.spi for sa in sad.between(tunnel.local_base, tunnel.remote_base)
-            + sad.between(tunnel.remote_base, tunnel.local_base) if not sa.larval}
+    return {sa.spi for sa in lab.kernel_sad(node).of_link(tunnel.local_base, tunnel.remote_base)}
 
 
 def _keyed_ends(lab, ends) -> dict[str, LinkSas] | None:
@@ -91,7 +89,7 @@ def _outage_link(lab, reroutable_flow):
     tunnel = lab.plan.nodes[node].tunnel_to(peer)
     if tunnel.keying != IKEV2:
         pytest.skip(f"not applicable: link {tunnel.label}, the one the flow can be rerouted around, is keyed manually")
-    return ((node, tunnel), (peer, lab.plan.nodes[peer].tunnel_to(node)))
+    return link_ends(lab, node, tunnel)
 
 
 def _key_again(lab, node, tunnel) -> None:

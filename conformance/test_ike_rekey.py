@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from deviation import Fact
-from ike_links import (RATE_INTERVAL, busy_link, child_spis, ike_keying, ike_spis, installed, rekeyed, stream,
-                       stream_loss)
+from ike_links import (RATE_INTERVAL, busy_link, child_spis, ike_keying, ike_spis, installed, link_ends, rekeyed,
+                       stream, stream_loss)
 from testbed import events
 from testbed.errors import WaitTimeout
 from testbed.parallel import parallel
@@ -72,14 +72,9 @@ def _paced(lab, node, tunnel) -> None:
              f"the stream to cross link {tunnel.label} under its current CHILD_SA", timeout=REKEY_TIMEOUT)
 
 
-def _ends(lab, node, tunnel) -> tuple:
-    """The link's two ends: (node, its tunnel end), then the peer's."""
-    return (node, tunnel), (tunnel.peer, lab.plan.nodes[tunnel.peer].tunnel_to(node))
-
-
 def _rekey(lab, kind: str, node, tunnel) -> Stage:
     keying = ike_keying(lab)
-    ends = _ends(lab, node, tunnel)
+    ends = link_ends(lab, node, tunnel)
     held = installed(lab, node, tunnel)
     stage = Stage(kind, child_spis(held), ike_spis(lab, node, tunnel))
     stage.before = _holdings(lab, ends)
@@ -111,7 +106,7 @@ def _still_settled(lab, stage: Stage, node, tunnel) -> None:
     that adds a second one afterwards has not resolved it)."""
     if stage.kind != COLLISION or stage.unsettled:
         return
-    ends = _ends(lab, node, tunnel)
+    ends = link_ends(lab, node, tunnel)
     if not rekeyed(lab, node, tunnel, stage.old):
         stage.unsettled = (f"link {tunnel.label}'s collision seemed settled after {stage.seconds} s, but once the "
                            f"stream had crossed it the ends held: {_held(lab, ends)}")
@@ -197,7 +192,7 @@ class Phase:
 
 def _phase(lab, spec, node, tunnel, kinds: tuple[str, ...], marker: bytes) -> Phase:
     """A stream across the link while it is rekeyed these ways, one after the other."""
-    devices = [(n, end.device) for n, end in _ends(lab, node, tunnel)]
+    devices = [(n, end.device) for n, end in link_ends(lab, node, tunnel)]
     changes = {n: lab.routing.state_changes(lab, n) for n, _ in devices}
     stages: list[Stage] = []
     running = stream(lab, spec, STREAM_MAX, marker, size=STREAM_SIZE)

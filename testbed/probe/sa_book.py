@@ -31,9 +31,9 @@ class SaBook:
         read = xfrm.read if policies else xfrm.read_sad
         readings = parallel([lambda node=node: read(runtime, node) for node in nodes])
         for sad in readings:
-            for state in sad.states:
-                # A larval state has no keys; an SA's are in the reading that finds it complete.
-                if state.proto == "esp" and not state.larval:
+            # A larval state has no keys; an SA's are in the reading that finds it complete.
+            for state in sad.keyed:
+                if state.proto == "esp":
                     self._add(state.as_sa())
         return dict(zip(nodes, readings))
 

@@ -165,8 +165,17 @@ class Sad:
     """One node's SAD alone."""
     states: list[KernelSA] = field(default_factory=list)
 
+    @property
+    def keyed(self) -> list[KernelSA]:
+        """The states that are SAs: a larval one (an acquire's placeholder) has no keys and protects nothing."""
+        return [sa for sa in self.states if not sa.larval]
+
     def between(self, src: str, dst: str) -> list[KernelSA]:
         return [sa for sa in self.states if (sa.src, sa.dst) == (src, dst)]
+
+    def of_link(self, here: str, there: str) -> list[KernelSA]:
+        """The keyed SAs between two tunnel endpoints, both ways."""
+        return [sa for sa in self.keyed if (sa.src, sa.dst) in {(here, there), (there, here)}]
 
 
 @dataclass
