@@ -14,7 +14,6 @@ judged against its recorded deviation (conformance/deviations.yaml)."""
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from testbed import events
 from testbed.errors import WaitTimeout
 from testbed.parallel import parallel
 from testbed.probe.capture import ip_frames
-from testbed.probe.esp import IPPROTO_ESP
+from testbed.probe.esp import esp_header
 from testbed.probe.flows import access_capture
 from testbed.wait import wait_for
 
@@ -141,9 +140,8 @@ def _stream_per_spi(lab, pcap, marker: bytes, ends: tuple[str, str]) -> tuple[di
         if opened is not None and {opened[0], opened[1]} == set(ends) and marker in opened[3]:
             spis = found.setdefault(f"{opened[0]}->{opened[1]}", {})
             spis[opened[2]] = spis.get(opened[2], 0) + 1
-        elif opened is None and len(ip) >= 28 and ip[9] == IPPROTO_ESP \
-                and {socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])} == set(ends):
-            spi = f"0x{ip[(ip[0] & 15) * 4:][:4].hex()}"
+        elif opened is None and (header := esp_header(ip)) and {header[0], header[1]} == set(ends):
+            spi = f"0x{header[2]:08x}"
             unopened[spi] = unopened.get(spi, 0) + 1
     return found, unopened
 

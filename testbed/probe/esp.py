@@ -185,13 +185,23 @@ def decrypt(packet, sas: list[SecurityAssociation]) -> Decrypted | None:
     return Decrypted(outer, *opened) if opened else None
 
 
-def decrypt_raw(ip: bytes, sas: list[SecurityAssociation]) -> tuple[str, str, int, bytes] | None:
-    """An IPv4 packet's bytes (as a capture holds them, not dissected: a
-    stream of thousands under emulation) decrypted: (source, destination,
-    SPI, payload), or None if it is no ESP or no SA matches."""
+def esp_header(ip: bytes) -> tuple[str, str, int] | None:
+    """(source, destination, SPI) of an IPv4 packet's bytes (as a capture
+    holds them, not dissected: a stream of thousands under emulation), or
+    None if it is no ESP."""
     if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != IPPROTO_ESP:
         return None
+    start = (ip[0] & 15) * 4
+    return socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), int.from_bytes(ip[start:start + 4], "big")
+
+
+def decrypt_raw(ip: bytes, sas: list[SecurityAssociation]) -> tuple[str, str, int, bytes] | None:
+    """An IPv4 packet's bytes decrypted: (source, destination, SPI,
+    payload), or None if it is no ESP or no SA matches."""
+    header = esp_header(ip)
+    if header is None:
+        return None
     ip = ip[:int.from_bytes(ip[2:4], "big")]         # a short frame's padding is no part of the ICV
-    src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+    src, dst, _ = header
     opened = _open_matching(src, dst, ip[(ip[0] & 15) * 4:], sas)
     return (src, dst, opened[0], opened[2]) if opened else None
