@@ -150,9 +150,11 @@ def _load_again(lab, node, tunnel, routing) -> None:
 
 
 # How a link loses its CHILD_SA: its IKE_SA deleted (as an administrator, a
-# dead peer or a failing negotiation leaves it), or its outbound SA
-# hard-expired by the kernel, as a lifetime running out would.
-OUTAGES = ("suspended", "hard-expired")
+# dead peer or a failing negotiation leaves it); its outbound SA
+# hard-expired by the kernel, as a lifetime running out would; or that
+# expiry while the node's daemon is dead (the crash window: nobody is left
+# to negotiate, and the kernel's policies alone decide).
+OUTAGES = ("suspended", "hard-expired", "daemon-killed")
 
 
 def _take_child_sa_away(lab, outage: str, ends) -> tuple[set[int], list[str]]:
@@ -163,7 +165,9 @@ def _take_child_sa_away(lab, outage: str, ends) -> tuple[set[int], list[str]]:
         ike_keying(lab).suspend(node, tunnel)
         return current, [n for n, _ in ends]
     outbound = {c.spi_out for c in children(lab, node, tunnel)}
-    for sa in lab.kernel_sad(node).states:
+    if outage == "daemon-killed":
+        ike_keying(lab).crash(node)
+    for sa in lab.kernel_sad(node).keyed:
         if sa.spi in outbound:
             expire_hard(lab.runtime, node, sa.as_sa(), sa.replay_window)
     return outbound, [node]
@@ -195,6 +199,8 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
                     ping(lab.runtime, node, lab.plan.nodes[tunnel.peer].base_address, count=3, interval=0.2,
                          timeout=2, source=lab.plan.nodes[node].base_address))
             finally:
+                if outage == "daemon-killed":
+                    ike_keying(lab).start_again(node)
                 if outage != "suspended":
                     ike_keying(lab).suspend(node, tunnel)        # whatever the daemons made of it
                 ike_keying(lab).establish([(node, tunnel)])

@@ -18,6 +18,7 @@ negotiates it is an IKE implementation (testbed/keying/ike_daemon.py).
 from __future__ import annotations
 
 import secrets
+import signal
 from dataclasses import dataclass
 
 from testbed.datapath import ipsec
@@ -215,14 +216,20 @@ class Ikev2Keying(Keying):
     def restart(self, node: str, sig: int) -> None:
         """The node's daemon killed (with `sig`) and started again, its links
         loaded again (unless a profile says nobody loads them)."""
+        self.daemon(node).kill(node, sig)
+        self.start_again(node)
+
+    def crash(self, node: str) -> None:
+        """The node's daemon killed with SIGKILL and left dead: the kernel keeps its SAs and policies."""
+        self.daemon(node).kill(node, signal.SIGKILL)
+
+    def start_again(self, node: str) -> None:
+        """The node's killed daemon started again, as a supervisor would."""
         daemon = self.daemon(node)
-        daemon.kill(node, sig)
         if self.faults.restart_flushed:
-            for tunnel in self.ctx.plan.nodes[node].tunnels:
-                if tunnel.keying == self.name:
-                    for src, dst in ((tunnel.local_base, tunnel.remote_base), (tunnel.remote_base, tunnel.local_base)):
-                        self.ctx.runtime.run(node, ["ip", "xfrm", "state", "deleteall", "src", src, "dst", dst],
-                                             check=True, net_only=True)
+            ipsec.apply_batch(self.ctx.runtime, node, [
+                f"xfrm state deleteall src {src} dst {dst}" for t in self.ctx.plan.nodes[node].tunnels
+                if t.keying == self.name for src, dst in ((t.local_base, t.remote_base), (t.remote_base, t.local_base))])
         daemon.start(node)
         self.marks[node] = len(daemon.log_lines(node))
         if not self.faults.restart_bare:
