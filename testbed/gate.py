@@ -9,11 +9,12 @@ for another's last run, and the guest boots and the suite's imports are
 paid once per series, not once per stage. A run two stages ask for with
 the same lab (the mode matrix's fig6 iiptran column and the implementation
 matrix's reference) runs once; its report folder is copied to the other.
-After the default series' pool, one after another: the other kernel
-series' pools, then the self-test, which needs a machine to itself, in a
-guest of its own of the default series (6.12 under emulation once oopsed
-as Docker started). Each stage is then judged from its runs' results, as
-its own command judges it.
+The self-test, which needs a machine to itself, runs in the default
+series' guest once its pool's labs are gone (not in 6.12: under emulation
+it once oopsed as Docker started): no guest boot of its own, and the
+Docker image the pool imported is still on the guest's engine. Then, one
+after another, the other kernel series' pools. Each stage is then judged
+from its runs' results, as its own command judges it.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from testbed.topology.model import DATAPATH_MODES
 
 PLAN = PROJECT / "conformance" / "gate.yaml"
 GATE_REPORTS = REPORTS / "gate"
+SELFTEST_LOG, SELFTEST_CODE = GATE_REPORTS / "selftest.log", GATE_REPORTS / "selftest.json"
 JOBS, GUEST_MEMORY_MB = "3", "3072"
 
 
@@ -91,6 +93,12 @@ class Stages:
     def kernel(self, run) -> str:
         return self.kernels[id(run)]
 
+    def fig6_report(self) -> Path | None:
+        """The matrix's fig6 iiptran run, whose artifacts the self-test checks (None: no such run)."""
+        from testbed.topology.loader import load
+        return next((folder / "iiptran" for topology, folder in self.matrix_dirs.items()
+                     if load(topology).name == "fig6"), None)
+
     def series(self) -> list[str]:
         found = sorted({self.kernel(run) for run in self.all()}, key=lambda k: k != self.default_kernel)
         return found or [self.default_kernel]
@@ -122,8 +130,9 @@ def runs_file(kernel: str) -> Path:
     return GATE_REPORTS / f"runs-{kernel}.json"
 
 
-def run_inner(plan_path: Path, kernel: str) -> int:
-    """One kernel series' runs, in one pool, here; what each did in runs-<series>.json."""
+def run_inner(plan_path: Path, kernel: str, selftest: bool = False) -> int:
+    """One kernel series' runs, in one pool, here; what each did in
+    runs-<series>.json; then, if asked, the self-test."""
     from testbed.batch import print_failures, run_all
     from testbed.run_order import longest_first
     stages = Stages(load_plan(plan_path))
@@ -144,32 +153,57 @@ def run_inner(plan_path: Path, kernel: str) -> int:
     runs_file(kernel).write_text(json.dumps({str(run.report): {"returncode": run.returncode, "seconds": run.seconds}
                                              for run in mine}, indent=1) + "\n")
     print_failures(made)
+    if selftest:
+        run_selftest(stages.fig6_report())
     return 0
 
 
+def run_selftest(fig6_report: Path | None) -> int:
+    """The clean-up self-test (tests/kernel), here, on a machine no lab
+    runs on any more; given the report of a fig6 run the pool made, it
+    checks that run's artifacts instead of making a fig6 run of its own.
+    Its log and exit code go beside the runs' (SELFTEST_LOG, SELFTEST_CODE)."""
+    env = {**os.environ, **({SELFTEST_FIG6_REPORT: str(fig6_report)} if fig6_report else {})}
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
+    SELFTEST_CODE.unlink(missing_ok=True)
+    print(f"iiptran: gate: the self-test ({SELFTEST_LOG})", flush=True)
+    with SELFTEST_LOG.open("w") as out:
+        process = subprocess.Popen(argv, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:             # its labs torn down by itself, not killed mid-way
+            process.send_signal(signal.SIGINT)
+            process.wait()
+            raise
+    SELFTEST_CODE.write_text(json.dumps({"returncode": code}) + "\n")
+    return code
 
-def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path) -> list[str]:
+
+def _selftest_outcome() -> int:
+    """The self-test's exit code as the pool's guest left it (1 if it did not get to run)."""
+    tail = "\n".join(SELFTEST_LOG.read_text().splitlines()[-12:]) if SELFTEST_LOG.exists() else "(no log)"
+    print(f"iiptran: gate: the self-test ({SELFTEST_LOG}):\n{tail}", flush=True)
+    try:
+        return int(json.loads(SELFTEST_CODE.read_text())["returncode"])
+    except (OSError, ValueError, KeyError):
+        print("iiptran: gate: the self-test did not finish (no exit code written)", flush=True)
+        return 1
+
+
+
+def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path, selftest: bool = False) -> list[str]:
     return [sys.executable, "-m", "testbed", "--runner", runner, *([] if native else ["--kernel", kernel]),
-            "gate", str(plan_path), "--inner", kernel]
-
-
-def _selftest_argv(runner: str, kernel: str | None = None, fig6_report: Path | None = None) -> list[str]:
-    """The self-test; given the report of a fig6 run the pool made, it checks
-    that run's artifacts instead of making a fig6 run of its own."""
-    made = ["env", f"{SELFTEST_FIG6_REPORT}={fig6_report}"] if fig6_report else []
-    return [sys.executable, "-m", "testbed", "--runner", runner, *(["--kernel", kernel] if kernel else []),
-            "run", "--", *made, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
+            "gate", str(plan_path), "--inner", kernel, *(["--selftest"] if selftest else [])]
 
 
 def run_outer(plan_path: Path, native: bool, runner: str) -> int:
-    """The default series' pool, then one after another the other series'
-    pools, each in its guest, and the self-test (in a guest of the default
-    series, or natively). Not beside the pool: under emulation every guest
-    is CPU-bound, so a second one gains nothing and starves the labs of the
+    """The default series' pool and after it the self-test, in one guest
+    (or natively), then one after another the other series' pools, each in
+    its guest. Never beside each other: under emulation every guest is
+    CPU-bound, so a second one gains nothing and starves the labs of the
     first (seen: with the self-test's guest beside the pool, runs took
     twice as long, a profile's forged ESP was overtaken by the sender's own
     traffic, hrtimer interrupts took 48 ms). Then every stage judged here."""
-    from testbed.topology.loader import load
     plan = load_plan(plan_path)
     stages = Stages(plan)             # bad input: a clear error, exit 2, before anything boots
     env = {**os.environ, "IIPTRAN_JOBS": os.environ.get("IIPTRAN_JOBS") or JOBS,
@@ -182,17 +216,14 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
                f"--runner guest" for kernel in others} if native else {}
     chain = [(f"kernel {kernel}", _series_argv(runner, native, kernel, plan_path), GATE_REPORTS / f"kernel-{kernel}.log")
              for kernel in others if kernel not in skipped]
-    if plan.selftest:
-        fig6 = next((folder / "iiptran" for topology, folder in stages.matrix_dirs.items()
-                     if load(topology).name == "fig6"), None)
-        chain.append(("the self-test", _selftest_argv(runner, None if native else first, fig6),
-                      GATE_REPORTS / "selftest.log"))
     print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
-    pool = subprocess.Popen(_series_argv(runner, native, first, plan_path), env=env, cwd=PROJECT)
+    pool = subprocess.Popen(_series_argv(runner, native, first, plan_path, plan.selftest), env=env, cwd=PROJECT)
     after = _After(chain, env)
     codes = {}
     try:
         codes["pool"] = pool.wait()
+        if plan.selftest:
+            codes["the self-test"] = _selftest_outcome()
         if chain:
             print("iiptran: gate: now " + ", then ".join(f"{what} ({log})" for what, _, log in chain), flush=True)
             after.start()

@@ -10,6 +10,7 @@ from testbed.commands import Command
 def arguments(p) -> None:
     p.add_argument("plan", nargs="?", type=Path, help="the plan (default conformance/gate.yaml)")
     p.add_argument("--inner", metavar="SERIES", help=argparse.SUPPRESS)   # one kernel series' pool, where it runs
+    p.add_argument("--selftest", action="store_true", help=argparse.SUPPRESS)   # the self-test after that pool
 
 
 def _plan(args) -> Path:
@@ -37,7 +38,7 @@ def host(args, native: bool) -> int:
 
 def run(args) -> int:
     from testbed.gate import run_inner
-    return run_inner(_plan(args), args.inner)
+    return run_inner(_plan(args), args.inner, args.selftest)
 
 
 COMMAND = Command("gate", "everything make test judges, as one plan (conformance/gate.yaml): the mode and "

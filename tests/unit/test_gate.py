@@ -35,3 +35,28 @@ def test_what_runs_after_the_pool_runs_in_order_each_with_its_log(tmp_path, caps
 def test_nothing_after_the_pool_until_started():
     from testbed.gate import _After
     assert _After([("never", ["false"], None)], {}).wait() == {}
+
+
+def test_the_self_test_outcome_is_what_the_pools_guest_wrote_or_a_failure(tmp_path, monkeypatch, capsys):
+    from testbed import gate
+    monkeypatch.setattr(gate, "SELFTEST_LOG", tmp_path / "selftest.log")
+    monkeypatch.setattr(gate, "SELFTEST_CODE", tmp_path / "selftest.json")
+    assert gate._selftest_outcome() == 1                  # the guest never got to it
+    assert "did not finish" in capsys.readouterr().out
+    gate.SELFTEST_LOG.write_text("2 passed\n")
+    gate.SELFTEST_CODE.write_text('{"returncode": 0}\n')
+    assert gate._selftest_outcome() == 0
+    assert "2 passed" in capsys.readouterr().out
+
+
+def test_the_self_test_runs_where_it_is_asked_and_writes_its_code(tmp_path, monkeypatch):
+    from testbed import gate
+    monkeypatch.setattr(gate, "SELFTEST_LOG", tmp_path / "selftest.log")
+    monkeypatch.setattr(gate, "SELFTEST_CODE", tmp_path / "selftest.json")
+    monkeypatch.setattr(gate, "PROJECT", tmp_path)
+    (tmp_path / "tests" / "kernel").mkdir(parents=True)
+    (tmp_path / "tests" / "kernel" / "test_one.py").write_text(
+        "import os\n\ndef test_it():\n    assert os.environ['IIPTRAN_SELFTEST_FIG6_REPORT'] == 'x'\n")
+    assert gate.run_selftest(tmp_path / "x") != 0        # the self-test is handed exactly that report
+    assert gate.run_selftest(type(tmp_path)("x")) == 0
+    assert gate._selftest_outcome() == 0
