@@ -227,9 +227,12 @@ class Ikev2Keying(Keying):
         """The node's killed daemon started again, as a supervisor would."""
         daemon = self.daemon(node)
         if self.faults.restart_flushed:
-            ipsec.apply_batch(self.ctx.runtime, node, [
-                f"xfrm state deleteall src {src} dst {dst}" for t in self.ctx.plan.nodes[node].tunnels
-                if t.keying == self.name for src, dst in ((t.local_base, t.remote_base), (t.remote_base, t.local_base))])
+            # One `ip` per direction: in an `ip -batch`, deleteall removed nothing (seen in the guest).
+            for tunnel in self.ctx.plan.nodes[node].tunnels:
+                if tunnel.keying == self.name:
+                    for src, dst in ((tunnel.local_base, tunnel.remote_base), (tunnel.remote_base, tunnel.local_base)):
+                        self.ctx.runtime.run(node, ["ip", "xfrm", "state", "deleteall", "src", src, "dst", dst],
+                                             check=True, net_only=True)
         daemon.start(node)
         self.marks[node] = len(daemon.log_lines(node))
         if not self.faults.restart_bare:
