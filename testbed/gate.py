@@ -217,6 +217,7 @@ def run_outer(plan_path: Path, native: bool, runner: str) -> int:
     chain = [(f"kernel {kernel}", _series_argv(runner, native, kernel, plan_path), GATE_REPORTS / f"kernel-{kernel}.log")
              for kernel in others if kernel not in skipped]
     print(f"iiptran: gate: {len(stages.all())} runs; kernel {first} first", flush=True)
+    SELFTEST_CODE.unlink(missing_ok=True)       # an earlier gate's: never read as this one's
     pool = subprocess.Popen(_series_argv(runner, native, first, plan_path, plan.selftest), env=env, cwd=PROJECT)
     after = _After(chain, env)
     codes = {}
