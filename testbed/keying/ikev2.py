@@ -217,16 +217,20 @@ class Ikev2Keying(Keying):
         """The node's daemon killed (with `sig`) and started again, its links
         loaded again (unless a profile says nobody loads them)."""
         self.daemon(node).kill(node, sig)
-        self.start_again(node)
+        self.start_again(node, flushed=self.faults.restart_flushed, loaded=not self.faults.restart_bare)
 
     def crash(self, node: str) -> None:
         """The node's daemon killed with SIGKILL and left dead: the kernel keeps its SAs and policies."""
         self.daemon(node).kill(node, signal.SIGKILL)
 
-    def start_again(self, node: str) -> None:
-        """The node's killed daemon started again, as a supervisor would."""
+    def start_again(self, node: str, flushed: bool = False, loaded: bool = True) -> None:
+        """The node's killed daemon started again, as a supervisor would: with
+        `flushed`, its predecessor's SAs deleted first; with `loaded`, its
+        links loaded again. The profiles' restart faults set them for
+        IKE-RESTART's restart only: a check that crashes a daemon and starts
+        it again to put the lab back wants it whole."""
         daemon = self.daemon(node)
-        if self.faults.restart_flushed:
+        if flushed:
             # One `ip` per direction: in an `ip -batch`, deleteall removed nothing (seen in the guest).
             for tunnel in self.ctx.plan.nodes[node].tunnels:
                 if tunnel.keying == self.name:
@@ -235,7 +239,7 @@ class Ikev2Keying(Keying):
                                              check=True, net_only=True)
         daemon.start(node)
         self.marks[node] = len(daemon.log_lines(node))
-        if not self.faults.restart_bare:
+        if loaded:
             self.reload(node)
 
     def reload(self, node: str) -> None:
