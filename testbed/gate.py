@@ -165,7 +165,6 @@ def run_selftest(fig6_report: Path | None) -> int:
     Its log and exit code go beside the runs' (SELFTEST_LOG, SELFTEST_CODE)."""
     env = {**os.environ, **({SELFTEST_FIG6_REPORT: str(fig6_report)} if fig6_report else {})}
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernel"]
-    SELFTEST_CODE.unlink(missing_ok=True)
     print(f"iiptran: gate: the self-test ({SELFTEST_LOG})", flush=True)
     with SELFTEST_LOG.open("w") as out:
         process = subprocess.Popen(argv, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
@@ -181,14 +180,18 @@ def run_selftest(fig6_report: Path | None) -> int:
 
 def _selftest_outcome() -> int:
     """The self-test's exit code as the pool's guest left it (1 if it did not get to run)."""
-    tail = "\n".join(SELFTEST_LOG.read_text().splitlines()[-12:]) if SELFTEST_LOG.exists() else "(no log)"
-    print(f"iiptran: gate: the self-test ({SELFTEST_LOG}):\n{tail}", flush=True)
+    _print_tail("the self-test", SELFTEST_LOG)
     try:
         return int(json.loads(SELFTEST_CODE.read_text())["returncode"])
     except (OSError, ValueError, KeyError):
         print("iiptran: gate: the self-test did not finish (no exit code written)", flush=True)
         return 1
 
+
+def _print_tail(what: str, log: Path) -> None:
+    """The last lines of what ran after the pool, as the gate's log shows it."""
+    tail = "\n".join(log.read_text().splitlines()[-12:]) if log.exists() else "(no log)"
+    print(f"iiptran: gate: {what} ({log}):\n{tail}", flush=True)
 
 
 def _series_argv(runner: str, native: bool, kernel: str, plan_path: Path, selftest: bool = False) -> list[str]:
@@ -267,7 +270,7 @@ class _After:
             self.thread.join(timeout=0.5)
         for what, _, log in self.chain:
             if what in self.codes:
-                print(f"iiptran: gate: {what} ({log}):\n" + "\n".join(log.read_text().splitlines()[-12:]))
+                _print_tail(what, log)
         return self.codes
 
     def interrupt(self) -> None:
