@@ -5,13 +5,13 @@ import select
 import struct
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from scapy.layers.inet import IP  # noqa: F401  (registers the IP dissectors)
 from scapy.layers.l2 import Ether  # noqa: F401
 from scapy.config import conf
-from scapy.utils import rdpcap
 
 from testbed import events
 from testbed.errors import TestbedError, WaitTimeout
@@ -29,6 +29,26 @@ PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", Fals
               b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True)}
 
 
+def _records(data: bytes, start: int, endian: str):
+    """(offset after the record, header fields, captured bytes) of each
+    complete pcap record from `start`; a record still being written is left."""
+    while len(data) - start >= 16:
+        sec, fraction, caplen, wirelen = struct.unpack(endian + "IIII", data[start:start + 16])
+        if len(data) - start - 16 < caplen:
+            return
+        frame = data[start + 16:start + 16 + caplen]
+        start += 16 + caplen
+        yield start, (sec, fraction, wirelen), frame
+
+
+def _file_header(data: bytes) -> tuple[str, bool, int] | None:
+    """Byte order, nanosecond stamps and link type of a pcap's header."""
+    if len(data) < 24:
+        return None
+    endian, nano = PCAP_MAGIC.get(data[:4], ("<", False))
+    return endian, nano, struct.unpack(endian + "I", data[20:24])[0]
+
+
 class PcapTail:
     """Reads a pcap file tcpdump is still writing: each call returns only the
     records completed since the last one (a record still being written is
@@ -38,8 +58,7 @@ class PcapTail:
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
-        self.layer = None
-        self.endian, self.nano = "<", False
+        self.header: tuple[str, bool, int] | None = None
 
     def new_packets(self) -> list:
         try:
@@ -49,25 +68,33 @@ class PcapTail:
         except FileNotFoundError:
             return []
         start = 0
-        if self.layer is None:
-            if len(data) < 24:
+        if self.header is None:
+            self.header = _file_header(data)
+            if self.header is None:
                 return []
-            self.endian, self.nano = PCAP_MAGIC.get(data[:4], ("<", False))
-            linktype = struct.unpack(self.endian + "I", data[20:24])[0]
-            self.layer = conf.l2types.num2layer.get(linktype, conf.raw_layer)
             start = 24
-        found = []
-        while len(data) - start >= 16:
-            sec, fraction, caplen, wirelen = struct.unpack(self.endian + "IIII", data[start:start + 16])
-            if len(data) - start - 16 < caplen:
-                break
-            packet = self.layer(data[start + 16:start + 16 + caplen])
-            packet.time = sec + fraction / (1e9 if self.nano else 1e6)
-            packet.wirelen = wirelen
-            found.append(packet)
-            start += 16 + caplen
-        self.offset += start
-        return found
+        found = dissected(data, start, self.header)
+        self.offset += found.end
+        return found.packets
+
+
+@dataclass
+class _Dissected:
+    packets: list
+    end: int                    # offset after the last complete record
+
+
+def dissected(data: bytes, start: int, header: tuple[str, bool, int]) -> _Dissected:
+    """The complete records of pcap bytes from `start`, dissected as scapy's rdpcap would."""
+    endian, nano, linktype = header
+    layer = conf.l2types.num2layer.get(linktype, conf.raw_layer)
+    found, end = [], start
+    for end, (sec, fraction, wirelen), frame in _records(data, start, endian):
+        packet = layer(frame)
+        packet.time = sec + fraction / (1e9 if nano else 1e6)
+        packet.wirelen = wirelen
+        found.append(packet)
+    return _Dissected(found, end)
 
 
 # Link-layer header lengths and where the EtherType sits, per pcap link type.
@@ -80,30 +107,28 @@ def ip_frames(pcap: Path) -> list[bytes]:
     a check that counts thousands of packets reads (scapy's dissection is
     what costs under emulation)."""
     data = pcap.read_bytes()
-    if len(data) < 24:
+    header = _file_header(data)
+    if header is None:
         return []
-    endian, _ = PCAP_MAGIC.get(data[:4], ("<", False))
-    header, ethertype = LINK_HEADERS.get(struct.unpack(endian + "I", data[20:24])[0], (0, None))
-    found, start = [], 24
-    while len(data) - start >= 16:
-        caplen = struct.unpack(endian + "I", data[start + 8:start + 12])[0]
-        frame = data[start + 16:start + 16 + caplen]
-        start += 16 + caplen
-        if ethertype is None or frame[ethertype:ethertype + 2] == ETHERTYPE_IPV4:
-            found.append(frame[header:])
-    return found
+    link, ethertype = LINK_HEADERS.get(header[2], (0, None))
+    return [frame[link:] for _, _, frame in _records(data, 24, header[0])
+            if ethertype is None or frame[ethertype:ethertype + 2] == ETHERTYPE_IPV4]
 
 
 class Capture:
     """`with Capture(...) as cap:` captures until the block ends; then `cap.packets`.
-    `direction` ('in' or 'out') keeps only packets the device received or sent."""
+    `direction` ('in' or 'out') keeps only packets the device received or sent.
+    The file is read when the capture ends and dissected only when `packets`
+    is first asked for: a check that counts raw frames (ip_frames) or keeps
+    the capture as evidence alone pays nothing for scapy's dissection."""
 
     def __init__(self, runtime: Runtime, node: str, device: str, pcap: Path, bpf: str = "",
                  direction: str | None = None):
         self.runtime, self.node, self.device, self.pcap, self.bpf = runtime, node, device, pcap, bpf
         self.direction = direction
         self.process: subprocess.Popen | None = None
-        self.packets: list = []
+        self._data = b""
+        self._packets: list | None = []
 
     def start(self) -> None:
         self.pcap.parent.mkdir(parents=True, exist_ok=True)
@@ -190,8 +215,19 @@ class Capture:
             self.runtime.stop_program(self.process)
 
     def collect(self) -> None:
-        self.packets = list(rdpcap(str(self.pcap))) if self.size() else []
-        events.pcap(self.node, self.device, self.pcap, len(self.packets))
+        self._data = self.pcap.read_bytes() if self.size() else b""
+        header = _file_header(self._data)
+        count = sum(1 for _ in _records(self._data, 24, header[0])) if header else 0
+        self._packets = None if count else []
+        events.pcap(self.node, self.device, self.pcap, count)
+
+    @property
+    def packets(self) -> list:
+        """What the capture held when it ended, dissected (once)."""
+        if self._packets is None:
+            self._packets = dissected(self._data, 24, _file_header(self._data)).packets
+            self._data = b""
+        return self._packets
 
     def __exit__(self, *exc) -> None:
         self.stop()

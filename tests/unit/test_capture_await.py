@@ -56,3 +56,28 @@ def test_a_packet_that_arrives_later_is_found(tmp_path):
 def test_an_empty_or_missing_file_matches_nothing(tmp_path):
     cap = _capture(tmp_path)
     assert cap.await_packets(lambda p: True, count=1, timeout=0.3) == 0
+
+
+
+def test_a_finished_capture_reads_as_rdpcap_would_and_keeps_what_it_held(tmp_path):
+    from scapy.layers.ipsec import ESP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import rdpcap
+
+    from testbed import events
+    cap = _capture(tmp_path)
+    frames = [Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / ESP(spi=7, seq=n, data=b"x" * 40) for n in (1, 2)]
+    for n, frame in enumerate(frames):
+        frame.time = 1000 + n / 8
+    wrpcap(str(cap.pcap), frames)
+    expected = [(p.summary(), bytes(p), float(p.time), p.wirelen) for p in rdpcap(str(cap.pcap))]
+    seen = []
+    events.listen(seen.append)
+    try:
+        cap.collect()
+    finally:
+        events.unlisten(seen.append)
+    assert [e.count for e in seen if e.kind == "pcap"] == [2]
+    cap.pcap.write_bytes(b"")                # the file reused once the capture ended
+    assert [(p.summary(), bytes(p), float(p.time), p.wirelen) for p in cap.packets] == expected
+    assert cap.packets is cap.packets        # dissected once
