@@ -71,13 +71,19 @@ def _bfd_not_up(lab, node: str, device: str) -> str:
 
 
 def longest_silence(output: str) -> tuple[float, int, int]:
-    """(longest gap between consecutive replies minus the send interval,
-    packets sent, replies received) from `ping -D` output."""
-    stamps = [float(m.group(1)) for m in map(REPLY.match, output.splitlines()) if m]
+    """(longest silence, packets sent, replies received) from `ping -D`
+    output. A silence is the gap between consecutive replies less the send
+    interval, or, where the replies never resumed, the unanswered tail of
+    the stream (the packets sent after the last reply): a stream that ends
+    inside the outage would otherwise read as no outage at all (seen: BFD
+    off, rerouted after 3.9 s, a 3.6 s stream, 158 of 180 lost, 'window 0.008 s')."""
+    replies = [(float(m.group(1)), int(m.group(2))) for m in map(REPLY.match, output.splitlines()) if m]
     found = SUMMARY.search(output)
-    sent, received = (int(found.group(1)), int(found.group(2))) if found else (0, len(stamps))
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    return (round(max(gaps) - INTERVAL, 3) if gaps else 0.0), sent, received
+    sent, received = (int(found.group(1)), int(found.group(2))) if found else (0, len(replies))
+    gaps = [b - a - INTERVAL for (a, _), (b, _) in zip(replies, replies[1:])]
+    if replies and sent > replies[-1][1]:
+        gaps.append((sent - replies[-1][1]) * INTERVAL)
+    return (round(max(gaps), 3) if gaps else 0.0), sent, received
 
 
 def fail_and_measure(lab, flow: str, src: str, dst: str, detection_s: float) -> FailoverRecord:

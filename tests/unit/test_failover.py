@@ -39,3 +39,10 @@ PING = """PING 192.168.7.1 (192.168.7.1) from 192.168.1.1 : 56(84) bytes of data
 def test_loss_window_is_the_longest_silence_between_replies():
     assert longest_silence(PING) == (0.6, 34, 4)
     assert longest_silence("no replies at all") == (0.0, 0, 0)
+
+
+def test_a_stream_that_ends_inside_the_outage_reads_its_unanswered_tail_as_the_window():
+    cut = PING.replace("[1764270000.640000] 64 bytes from 192.168.7.1: icmp_seq=33 ttl=59 time=3.2 ms\n", "")
+    cut = cut.replace("[1764270000.660000] 64 bytes from 192.168.7.1: icmp_seq=34 ttl=59 time=3.2 ms\n", "")
+    cut = cut.replace("34 packets transmitted, 4 received", "34 packets transmitted, 2 received")
+    assert longest_silence(cut) == (0.64, 34, 2)          # 32 unanswered at 50 a second
