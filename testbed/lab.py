@@ -29,7 +29,7 @@ from testbed.datapath.modes import MODES, Datapath
 from testbed.errors import UserError, WaitTimeout
 from testbed.keying import LinkKeyings
 from testbed.names import check_lab_name, default_lab_name
-from testbed.parallel import parallel
+from testbed.parallel import meanwhile, parallel
 from testbed.probe import xfrm
 from testbed.probe.esp import IPPROTO_ESP, decrypt, decrypt_raw
 from testbed.probe.sa_book import SaBook
@@ -204,20 +204,20 @@ class Lab:
         self.timings["nodes_s"] = round(time.monotonic() - started, 2)
         self.timings.update(self.runtime.timings)
         routed = self._routed(self.active_vn_nodes())
-        base_network.create_veths(self.runtime, self.plan)
-        parallel([lambda node=node: base_network.address_node(self.runtime, node)
-                  for node in self.plan.nodes.values()])
-        parallel([lambda node=node: tunnels.create_lan(self.runtime, node) for node in self.plan.vn_nodes])
-        self._provision_links(self.active_vn_nodes())
-        self.datapath.membership_changed(self.context)
-        self.timings["datapath_s"] = round(time.monotonic() - started, 2)
-        self.save()
-        # The routing daemons start once every device exists. zebra started
-        # while the links were built missed tunnel devices made during its own
-        # start-up under load (fig3 keyed by IKEv2, three labs at once: in each,
-        # ospfd never ran on one or two of D's and Y's tunnels, 3 of 3).
+        # The routing daemons that send nothing by themselves start while the
+        # links are built (under emulation each takes about a CPU-second);
+        # leaving the block waits for them, also when the build failed.
+        with meanwhile(lambda: self.routing.prepare(self.context, routed)):
+            base_network.create_veths(self.runtime, self.plan)
+            parallel([lambda node=node: base_network.address_node(self.runtime, node)
+                      for node in self.plan.nodes.values()])
+            parallel([lambda node=node: tunnels.create_lan(self.runtime, node) for node in self.plan.vn_nodes])
+            self._provision_links(self.active_vn_nodes())
+            self.datapath.membership_changed(self.context)
+            self.timings["datapath_s"] = round(time.monotonic() - started, 2)
+            self.save()
         if routed:
-            self.routing.start(self.context, routed)
+            self.routing.start(self.context, routed, prepared=True)
         self.timings["routing_started_s"] = round(time.monotonic() - started, 2)
         try:
             wait_converged(self)
