@@ -205,17 +205,20 @@ class Lab:
         self.timings.update(self.runtime.timings)
         routed = self._routed(self.active_vn_nodes())
         # The routing daemons that send nothing by themselves start while the
-        # links are built (under emulation each takes about a CPU-second);
-        # leaving the block waits for them, also when the build failed.
+        # base network is built (under emulation each takes about a
+        # CPU-second); leaving the block waits for them, also when the build
+        # failed. The virtual links come after: a virtual link device made
+        # while zebra read the kernel's devices at its start was, under load,
+        # never known to it (both ends of one IKE link, ospfd never ran there).
         with meanwhile(lambda: self.routing.prepare(self.context, routed)):
             base_network.create_veths(self.runtime, self.plan)
             parallel([lambda node=node: base_network.address_node(self.runtime, node)
                       for node in self.plan.nodes.values()])
             parallel([lambda node=node: tunnels.create_lan(self.runtime, node) for node in self.plan.vn_nodes])
-            self._provision_links(self.active_vn_nodes())
-            self.datapath.membership_changed(self.context)
-            self.timings["datapath_s"] = round(time.monotonic() - started, 2)
-            self.save()
+        self._provision_links(self.active_vn_nodes())
+        self.datapath.membership_changed(self.context)
+        self.timings["datapath_s"] = round(time.monotonic() - started, 2)
+        self.save()
         if routed:
             self.routing.start(self.context, routed, prepared=True)
         self.timings["routing_started_s"] = round(time.monotonic() - started, 2)
