@@ -7,8 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from testbed import yamlfile
 from testbed.keying.negotiated import IkeSaView
 from testbed.probe import kernel_algorithms as names
 
@@ -18,7 +17,7 @@ MAY = "MAY"
 
 @lru_cache(maxsize=1)
 def tables() -> dict:
-    return yaml.safe_load(TABLES.read_text())
+    return yamlfile.parse(TABLES.read_text())
 
 
 def _level(table: str, name) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from testbed import yamlfile
 from testbed.errors import UserError
 from testbed.paths import PROJECT, REPORTS, SELFTEST_FIG6_REPORT
 from testbed.topology.model import DATAPATH_MODES
@@ -52,7 +53,7 @@ class GatePlan(BaseModel):
 
 def load_plan(path: Path) -> GatePlan:
     try:
-        return GatePlan.model_validate(yaml.safe_load(path.read_text()) or {})
+        return GatePlan.model_validate(yamlfile.parse(path.read_text()) or {})
     except FileNotFoundError:
         raise UserError(f"{path}: no such gate plan") from None
     except (ValidationError, yaml.YAMLError) as exc:

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tabulate import tabulate
 
+from testbed import yamlfile
 from testbed.errors import TestbedError, UserError
 from testbed.paths import project_file
 from testbed.verdicts import DEVIATION, JUDGED, NOT_RUN
@@ -47,7 +48,7 @@ class Implementation(BaseModel):
 def load_implementations(path: Path = IMPLEMENTATIONS) -> dict[str, Implementation]:
     from testbed.vm.kernel_cache import SERIES
     try:
-        found = {name: Implementation.model_validate(entry) for name, entry in yaml.safe_load(path.read_text()).items()}
+        found = {name: Implementation.model_validate(entry) for name, entry in yamlfile.parse(path.read_text()).items()}
     except (ValidationError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise TestbedError(f"{path}: invalid implementations: {exc}") from None
     if REFERENCE not in found or not found[REFERENCE].kernel:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from tabulate import tabulate
 
+from testbed import yamlfile
 from testbed.errors import TestbedError, UserError
 from testbed.paths import project_file
 from testbed.requirements import CATALOGUE, catalogue
@@ -62,7 +63,7 @@ class ProfileSet(BaseModel):
 def load_profiles(path: Path = PROFILES) -> ProfileSet:
     from testbed.faults import FAULTS
     try:
-        found = ProfileSet.model_validate(yaml.safe_load(path.read_text()))
+        found = ProfileSet.model_validate(yamlfile.parse(path.read_text()))
     except (ValidationError, TypeError, yaml.YAMLError) as exc:
         raise TestbedError(f"{path}: invalid negative profiles: {exc}") from None
     known = catalogue()

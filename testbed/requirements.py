@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from testbed import yamlfile
 from testbed.errors import TestbedError
 from testbed.topology.model import ike_daemons, node_routings
 
@@ -25,7 +26,7 @@ class Requirement(BaseModel):
 @lru_cache(maxsize=None)
 def catalogue(path: Path = CATALOGUE) -> dict[str, Requirement]:
     try:
-        entries = [Requirement.model_validate(e) for e in yaml.safe_load(path.read_text())]
+        entries = [Requirement.model_validate(e) for e in yamlfile.parse(path.read_text())]
     except (ValidationError, TypeError, yaml.YAMLError) as exc:
         raise TestbedError(f"{path}: invalid requirement catalogue: {exc}") from None
     by_id = {e.id: e for e in entries}
@@ -65,7 +66,7 @@ class ModePrediction(BaseModel):
 @lru_cache(maxsize=None)
 def mode_predictions(path: Path = MODE_PREDICTIONS) -> dict[str, ModePrediction]:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yamlfile.parse(path.read_text())
         predictions = {mode: ModePrediction.model_validate(entry) for mode, entry in raw.items()}
     except (ValidationError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise TestbedError(f"{path}: invalid mode predictions: {exc}") from None
@@ -109,7 +110,7 @@ def deviations(path: Path = DEVIATIONS) -> dict[str, Deviation]:
     if not path.exists():
         return {}
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yamlfile.parse(path.read_text()) or {}
         found = {req: Deviation.model_validate(entry) for req, entry in raw.items()}
     except (ValidationError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise TestbedError(f"{path}: invalid known deviations: {exc}") from None

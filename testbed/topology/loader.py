@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from testbed import yamlfile
 from testbed.errors import TopologyError
 from testbed.topology.graph import Graph, is_connected
 from testbed.topology.model import Topology, node_configure
@@ -32,7 +33,7 @@ def _where(loc: tuple) -> str:
 def load(name_or_path: str) -> Topology:
     path = resolve_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yamlfile.parse(path.read_text())
     except yaml.YAMLError as exc:
         raise TopologyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
