@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from testbed import expect
+from testbed import events, expect
+from testbed.errors import TestbedError
 from testbed.keying.negotiated import ESTABLISHED, INSTALLED, ChildSaView
 
 IKEV2 = "ikev2"
@@ -69,6 +70,23 @@ def gone(lab, nodes, spis: set[int]) -> bool:
     """None of these SPIs is in any of the nodes' kernels any more (as an SA:
     a larval state with the SPI has no keys and protects nothing)."""
     return not any(sa.spi in spis for n in nodes for sa in lab.kernel_sad(n).keyed)
+
+
+def negotiated_again(lab, node, tunnel, suspended: bool = False) -> None:
+    """The link negotiated afresh after an outage, whatever the daemons made
+    of it meanwhile; a second time if the first fails: the peer may start
+    a negotiation of its own that reaches a daemon just started again
+    before its links are loaded (seen: "no matching peer config found",
+    AUTH_FAILED). A link that fails twice is a failure."""
+    keying = ike_keying(lab)
+    try:
+        if not suspended:
+            keying.suspend(node, tunnel)
+        keying.establish([(node, tunnel)])
+    except TestbedError as first:
+        events.note(node, f"link {tunnel.label} negotiated again after its outage, a second time", [str(first)])
+        keying.suspend(node, tunnel)
+        keying.establish([(node, tunnel)])
 
 
 def busy_link(lab):

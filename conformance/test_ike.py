@@ -15,7 +15,7 @@ from scapy.layers.inet import IP
 
 from deviation import Fact
 from guards import guard
-from ike_links import SLACK, busy_link, children, gone, ike_keying, ike_links, link_ends
+from ike_links import SLACK, busy_link, children, gone, ike_keying, ike_links, link_ends, negotiated_again
 from testbed import errors
 from testbed.errors import TestbedError, WaitTimeout
 from testbed.verdicts import INFORMATIVE
@@ -201,7 +201,7 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
             finally:
                 if outage == "daemon-killed":
                     ike_keying(lab).start_again(node)
-                _negotiated_again(lab, node, tunnel, suspended=outage == "suspended")
+                negotiated_again(lab, node, tunnel, suspended=outage == "suspended")
                 wait_restored(lab, routing)
     pair = {lab.plan.nodes[n].base_address for n, _ in ends}
     packets = [p for cap in captures for p in cap.packets if IP in p and {p[IP].src, p[IP].dst} == pair]
@@ -221,23 +221,6 @@ def test_link_carries_nothing_in_clear_while_it_has_no_child_sa(lab, report_dir)
                          f"two ends was blocked too ({answered} pings from {node}'s base address answered): RFC "
                          f"3884 3, IIPtran \"only adds IPsec protection to secure virtual links\"\n"
                          + "\n".join(base.output for base in blocked.values()))
-
-
-def _negotiated_again(lab, node, tunnel, suspended: bool) -> None:
-    """The link negotiated afresh after an outage, whatever the daemons made
-    of it meanwhile; a second time if the first fails: the peer may start
-    a negotiation of its own that reaches a daemon just started again
-    before its links are loaded (seen: "no matching peer config found",
-    AUTH_FAILED). A link that fails twice is a failure."""
-    keying = ike_keying(lab)
-    try:
-        if not suspended:
-            keying.suspend(node, tunnel)
-        keying.establish([(node, tunnel)])
-    except TestbedError as first:
-        events.note(node, f"link {tunnel.label} negotiated again after its outage, a second time", [str(first)])
-        keying.suspend(node, tunnel)
-        keying.establish([(node, tunnel)])
 
 
 @pytest.mark.req("IKE-JOIN")

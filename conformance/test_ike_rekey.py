@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from deviation import Fact
-from ike_links import (RATE_INTERVAL, busy_link, child_spis, ike_keying, ike_spis, installed, link_ends, rekeyed,
-                       stream, stream_loss)
+from ike_links import (RATE_INTERVAL, busy_link, child_spis, ike_keying, ike_spis, installed, link_ends,
+                       negotiated_again, rekeyed, stream, stream_loss)
 from testbed import events
 from testbed.errors import TestbedError, WaitTimeout
 from testbed.parallel import parallel
@@ -105,13 +105,13 @@ def _started_again(lab, ends) -> str:
     as a supervisor would, its link negotiated afresh, so that the stream
     and the checks after this one find the link whole."""
     keying = ike_keying(lab)
-    dead = [(n, t) for n, t in ends if not keying.daemon(n).running(n)]
+    dead = [n for n, _ in ends if not keying.daemon(n).running(n)]
     said = [f"{n}'s {keying.daemon(n).name} exited during the collision; its log ends: {keying.daemon(n).log_tail(n)}"
-            for n, _ in dead]
-    for n, _ in dead:
+            for n in dead]
+    for n in dead:
         keying.start_again(n)
-    for n, t in dead:
-        keying.wait_installed(n, t)
+    if dead:
+        negotiated_again(lab, *ends[0])
     return "; ".join(said)
 
 

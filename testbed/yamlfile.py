@@ -1,7 +1,7 @@
-"""YAML parsed by libyaml where PyYAML has it: the pure-Python parser cost
-about a CPU-second per suite run under emulation (the requirements, the
-lab file, the algorithm tables), libyaml a tenth of that. Same safe subset,
-same errors (yaml.YAMLError with the line and column)."""
+"""YAML parsed by libyaml where PyYAML has it: the pure-Python parser was
+about 5 % of a suite run's Python under emulation (the requirements, the
+lab file, the algorithm tables). Same safe subset, same errors
+(yaml.YAMLError with the line and column)."""
 from __future__ import annotations
 
 import yaml
